@@ -1,0 +1,174 @@
+"""One table of error codes, one exception type, one JSON shape.
+
+Every error the service returns — from DRF views, plain views, middleware,
+unknown URLs and crashes — is::
+
+    {"error": {"code": ..., "message": ..., "request_id": ..., "details": [...]}}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from rest_framework import exceptions as drf_exceptions
+
+from app.request_context import current_request_id
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: str
+    status: int
+    message: str
+
+
+def _codes(*entries: tuple[str, int, str]) -> dict[str, ErrorCode]:
+    return {code: ErrorCode(code, status, message) for code, status, message in entries}
+
+
+ERROR_CODES: dict[str, ErrorCode] = _codes(
+    ("malformed_request", 400, "The request could not be understood."),
+    ("validation_failed", 400, "Some fields are invalid; see details."),
+    ("invalid_json", 400, "The body is not valid JSON."),
+    ("invalid_sku", 400, "A SKU must match [A-Za-z0-9._-]{1,64}."),
+    ("too_many_skus", 400, "Ask for 1 to 100 SKUs in one call."),
+    ("invalid_decimal", 400, "Amounts are decimal strings with no more digits than the currency allows."),
+    ("negative_amount", 400, "Amounts must not be negative."),
+    ("unknown_currency", 400, "The currency is not an ISO 4217 code we support."),
+    ("floor_above_ceiling", 400, "Cost plus minimum margin would exceed the list price."),
+    ("secret_key_in_url", 400, "Secret keys must be sent in the Authorization header, never in a URL."),
+    ("event_too_old", 400, "The event is older than the dedup window and cannot be accepted."),
+    ("not_authenticated", 401, "Send a key: Authorization: Bearer sk_… or ?key=pk_…"),
+    ("invalid_key", 401, "The key is unknown."),
+    ("revoked_key", 401, "The key was revoked."),
+    ("secret_key_required", 403, "This endpoint needs a secret key (sk_…)."),
+    ("origin_not_allowed", 403, "This origin is not on the retailer's allowed list."),
+    ("permission_denied", 403, "You may not do this."),
+    ("not_found", 404, "No such resource."),
+    ("unknown_sku", 404, "No active product has this SKU."),
+    ("method_not_allowed", 405, "This method is not allowed here."),
+    ("not_acceptable", 406, "Cannot produce a response in the requested format."),
+    ("idempotency_key_in_flight", 409, "A request with this Idempotency-Key is still being processed."),
+    ("conflict", 409, "The resource changed; retry."),
+    ("payload_too_large", 413, "The body is larger than this endpoint accepts."),
+    ("unsupported_media_type", 415, "Send application/json."),
+    ("idempotency_key_reused", 422, "This Idempotency-Key was used with a different body."),
+    ("rate_limited", 429, "Too many requests; retry after the number of seconds in Retry-After."),
+    ("internal_error", 500, "Something went wrong on our side; the request id identifies it."),
+    ("service_unavailable", 503, "A dependency is unavailable; retry after Retry-After seconds."),
+)
+
+
+class ApiError(Exception):
+    """Raise anywhere in request handling; rendered by :func:`error_response`."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.error = ERROR_CODES[code]
+        self.message = message or self.error.message
+        self.details = details or []
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    @property
+    def status(self) -> int:
+        return self.error.status
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message, "request_id": current_request_id()}
+    if details:
+        body["details"] = details
+    return {"error": body}
+
+
+def error_response(exc: ApiError) -> HttpResponse:
+    response = HttpResponse(
+        orjson.dumps(error_body(exc.error.code, exc.message, exc.details)),
+        status=exc.status,
+        content_type="application/json",
+    )
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
+
+
+_DRF_CODE_MAP: dict[type[drf_exceptions.APIException], str] = {
+    drf_exceptions.ParseError: "invalid_json",
+    drf_exceptions.NotAuthenticated: "not_authenticated",
+    drf_exceptions.AuthenticationFailed: "invalid_key",
+    drf_exceptions.PermissionDenied: "permission_denied",
+    drf_exceptions.NotFound: "not_found",
+    drf_exceptions.MethodNotAllowed: "method_not_allowed",
+    drf_exceptions.NotAcceptable: "not_acceptable",
+    drf_exceptions.UnsupportedMediaType: "unsupported_media_type",
+    drf_exceptions.Throttled: "rate_limited",
+}
+
+
+def validation_details(detail: Any, prefix: str = "") -> list[dict[str, Any]]:
+    """Flatten DRF's nested validation errors into ``details`` rows."""
+    rows: list[dict[str, Any]] = []
+    if isinstance(detail, dict):
+        for field, sub in detail.items():
+            name = f"{prefix}.{field}" if prefix else str(field)
+            rows.extend(validation_details(sub, name))
+    elif isinstance(detail, list):
+        for position, sub in enumerate(detail):
+            if isinstance(sub, (dict, list)):
+                rows.extend(validation_details(sub, f"{prefix}[{position}]" if prefix else str(position)))
+            else:
+                rows.extend(validation_details(sub, prefix))
+    else:
+        code = getattr(detail, "code", "invalid")
+        rows.append({"field": prefix or None, "code": code, "message": str(detail)})
+    return rows
+
+
+def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
+    """DRF ``EXCEPTION_HANDLER``: map every DRF exception onto the code table."""
+    if isinstance(exc, ApiError):
+        return error_response(exc)
+    if isinstance(exc, drf_exceptions.ValidationError):
+        return error_response(ApiError("validation_failed", details=validation_details(exc.detail)))
+    if isinstance(exc, drf_exceptions.APIException):
+        code = next((c for cls, c in _DRF_CODE_MAP.items() if isinstance(exc, cls)), "malformed_request")
+        headers = {}
+        wait = getattr(exc, "wait", None)
+        if wait:
+            headers["Retry-After"] = str(int(wait) + 1)
+        return error_response(ApiError(code, str(exc.detail), headers=headers))
+    if isinstance(exc, Http404):
+        return error_response(ApiError("not_found"))
+    if isinstance(exc, PermissionDenied):
+        return error_response(ApiError("permission_denied"))
+    return None
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response(ApiError("not_found", f"No route matches {request.path}."))
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    return error_response(ApiError("internal_error"))
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response(ApiError("malformed_request"))
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response(ApiError("permission_denied"))

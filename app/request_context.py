@@ -1,0 +1,30 @@
+"""The request id of the work in progress, for responses, logs and tasks."""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import uuid
+
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def accept_request_id(candidate: str | None) -> str:
+    """Use the caller's id when it is safe to echo and log; otherwise make one."""
+    if candidate and _VALID_REQUEST_ID.match(candidate):
+        return candidate
+    return uuid.uuid4().hex
+
+
+def bind_request_id(request_id: str | None) -> contextvars.Token[str | None]:
+    return _request_id.set(request_id)
+
+
+def reset_request_id(token: contextvars.Token[str | None]) -> None:
+    _request_id.reset(token)

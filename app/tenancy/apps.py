@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class TenancyConfig(AppConfig):
+    name = "app.tenancy"
+    label = "tenancy"
+    verbose_name = "Tenancy: retailers, keys, audit"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,63 @@
+"""Each key rule has one status and one error code."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from app.tenancy.models import ApiKey
+from app.tenancy.services import key_revoke
+
+
+def _code(response) -> str:
+    return response.json()["error"]["code"]
+
+
+@pytest.mark.django_db
+def test_no_key_is_401(anon_client: APIClient) -> None:
+    response = anon_client.get("/v1/retailer")
+    assert response.status_code == 401
+    assert _code(response) == "not_authenticated"
+
+
+@pytest.mark.django_db
+def test_unknown_key_is_401(anon_client: APIClient) -> None:
+    anon_client.credentials(HTTP_AUTHORIZATION="Bearer sk_not-a-real-key")
+    response = anon_client.get("/v1/retailer")
+    assert response.status_code == 401
+    assert _code(response) == "invalid_key"
+
+
+def test_secret_key_answers_its_own_retailer(alice) -> None:
+    response = alice.client().get("/v1/retailer")
+    assert response.status_code == 200
+    assert response.json()["name"] == "Alice"
+    assert response["X-Request-ID"]
+
+
+def test_publishable_key_on_secret_endpoint_is_403(alice, anon_client: APIClient) -> None:
+    response = anon_client.get(f"/v1/retailer?key={alice.publishable_key}")
+    assert response.status_code == 403
+    assert _code(response) == "secret_key_required"
+
+
+def test_secret_key_in_url_is_400(alice, anon_client: APIClient) -> None:
+    response = anon_client.get(f"/v1/retailer?key={alice.secret_key}")
+    assert response.status_code == 400
+    assert _code(response) == "secret_key_in_url"
+
+
+def test_revoked_key_is_401(alice, settings) -> None:
+    settings.API_KEY_CACHE_TTL = 0
+    client = alice.client()
+    assert client.get("/v1/retailer").status_code == 200
+    key_revoke(key=ApiKey.objects.get(retailer=alice.retailer, kind="sk"), actor="test")
+    response = client.get("/v1/retailer")
+    assert response.status_code == 401
+    assert _code(response) == "revoked_key"
+
+
+def test_request_id_is_echoed_in_header_and_error_body(anon_client: APIClient) -> None:
+    response = anon_client.get("/v1/retailer", HTTP_X_REQUEST_ID="abc-123")
+    assert response["X-Request-ID"] == "abc-123"
+    assert response.json()["error"]["request_id"] == "abc-123"

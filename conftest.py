@@ -1,0 +1,59 @@
+"""Fixtures shared by every app's tests: retailers with keys, an API client, clean Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from rest_framework.test import APIClient
+
+from app.redis_client import cache_redis, reset_for_tests
+from app.tenancy.authentication import key_cache_clear
+from app.tenancy.models import Retailer
+from app.tenancy.services import retailer_create
+
+
+@dataclass
+class Tenant:
+    retailer: Retailer
+    publishable_key: str
+    secret_key: str
+    origin: str
+
+    def client(self) -> APIClient:
+        """An API client that sends this tenant's secret key."""
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.secret_key}")
+        return client
+
+
+def tenant_make(name: str) -> Tenant:
+    origin = f"https://{name.lower()}.shop.example"
+    retailer, publishable, secret = retailer_create(name=name, origins=[origin], actor="test")
+    return Tenant(retailer=retailer, publishable_key=publishable.raw, secret_key=secret.raw, origin=origin)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state() -> Iterator[None]:
+    """Every test starts with empty in-process caches and an empty cache Redis database."""
+    key_cache_clear()
+    reset_for_tests()
+    cache_redis().flushdb()
+    yield
+    key_cache_clear()
+
+
+@pytest.fixture
+def alice(db: None) -> Tenant:
+    return tenant_make("Alice")
+
+
+@pytest.fixture
+def bob(db: None) -> Tenant:
+    return tenant_make("Bob")
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()

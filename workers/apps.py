@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class WorkersConfig(AppConfig):
+    name = "workers"
+    verbose_name = "Background work: outbox, dead letters"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,68 @@
+"""The transactional outbox: announce work in the same transaction as the change.
+
+Two kinds of row, one table:
+
+* :func:`outbox_enqueue_task` — a task to run (name + JSON kwargs).
+* :func:`outbox_announce` — an event (``price.changed``…) handed by a dispatcher
+  task to every function registered with :func:`outbox_subscriber` for its topic.
+
+Both must be called inside the ``transaction.atomic`` block of the business
+change; the relay publishes committed rows, so a broker outage delays work but
+loses none. No ordering is promised: payloads carry a per-key ``version``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+
+from workers.models import OutboxMessage
+
+EVENT_DISPATCH_TASK = "workers.event_dispatch"
+
+Subscriber = Callable[[dict[str, Any]], None]
+_subscribers: dict[str, list[Subscriber]] = {}
+
+
+class OutsideTransactionError(RuntimeError):
+    """An outbox write outside ``transaction.atomic`` would not be atomic with the change."""
+
+
+def _require_atomic() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise OutsideTransactionError("write outbox rows inside the transaction of the change they announce")
+
+
+def outbox_enqueue_task(*, task_name: str, kwargs: dict[str, Any], idempotency_key: str) -> OutboxMessage:
+    """Queue ``task_name(**kwargs, idempotency_key=…)`` to run once this transaction commits."""
+    _require_atomic()
+    message, _ = OutboxMessage.objects.get_or_create(
+        idempotency_key=idempotency_key, defaults={"task_name": task_name, "kwargs": kwargs}
+    )
+    return message
+
+
+def outbox_announce(*, topic: str, payload: dict[str, Any], key: str, version: int) -> OutboxMessage:
+    """Announce an event; subscribers compare ``version`` per ``key`` and drop stale ones."""
+    return outbox_enqueue_task(
+        task_name=EVENT_DISPATCH_TASK,
+        kwargs={"topic": topic, "key": key, "version": version, "payload": payload},
+        idempotency_key=f"event:{topic}:{key}:{version}",
+    )
+
+
+def outbox_subscriber(topic: str) -> Callable[[Subscriber], Subscriber]:
+    """Register a handler for ``topic``. It runs inside the dispatcher's transaction,
+    so it may write rows (and outbox rows) but must do no network I/O."""
+
+    def register(handler: Subscriber) -> Subscriber:
+        _subscribers.setdefault(topic, []).append(handler)
+        return handler
+
+    return register
+
+
+def subscribers_for(topic: str) -> list[Subscriber]:
+    return list(_subscribers.get(topic, ()))

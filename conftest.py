@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import redis
 from rest_framework.test import APIClient
 
 from app.redis_client import cache_redis, reset_for_tests
 from app.tenancy.authentication import key_cache_clear
 from app.tenancy.models import Retailer
 from app.tenancy.services import retailer_create
+from workers.testing import ManagedProcess, ProcessGroup, broker_client, start_celery_worker, start_outbox_relay
 
 
 @dataclass
@@ -57,3 +60,39 @@ def bob(db: None) -> Tenant:
 @pytest.fixture
 def anon_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def broker_redis() -> Iterator[redis.Redis]:
+    """This test's broker Redis database, empty before and after the test."""
+    client = broker_client()
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None, broker_redis: redis.Redis) -> Iterator[Callable[..., ManagedProcess]]:
+    """Start real Celery workers: ``celery_worker(["ingest"], concurrency=2, include=[...])``.
+
+    Each call returns a running :class:`workers.testing.ManagedProcess`; all are stopped at teardown.
+    """
+    group = ProcessGroup()
+
+    def start(queues: list[str], concurrency: int = 1, pool: str = "prefork", **options: Any) -> ManagedProcess:
+        return group.add(start_celery_worker(queues, concurrency, pool, **options))
+
+    yield start
+    group.stop_all()
+
+
+@pytest.fixture
+def outbox_relay(transactional_db: None, broker_redis: redis.Redis) -> Iterator[Callable[..., ManagedProcess]]:
+    """Start real ``manage.py outbox_relay`` processes; all are stopped at teardown."""
+    group = ProcessGroup()
+
+    def start(*args: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
+        return group.add(start_outbox_relay(*args, extra_env=extra_env))
+
+    yield start
+    group.stop_all()

@@ -37,7 +37,9 @@ DEBUG = env.bool("DEBUG", default=False)
 if EMBEDDED or DEBUG:
     SECRET_KEY = env.str("SECRET_KEY", default="embedded-development-only-not-secret")
 else:
-    SECRET_KEY = env.str("SECRET_KEY")  # production: no default
+    SECRET_KEY = env.str("SECRET_KEY", default="")  # production: no default
+    if not SECRET_KEY:
+        raise ImproperlyConfigured("SECRET_KEY must be set (and secret) when DEBUG is off outside embedded mode.")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -170,10 +172,11 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="" if not EMBEDDED else "embedd
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["app.tenancy.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["app.tenancy.permissions.SecretKeyRequired"],
+    "DEFAULT_THROTTLE_CLASSES": ["app.tenancy.throttling.KeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "app.errors.drf_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "app.schema.StorefabricAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,

@@ -1,0 +1,215 @@
+"""Run one scenario headless and give the verdict: ``python -m loadtests.run --scenario step --host …``.
+
+1. counts what the analytics summary already holds for the run's window,
+2. runs locust (``loadtests/locustfile.py``) with CSV and HTML reports in ``--report-dir``,
+3. applies the SLOs of ``slo.toml`` (with ``--set`` overrides) to the CSV and to each stage,
+4. checks that the ingest queue drained and that every event sent in a batch answered 202 was counted,
+5. prints the verdict, writes ``verdict.json``, and exits 0 when every check held, 1 when one broke
+   (the output names it, e.g. ``price.p99_ms``), 2 when the run itself could not be made.
+
+Every field of :class:`loadtests.options.LoadOptions` is also a flag (``--step-seconds 30``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadtests.catalog import CatalogError, retailers_load
+from loadtests.checks import SummaryError, drain_check, events_baseline, events_check
+from loadtests.options import MODES, PREFIX, SCENARIOS, LoadOptions, OptionsError
+from loadtests.recorder import RUN_FILE, STEPS_FILE
+from loadtests.shapes import PLANS
+from loadtests.slo import (
+    DEFAULT_SLO_FILE,
+    Check,
+    SloConfigError,
+    request_checks,
+    slo_load,
+    stage_checks,
+    stages_read,
+    stats_rows_read,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+CSV_PREFIX = "locust"
+EXIT_PASSED, EXIT_BROKEN, EXIT_ERROR = 0, 1, 2
+# Locust may take this long beyond the shape's own duration to stop users and write reports.
+LOCUST_GRACE_SECONDS = 120
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__.split("\n")[0])
+    cli.add_argument("--host", required=True, help="base URL of the Storefabric under test, e.g. http://127.0.0.1:8000")
+    cli.add_argument("--slo", type=Path, default=DEFAULT_SLO_FILE, help="SLO file (default: loadtests/slo.toml)")
+    cli.add_argument("--set", action="append", default=[], metavar="GROUP.KEY=VALUE", help="override one SLO value")
+    for field in fields(LoadOptions):
+        flag = "--" + field.name.replace("_", "-")
+        kind = type(getattr(LoadOptions, field.name))
+        choices = {"scenario": SCENARIOS, "mode": MODES}.get(field.name)
+        cli.add_argument(
+            flag,
+            dest=field.name,
+            type=kind,
+            choices=choices,
+            default=None,
+            help=f"default {getattr(LoadOptions, field.name)!s} (or {PREFIX}{field.name.upper()})",
+        )
+    return cli
+
+
+def options_resolve(args: argparse.Namespace) -> LoadOptions:
+    """``LOADTEST_*`` variables, overridden by flags; the metrics token also from ``METRICS_TOKEN``."""
+    environ = {key: value for key, value in os.environ.items() if key.startswith(PREFIX)}
+    if "METRICS_TOKEN" in os.environ:
+        environ.setdefault(PREFIX + "METRICS_TOKEN", os.environ["METRICS_TOKEN"])
+    for field in fields(LoadOptions):
+        value = getattr(args, field.name)
+        if value is not None:
+            environ[PREFIX + field.name.upper()] = str(value)
+    if PREFIX + "REPORT_DIR" not in environ:
+        options = LoadOptions.from_env(environ)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        environ[PREFIX + "REPORT_DIR"] = str(Path("reports") / f"{options.scenario}-{options.mode}-{stamp}")
+    return LoadOptions.from_env(environ)
+
+
+def locust_run(options: LoadOptions, host: str) -> int:
+    """Run locust headless with the scenario's options; its output goes to ``locust.log``."""
+    report_dir = options.report_dir
+    env = {**os.environ, **options.to_env(), "PYTHONPATH": str(ROOT)}
+    argv = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        host,
+        "--csv",
+        str(report_dir / CSV_PREFIX),
+        "--html",
+        str(report_dir / "report.html"),
+        "--only-summary",
+        "--exit-code-on-error",
+        "0",
+    ]
+    timeout = PLANS[options.scenario](options).duration_s + LOCUST_GRACE_SECONDS
+    with (report_dir / "locust.log").open("wb") as log:
+        completed = subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False)  # noqa: S603
+    return completed.returncode
+
+
+def stage_table(config: dict[str, Any], stages: list[dict[str, str]]) -> tuple[list[str], dict[str, str] | None]:
+    """One line per stage, and the stage with the highest page-view rate at which every SLO held."""
+    lines = [
+        f"  {'stage':<18}{'retailers':>9}{'pv/s':>9}{'calls/s':>9}{'price p99':>11}{'beacon p99':>12}"
+        f"{'fail':>7}{'locust cpu':>12}  SLOs"
+    ]
+    best: dict[str, str] | None = None
+    for stage in stages:
+        checks = stage_checks(config, stage)
+        broken = [check.name for check in checks if not check.passed]
+        failures = sum(int(stage.get(f"{group}_failures") or 0) for group in config.get("groups", {}))
+        lines.append(
+            f"  {stage['stage']:<18}{stage['retailers']:>9}{float(stage['page_views_per_s']):>9.1f}"
+            f"{float(stage['calls_per_s']):>9.1f}{float(stage['price_p99_ms']):>9.1f}ms"
+            f"{float(stage['beacon_p99_ms']):>10.1f}ms{failures:>7}{stage['locust_cpu_mean'] or '-':>11}%"
+            f"  {'held' if not broken else 'broken: ' + ', '.join(sorted(set(broken)))}"
+        )
+        if not broken and float(stage["page_views_per_s"]) > float((best or {}).get("page_views_per_s", -1)):
+            best = stage
+    return lines, best
+
+
+def verdict_print(checks: list[Check]) -> list[Check]:
+    broken = [check for check in checks if not check.passed]
+    print(f"SLO verdict: {'PASSED' if not broken else 'FAILED'}")
+    for check in checks:
+        print(check.line())
+    if broken:
+        print("Broken thresholds: " + ", ".join(sorted({check.name for check in broken})))
+    return broken
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    host = args.host.rstrip("/")
+    try:
+        options = options_resolve(args)
+        config = slo_load(args.slo, args.set)
+        retailers = retailers_load(options.keys_file)[: options.max_retailers]
+    except (OptionsError, SloConfigError, CatalogError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    options.report_dir.mkdir(parents=True, exist_ok=True)
+    since = datetime.now(UTC)
+    try:
+        baseline = events_baseline(host, retailers, since)
+    except (SummaryError, KeyError, TypeError, ValueError) as error:
+        print(f"error: cannot read the analytics summary before the run: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+    print(f"Running {options.scenario} ({options.mode}) against {host}; reports in {options.report_dir}")
+    code = locust_run(options, host)
+    stats_csv = options.report_dir / f"{CSV_PREFIX}_stats.csv"
+    run_file = options.report_dir / RUN_FILE
+    if not stats_csv.exists() or not run_file.exists():
+        log = (options.report_dir / "locust.log").read_text(errors="replace")
+        print(f"error: locust exited {code} without its reports; last output:\n{log[-3000:]}", file=sys.stderr)
+        return EXIT_ERROR
+    run = json.loads(run_file.read_text())
+
+    stages = stages_read(options.report_dir / STEPS_FILE)
+    lines, best = stage_table(config, stages)
+    print("Stages (measured time only):")
+    print("\n".join(lines))
+    if best is not None:
+        print(
+            f"Highest page-view rate with every SLO held: {float(best['page_views_per_s']):g}/s "
+            f"({float(best['calls_per_s']):g} calls/s, stage {best['stage']!r}, locust CPU {best['locust_cpu_mean']}%)"
+        )
+    else:
+        print("No stage held every SLO.")
+
+    checks = request_checks(config, stats_rows_read(stats_csv))
+    checks += [
+        c for stage in stages for c in stage_checks(config, stage) if c.name.split(".")[0] in ("loadgen", "fixed_rate")
+    ]
+    checks.append(
+        drain_check(host, options.metrics_token, config["drain"]["queue"], float(config["drain"]["timeout_s"]))
+    )
+    checks += events_check(host, retailers, since, baseline, run["events_sent"], float(config["events"]["timeout_s"]))
+    if run.get("accepted_mismatches"):
+        checks.append(
+            Check(
+                "events.accepted_equals_sent",
+                "beacons",
+                run["accepted_mismatches"],
+                0,
+                False,
+                "batches answered 202 with another count",
+            )
+        )
+    broken = verdict_print(checks)
+    verdict = {
+        "passed": not broken,
+        "broken": sorted({check.name for check in broken}),
+        "checks": [check.__dict__ for check in checks],
+        "best_stage": best,
+    }
+    (options.report_dir / "verdict.json").write_text(json.dumps(verdict, indent=2))
+    return EXIT_BROKEN if broken else EXIT_PASSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

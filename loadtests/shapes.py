@@ -1,0 +1,151 @@
+"""Load shapes: step growth, spike, soak and fixed rate.
+
+Each shape is a *plan* — a pure function from run time to a :class:`Stage` —
+that the locustfile wraps in a ``LoadTestShape``. Locust ignores ``--run-time``
+when a shape is in use, so every plan ends itself by returning ``None``. (No
+locust import here: importing locust monkey-patches the process with gevent.)
+
+A stage is *measured* once its users have settled; only measured time counts
+in the per-stage figures (``steps.csv``), so ramps do not blur the rates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from loadtests.options import LoadOptions
+from loadtests.recorder import Stage
+
+
+class StepPlan:
+    """One retailer's cohort first; another cohort every ``step_seconds``, up to ``max_retailers``.
+
+    A new retailer brings all its shoppers at once: a cohort spawns within one second.
+    The last step is held for a full step too, then the run ends.
+    """
+
+    def __init__(self, options: LoadOptions) -> None:
+        self.step_seconds = options.step_seconds
+        self.max_retailers = options.max_retailers
+        self.cohort = options.cohort
+        self.settle_s = options.settle_s
+
+    def stage_at(self, run_time: float) -> Stage | None:
+        step = int(run_time // self.step_seconds)
+        if step >= self.max_retailers:
+            return None
+        return Stage(
+            label=f"step {step + 1}",
+            shoppers=self.cohort * (step + 1),
+            spawn_rate=float(self.cohort),
+            measured=run_time - step * self.step_seconds >= self.settle_s,
+            retailers=step + 1,
+        )
+
+    def retailer_for(self, shopper_number: int) -> int:
+        """Shoppers are numbered in spawn order; cohort *k* belongs to retailer *k*."""
+        return min(shopper_number // self.cohort, self.max_retailers - 1)
+
+    @property
+    def duration_s(self) -> float:
+        return self.step_seconds * self.max_retailers
+
+
+class _PhasedPlan:
+    """A fixed sequence of (label, shoppers, seconds) phases over all retailers, round robin."""
+
+    phases: list[tuple[str, int, float]]
+    target_rate: float | None = None
+
+    def __init__(self, options: LoadOptions) -> None:
+        self.retailers = options.max_retailers
+        self.settle_s = options.settle_s
+        self.spawn_rate = 1000.0
+
+    def stage_at(self, run_time: float) -> Stage | None:
+        start = 0.0
+        for label, shoppers, seconds in self.phases:
+            if run_time < start + seconds:
+                return Stage(
+                    label=label,
+                    shoppers=shoppers,
+                    spawn_rate=self.spawn_rate,
+                    measured=self._measured(label, run_time - start),
+                    retailers=self.retailers,
+                    target_rate=self.target_rate,
+                )
+            start += seconds
+        return None
+
+    def _measured(self, label: str, into_phase: float) -> bool:
+        return into_phase >= self.settle_s
+
+    def retailer_for(self, shopper_number: int) -> int:
+        return shopper_number % self.retailers
+
+    @property
+    def duration_s(self) -> float:
+        return sum(seconds for _, _, seconds in self.phases)
+
+
+class SpikePlan(_PhasedPlan):
+    """A steady base, a sudden burst (a flash sale) of ``spike_factor`` times the users, and back."""
+
+    def __init__(self, options: LoadOptions) -> None:
+        super().__init__(options)
+        base = options.spike_base_users
+        self.phases = [
+            ("base", base, options.spike_base_s),
+            ("spike", math.ceil(base * options.spike_factor), options.spike_s),
+            ("recover", base, options.spike_recover_s),
+        ]
+
+
+class SoakPlan(_PhasedPlan):
+    """A steady number of shoppers for ``soak_s``, reported in windows of ``soak_window_s``.
+
+    Windows let latency, queue depth and failures be compared early against late.
+    """
+
+    def __init__(self, options: LoadOptions) -> None:
+        super().__init__(options)
+        self.spawn_rate = float(max(options.soak_users // 5, 1))
+        windows = math.ceil(options.soak_s / options.soak_window_s)
+        self.phases = []
+        for window in range(windows):
+            start = window * options.soak_window_s
+            seconds = min(options.soak_window_s, options.soak_s - start)
+            label = f"soak {start / 60:g}-{(start + seconds) / 60:g} min"
+            self.phases.append((label, options.soak_users, seconds))
+
+    def _measured(self, label: str, into_phase: float) -> bool:
+        return label != self.phases[0][0] or into_phase >= self.settle_s
+
+
+class FixedRatePlan(_PhasedPlan):
+    """A target page-view rate: enough shoppers, each paced at ``pace_per_user`` page views/s.
+
+    Locust's ``constant_throughput`` only caps each user's pace, so the shape runs
+    ``ceil(rate / pace)`` users, each of which must finish a page well within its
+    ``1 / pace`` seconds; the verdict then checks the achieved rate.
+    """
+
+    def __init__(self, options: LoadOptions) -> None:
+        super().__init__(options)
+        self.target_rate = options.rate
+        users = math.ceil(options.rate / options.pace_per_user)
+        self.spawn_rate = max(users / options.ramp_s, 1.0)
+        self.phases = [("ramp", users, options.ramp_s), ("hold", users, options.hold_s)]
+
+    def _measured(self, label: str, into_phase: float) -> bool:
+        return label == "hold"
+
+
+Plan = StepPlan | SpikePlan | SoakPlan | FixedRatePlan
+PLANS: dict[str, Callable[[LoadOptions], Plan]] = {
+    "step": StepPlan,
+    "spike": SpikePlan,
+    "soak": SoakPlan,
+    "fixed": FixedRatePlan,
+}

@@ -66,8 +66,8 @@ def events_counted(summary: dict[str, Any]) -> int:
 def events_baseline(host: str, retailers: list[Retailer], since: datetime) -> dict[str, int]:
     """What the summary already counts for the window before the run adds anything.
 
-    The summary counts per minute, so a window that starts mid-minute may hold
-    an earlier run's events; the check compares growth, not absolute counts.
+    The summary counts whole minutes, so the window starts at the minute the
+    run began and may hold an earlier run's events; the check compares growth.
     """
     return {retailer.name: events_counted(summary_get(host, retailer, since)) for retailer in retailers}
 

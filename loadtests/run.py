@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     options.report_dir.mkdir(parents=True, exist_ok=True)
-    since = datetime.now(UTC)
+    # The summary counts per minute and only whole minutes at or after ``since``: start at the minute.
+    since = datetime.now(UTC).replace(second=0, microsecond=0)
     try:
         baseline = events_baseline(host, retailers, since)
     except (SummaryError, KeyError, TypeError, ValueError) as error:

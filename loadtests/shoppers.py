@@ -1,13 +1,15 @@
 """Shoppers: page views that fan out into price calls, plus text/plain beacons.
 
-A shopper browses in sessions of a few page views. The first page of a session
-loads the JS insert (a browser caches it afterwards); each page shows
-``products_per_page`` products drawn with a Zipf skew from the retailer's
-catalog and asks for their prices — in one call (``batched``, what the insert
-does) or one call per product, up to six at a time like a browser
-(``per-product``, what naive integrations do). The page's events go out in one
-``text/plain`` beacon, so ``navigator.sendBeacon`` needs no preflight. A share of
-sessions add to cart, and a share of those buy.
+Each simulated user is one browser (one visitor id) that browses in sessions of
+a few page views. It behaves as ``storefabric.js`` does: the insert is fetched
+and then kept per its ``Cache-Control`` (revalidated with ``If-None-Match`` once
+stale); each page shows ``products_per_page`` products drawn with a Zipf skew
+from the retailer's catalog and asks for their prices — in one call
+(``batched``, what the insert does) or one call per product, up to six at a
+time like a browser (``per-product``, what naive integrations do). The page's
+events (a page view and a product view per product shown, with its experiment
+variant) go out in one ``text/plain`` beacon, so ``navigator.sendBeacon`` needs
+no preflight. A share of sessions add to cart, and a share of those buy.
 
 Every page view is also reported to locust as a request named ``page`` (type
 ``PAGE``), timed from its first call to its last price, so the reports show page
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
+import urllib.parse
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -31,6 +35,7 @@ from loadtests.catalog import Retailer, ZipfSampler
 from loadtests.scenario import Scenario
 
 JS_PATH = "/v1/js/storefabric.js"
+MAX_AGE = re.compile(r"max-age=(\d+)")
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -59,12 +64,18 @@ class ShopperUser(FastHttpUser):
         self.retailer: Retailer = scenario.retailers[index]
         self.sampler: ZipfSampler = scenario.samplers[index]
         self.rng = random.Random()
+        self.visitor = uuid.uuid4().hex
+        self.key = urllib.parse.quote(self.retailer.publishable_key, safe="")
         self.browser_headers = {
             "User-Agent": self.rng.choice(USER_AGENTS),
             "Origin": self.retailer.origin,
+            "Referer": f"{self.retailer.origin}/",
             "Accept": "*/*",
+            "Accept-Encoding": "gzip, deflate, br",
             "Accept-Language": "en-GB,en;q=0.9",
         }
+        self.js_etag = ""
+        self.js_fresh_until = 0.0
         self._session_start()
         if scenario.options.scenario == "fixed":
             # Paced users all spawned in one second would march in step; spread them over one period.
@@ -72,11 +83,9 @@ class ShopperUser(FastHttpUser):
 
     def _session_start(self) -> None:
         options = self.scenario.options
-        self.session_id = uuid.uuid4().hex
-        self.js_cached = False
+        self.session_id = str(uuid.uuid4())
         self.pages_left = self.rng.randint(options.pages_per_session_min, options.pages_per_session_max)
-        self.cart_on_page = -1
-        self.purchase_on_page = -1
+        self.cart_on_page = self.purchase_on_page = -1
         if self.rng.random() < options.cart_share:
             self.cart_on_page = self.rng.randint(1, self.pages_left)
             if self.rng.random() < options.purchase_share:
@@ -89,12 +98,13 @@ class ShopperUser(FastHttpUser):
         skus = self.sampler.distinct(self.rng, self.scenario.options.products_per_page)
         started = time.perf_counter()
         failure: Exception | None = None
+        prices: dict[str, dict[str, Any]] = {}
         try:
-            if not self.js_cached:
+            if time.monotonic() >= self.js_fresh_until:
                 self._get_js()
             prices = self._prices(skus)
         except PageFailedError as error:
-            failure, prices = error, {}
+            failure = error
         self.environment.events.request.fire(
             request_type="PAGE",
             name="page",
@@ -103,39 +113,39 @@ class ShopperUser(FastHttpUser):
             exception=failure,
             context={},
         )
-        self._beacon(self._page_events(skus[0], prices.get(skus[0])))
+        self._beacon(self._page_events(skus, prices))
         self.pages_left -= 1
 
     def _get_js(self) -> None:
-        with self.client.get(JS_PATH, headers=self.browser_headers, name="js", catch_response=True) as response:
-            if response.status_code != 200 or not response.content:
+        headers = {**self.browser_headers, "If-None-Match": self.js_etag} if self.js_etag else self.browser_headers
+        with self.client.get(JS_PATH, headers=headers, name="js", catch_response=True) as response:
+            if response.status_code not in (200, 304) or (response.status_code == 200 and not response.content):
                 response.failure(f"JS insert answered {response.status_code}")
                 raise PageFailedError("js")
-            self.js_cached = True
+            self.js_etag = response.headers.get("ETag") or self.js_etag
+            max_age = MAX_AGE.search(response.headers.get("Cache-Control") or "")
+            self.js_fresh_until = time.monotonic() + (int(max_age.group(1)) if max_age else 0)
 
-    def _prices(self, skus: list[str]) -> dict[str, Any]:
+    def _prices(self, skus: list[str]) -> dict[str, dict[str, Any]]:
+        query = f"key={self.key}&visitor={self.visitor}"
         if self.scenario.options.mode == "batched":
-            return self._price_call(
-                f"/v1/prices?skus={','.join(skus)}&key={self.retailer.publishable_key}", "price:batch", skus
-            )
-        found: dict[str, Any] = {}
+            listed = urllib.parse.quote(",".join(skus), safe="")
+            return self._price_call(f"/v1/prices?skus={listed}&{query}", "price:batch", skus)
+        found: dict[str, dict[str, Any]] = {}
         failures: list[str] = []
 
         def one(sku: str) -> None:
             try:
-                found.update(
-                    self._price_call(f"/v1/prices/{sku}?key={self.retailer.publishable_key}", "price:sku", [sku])
-                )
+                found.update(self._price_call(f"/v1/prices/{sku}?{query}", "price:sku", [sku]))
             except PageFailedError:
                 failures.append(sku)
 
-        pool = gevent.pool.Pool(self.scenario.options.parallel_calls)
-        pool.map(one, skus)
+        gevent.pool.Pool(self.scenario.options.parallel_calls).map(one, skus)
         if failures:
-            raise PageFailedError(f"{len(failures)} price calls failed")
+            raise PageFailedError(f"{len(failures)} of {len(skus)} price calls failed")
         return found
 
-    def _price_call(self, path: str, name: str, skus: list[str]) -> dict[str, Any]:
+    def _price_call(self, path: str, name: str, skus: list[str]) -> dict[str, dict[str, Any]]:
         with self.client.get(path, headers=self.browser_headers, name=name, catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(f"price answered {response.status_code}: {(response.text or '')[:200]}")
@@ -147,25 +157,31 @@ class ShopperUser(FastHttpUser):
                 raise PageFailedError(name)
             return prices
 
-    def _page_events(self, main_sku: str, price: Any) -> list[dict[str, Any]]:
+    def _page_events(self, skus: list[str], prices: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """What the insert queues for one page: a page view, then a product view per product shown."""
         now = datetime.now(UTC).isoformat()
 
         def event(kind: str, sku: str | None = None, **extra: Any) -> dict[str, Any]:
-            fields = {"id": str(uuid.uuid4()), "type": kind, "ts": now, "session": self.session_id, **extra}
-            return fields if sku is None else {**fields, "sku": sku}
+            fields: dict[str, Any] = {"id": str(uuid.uuid4()), "type": kind, "ts": now, "session": self.session_id}
+            if sku is not None:
+                fields["sku"] = sku
+                variant = prices.get(sku, {}).get("variant")
+                if variant:
+                    fields["variant"] = variant
+            return {**fields, **extra}
 
-        events = [event("page_view"), event("product_view", main_sku)]
-        amount = price_amount(price)
+        events = [event("page_view"), *(event("product_view", sku) for sku in skus)]
+        bought = {"quantity": 1, **({"price": str(prices[skus[0]]["price"])} if skus[0] in prices else {})}
         if self.pages_left == self.cart_on_page:
-            events.append(event("add_to_cart", main_sku, quantity=1, **({"price": amount} if amount else {})))
+            events.append(event("add_to_cart", skus[0], **bought))
         if self.pages_left == self.purchase_on_page:
-            events.append(event("purchase", main_sku, quantity=1, **({"price": amount} if amount else {})))
+            events.append(event("purchase", skus[0], **bought))
         return events
 
     def _beacon(self, events: list[dict[str, Any]]) -> None:
         headers = {**self.browser_headers, "Content-Type": "text/plain;charset=UTF-8"}
         body = json.dumps({"events": events}, separators=(",", ":"))
-        path = f"/v1/events?key={self.retailer.publishable_key}"
+        path = f"/v1/events?key={self.key}"
         with self.client.post(path, data=body, headers=headers, name="beacon", catch_response=True) as response:
             if response.status_code != 202:
                 response.failure(f"beacon answered {response.status_code}: {(response.text or '')[:200]}")
@@ -177,24 +193,13 @@ class ShopperUser(FastHttpUser):
             self.scenario.recorder.events_accepted(self.retailer.name, len(events), accepted)
 
 
-def prices_by_sku(body: str) -> dict[str, Any]:
-    """The ``{sku: price entry}`` of a price answer (one SKU or many), or ``{}`` if unreadable."""
+def prices_by_sku(body: str) -> dict[str, dict[str, Any]]:
+    """``{sku: price row}`` of a price answer: ``{"prices": [...], "missing": [...]}`` or one row."""
     try:
         data = json.loads(body)
     except ValueError:
         return {}
-    if isinstance(data, dict) and isinstance(data.get("prices"), list):
-        return {entry["sku"]: entry for entry in data["prices"] if isinstance(entry, dict) and "sku" in entry}
-    if isinstance(data, dict) and isinstance(data.get("prices"), dict):
-        return dict(data["prices"])
-    if isinstance(data, dict) and "sku" in data:
-        return {data["sku"]: data}
-    return {}
-
-
-def price_amount(entry: Any) -> str | None:
-    """The shopper's price (a decimal string) in a price entry, if it has one."""
-    if isinstance(entry, dict):
-        value = entry.get("price")
-        return str(value) if value is not None else None
-    return None
+    if not isinstance(data, dict):
+        return {}
+    rows = data["prices"] if isinstance(data.get("prices"), list) else [data]
+    return {row["sku"]: row for row in rows if isinstance(row, dict) and "sku" in row and "price" in row}

@@ -166,6 +166,12 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB = env.int("CELERY_WORKER_MAX_MEMORY_PER_CH
 CELERY_WEB_PUBLISH_TIMEOUT = env.float("CELERY_WEB_PUBLISH_TIMEOUT", default=0.5)
 IDEMPOTENCY_WINDOW_SECONDS = env.int("IDEMPOTENCY_WINDOW_SECONDS", default=7 * 24 * 3600)
 
+# --- analytics (edges of the dedup window: analytics/retention.py) ------------
+ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=14)
+ANALYTICS_COUNTER_RETENTION_DAYS = env.int("ANALYTICS_COUNTER_RETENTION_DAYS", default=400)
+# The demo storefront at /demo/ (the seeded demo retailer's products); off in production by default.
+DEMO_STOREFRONT = env.bool("DEMO_STOREFRONT", default=EMBEDDED or DEBUG)
+
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="" if not EMBEDDED else "embedded-metrics-token")
 
 # --- HTTP / DRF --------------------------------------------------------------

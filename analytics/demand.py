@@ -1,0 +1,96 @@
+"""The demand signal: the one definition (also in ``docs/demand-signal.md``).
+
+**Units.** A ``Decimal`` with 4 places, dimensionless: ``1.0000`` is normal demand,
+``2.0000`` twice the normal rate, ``0.5000`` half of it.
+
+**Windows.** With ``H`` the end of the current minute at computation time:
+
+* *activity* of a set of per-minute counters = product views x 1 + add-to-cart x 5
+  + purchases x 20 (page views carry no SKU and do not count);
+* *last hour* = activity in the 60 minutes ``[H - 1 h, H)``;
+* *trailing mean* = activity in the 168 hours ``[H - 169 h, H - 1 h)`` divided by the
+  number of those hours the SKU has existed in the counters (hours since its
+  first counted minute, rounded up, between 1 and 168), so a young SKU is
+  compared with its own short history instead of empty days.
+
+**Signal** = last hour / trailing mean, rounded half-up to 4 places, capped at
+``MAX_SIGNAL``. **Cold start**: no activity in the trailing window → ``1.0000``.
+
+**When.** Recomputed after every ingested batch, for the SKUs in that batch, and
+handed to ``pricing.services.demand_signals_set`` (see
+:func:`analytics.services.demand_refresh`). The foundation API that sets a
+signal by hand sets this same number.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import F, IntegerField, Min, OuterRef, Q, Subquery, Sum
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Coalesce
+
+from analytics.models import SkuMinuteCount
+
+WEIGHT_PRODUCT_VIEW = 1
+WEIGHT_ADD_TO_CART = 5
+WEIGHT_PURCHASE = 20
+RECENT = timedelta(hours=1)
+TRAILING_HOURS = 168
+COLD_START = Decimal("1.0000")
+MAX_SIGNAL = Decimal("100.0000")
+PLACES = Decimal("0.0001")
+
+
+def demand_signal(*, last_hour: int, trailing_total: int, trailing_hours: int) -> Decimal:
+    """The signal from the activity of the last hour and of the trailing window (see the module doc)."""
+    if trailing_total <= 0:
+        return COLD_START
+    hours = min(max(trailing_hours, 1), TRAILING_HOURS)
+    ratio = Decimal(last_hour) * Decimal(hours) / Decimal(trailing_total)
+    return min(ratio.quantize(PLACES, rounding=ROUND_HALF_UP), MAX_SIGNAL)
+
+
+def activity_expression() -> CombinedExpression:
+    """Weighted activity of one counter row, as a database expression."""
+    return (
+        F("product_view") * WEIGHT_PRODUCT_VIEW
+        + F("add_to_cart") * WEIGHT_ADD_TO_CART
+        + F("purchase") * WEIGHT_PURCHASE
+    )
+
+
+def demand_signals(*, retailer_id: int, skus: list[str], now: datetime) -> dict[str, Decimal]:
+    """The demand signal of each of ``skus`` at ``now``, from the committed counters (one query)."""
+    window_end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    recent_start = window_end - RECENT
+    trailing_start = recent_start - timedelta(hours=TRAILING_HOURS)
+    first_seen = (
+        SkuMinuteCount.objects.filter(retailer_id=retailer_id, sku=OuterRef("sku"))
+        .order_by()
+        .values("sku")
+        .annotate(first=Min("minute"))
+        .values("first")
+    )
+    activity = activity_expression()
+    rows = (
+        SkuMinuteCount.objects.filter(
+            retailer_id=retailer_id, sku__in=skus, minute__gte=trailing_start, minute__lt=window_end
+        )
+        .values("sku")
+        .annotate(
+            last_hour=Coalesce(Sum(activity, filter=Q(minute__gte=recent_start)), 0, output_field=IntegerField()),
+            trailing=Coalesce(Sum(activity, filter=Q(minute__lt=recent_start)), 0, output_field=IntegerField()),
+            first_seen=Subquery(first_seen[:1]),
+        )
+        .order_by()
+    )
+    signals = dict.fromkeys(skus, COLD_START)
+    for row in rows:
+        existed = (recent_start - row["first_seen"]) / timedelta(hours=1)
+        signals[row["sku"]] = demand_signal(
+            last_hour=row["last_hour"], trailing_total=row["trailing"], trailing_hours=math.ceil(existed)
+        )
+    return signals

@@ -1,0 +1,67 @@
+"""Raw shopper events (the dedup memory) and per-SKU, per-minute counters derived from them.
+
+Both tables are written only by :func:`analytics.services.events_ingest`, in one
+statement: a raw row is inserted at most once per (retailer, event id), and the
+counters grow only by the rows that statement actually inserted.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from app.tenancy.models import Retailer
+
+
+class EventType(models.IntegerChoices):
+    PAGE_VIEW = 0, "page_view"
+    PRODUCT_VIEW = 1, "product_view"
+    ADD_TO_CART = 2, "add_to_cart"
+    PURCHASE = 3, "purchase"
+
+
+class RawEvent(models.Model):
+    """One shopper event as received; kept for ``ANALYTICS_RAW_RETENTION_DAYS`` (the dedup window)."""
+
+    retailer = models.ForeignKey(Retailer, on_delete=models.CASCADE, db_index=False)
+    event_id = models.UUIDField(help_text="Client-generated id; the same id is counted once.")
+    type = models.PositiveSmallIntegerField(choices=EventType.choices)
+    sku = models.CharField(max_length=64, blank=True, default="", help_text="Empty for page views.")
+    variant = models.CharField(max_length=32, blank=True, default="", help_text="Experiment variant shown.")
+    session = models.CharField(max_length=128)
+    occurred_at = models.DateTimeField(help_text="The client's timestamp, never later than received_at.")
+    received_at = models.DateTimeField(default=timezone.now)
+    quantity = models.PositiveIntegerField(null=True, blank=True)
+    price = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["retailer", "event_id"], name="uniq_rawevent_retailer_event")]
+        indexes = [
+            models.Index(fields=["retailer", "occurred_at"], name="rawevent_retailer_occurred"),
+            models.Index(fields=["occurred_at"], name="rawevent_occurred"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} {self.sku} {self.event_id}"
+
+
+class SkuMinuteCount(models.Model):
+    """Events per (retailer, SKU, minute, variant); page views are counted under the empty SKU."""
+
+    retailer = models.ForeignKey(Retailer, on_delete=models.CASCADE, db_index=False)
+    sku = models.CharField(max_length=64, blank=True, default="")
+    minute = models.DateTimeField(help_text="Start of the minute (UTC) in which the events occurred.")
+    variant = models.CharField(max_length=32, blank=True, default="")
+    page_view = models.PositiveIntegerField(default=0)
+    product_view = models.PositiveIntegerField(default=0)
+    add_to_cart = models.PositiveIntegerField(default=0)
+    purchase = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["retailer", "sku", "minute", "variant"], name="uniq_skuminutecount_bucket")
+        ]
+        indexes = [models.Index(fields=["retailer", "minute"], name="skuminutecount_retailer_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.sku or '(page)'} {self.minute:%Y-%m-%d %H:%M}"

@@ -1,0 +1,236 @@
+"""Writes of the analytics app: ingest a batch, re-aggregate, purge, refresh demand signals.
+
+Design note: ``docs/demand-signal.md`` (the signal) and ``analytics/retention.py`` (the window).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, F, Q
+from django.db.models.functions import TruncMinute
+from django.utils import timezone
+
+from analytics.demand import demand_signals
+from analytics.models import EventType, RawEvent, SkuMinuteCount
+from analytics.retention import counter_horizon, purge_horizon
+from pricing.services import demand_signals_set
+
+DEMAND_LOCK_CLASS = 0x5F44  # pg_advisory_xact_lock(class, retailer_id): one demand push per retailer at a time
+PURGE_SLICE = 10_000  # rows per DELETE: ~50 ms on PostgreSQL, short enough not to stall ingestion
+COUNT_COLUMNS = {int(value): label for value, label in EventType.choices}
+
+_INGEST_SQL = """
+WITH incoming AS (
+    SELECT * FROM unnest(
+        %(ids)s::uuid[], %(types)s::smallint[], %(skus)s::text[], %(variants)s::text[],
+        %(sessions)s::text[], %(occurred)s::timestamptz[], %(quantities)s::integer[], %(prices)s::numeric[]
+    ) AS e(event_id, type, sku, variant, session, occurred_at, quantity, price)
+),
+inserted AS (
+    INSERT INTO analytics_rawevent
+        (retailer_id, event_id, type, sku, variant, session, occurred_at, received_at, quantity, price)
+    SELECT %(retailer)s, event_id, type, sku, variant, session, occurred_at, %(received)s, quantity, price
+    FROM incoming ORDER BY event_id
+    ON CONFLICT (retailer_id, event_id) DO NOTHING
+    RETURNING type, sku, variant, occurred_at
+),
+counted AS (
+    INSERT INTO analytics_skuminutecount
+        (retailer_id, sku, minute, variant, page_view, product_view, add_to_cart, purchase)
+    SELECT %(retailer)s, sku, date_trunc('minute', occurred_at), variant,
+           count(*) FILTER (WHERE type = 0), count(*) FILTER (WHERE type = 1),
+           count(*) FILTER (WHERE type = 2), count(*) FILTER (WHERE type = 3)
+    FROM inserted GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
+    ON CONFLICT (retailer_id, sku, minute, variant) DO UPDATE SET
+        page_view = analytics_skuminutecount.page_view + EXCLUDED.page_view,
+        product_view = analytics_skuminutecount.product_view + EXCLUDED.product_view,
+        add_to_cart = analytics_skuminutecount.add_to_cart + EXCLUDED.add_to_cart,
+        purchase = analytics_skuminutecount.purchase + EXCLUDED.purchase
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted)
+"""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    inserted: int
+    skipped_too_old: int
+    skus: frozenset[str]
+
+
+def _ingest_postgresql(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> int:
+    """One statement: insert new raw events, and count exactly the rows it inserted."""
+    names = ("ids", "types", "skus", "variants", "sessions", "occurred", "quantities", "prices")
+    params: dict[str, Any] = {name: [row[position] for row in rows] for position, name in enumerate(names)}
+    params.update(retailer=retailer_id, received=received_at)
+    with connection.cursor() as cursor:
+        cursor.execute(_INGEST_SQL, params)
+        return int(cursor.fetchone()[0])
+
+
+def _ingest_serialized(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> int:
+    """The same effect for a database with one writer at a time (SQLite, embedded mode).
+
+    Read-then-insert is race-free only because SQLite's IMMEDIATE transactions
+    serialise writers; PostgreSQL always takes :func:`_ingest_postgresql`.
+    """
+    ids = {row[0] for row in rows}
+    seen = {
+        str(event_id)
+        for event_id in RawEvent.objects.filter(retailer_id=retailer_id, event_id__in=ids).values_list(
+            "event_id", flat=True
+        )
+    }
+    fresh: dict[str, RawEvent] = {}
+    for event_id, kind, sku, variant, session, occurred, quantity, price in rows:
+        if event_id in seen or event_id in fresh:
+            continue
+        fresh[event_id] = RawEvent(
+            retailer_id=retailer_id,
+            event_id=event_id,
+            type=kind,
+            sku=sku,
+            variant=variant,
+            session=session,
+            occurred_at=datetime.fromisoformat(occurred),
+            received_at=received_at,
+            quantity=quantity,
+            price=None if price is None else Decimal(price),
+        )
+    RawEvent.objects.bulk_create(fresh.values())
+    buckets: Counter[tuple[str, datetime, str, int]] = Counter(
+        (event.sku, event.occurred_at.replace(second=0, microsecond=0), event.variant, event.type)
+        for event in fresh.values()
+    )
+    for (sku, minute, variant, kind), count in sorted(buckets.items()):
+        column = COUNT_COLUMNS[kind]
+        counter, _ = SkuMinuteCount.objects.get_or_create(
+            retailer_id=retailer_id, sku=sku, minute=minute, variant=variant
+        )
+        SkuMinuteCount.objects.filter(pk=counter.pk).update(**{column: F(column) + count})
+    return len(fresh)
+
+
+@transaction.atomic
+def events_ingest(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> IngestResult:
+    """Store a batch's raw events and add to the per-minute counters what was newly stored.
+
+    Guarantees: idempotent per (retailer, event id) — a redelivered, re-sent or
+    concurrently processed batch counts nothing twice; raw rows and counters
+    commit together or not at all. Events older than the purge horizon are
+    skipped (their first copy may be gone; see ``analytics/retention.py``).
+    """
+    horizon = purge_horizon(timezone.now())
+    fresh_rows = sorted((row for row in rows if datetime.fromisoformat(row[5]) >= horizon), key=lambda row: row[0])
+    skus = frozenset(row[2] for row in fresh_rows if row[2])
+    if not fresh_rows:
+        return IngestResult(inserted=0, skipped_too_old=len(rows), skus=skus)
+    ingest = _ingest_postgresql if connection.vendor == "postgresql" else _ingest_serialized
+    inserted = ingest(retailer_id=retailer_id, rows=fresh_rows, received_at=received_at)
+    return IngestResult(inserted=inserted, skipped_too_old=len(rows) - len(fresh_rows), skus=skus)
+
+
+class ReaggregateRangeError(ValueError):
+    """The range reaches back past the purge horizon, where raw events are gone."""
+
+
+def _minute_floor(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+@transaction.atomic
+def counters_reaggregate(*, start: datetime, end: datetime, retailer_id: int | None = None) -> int:
+    """Rebuild the counters of the minutes in ``[start, end)`` from the stored raw events.
+
+    Gives exactly the counts a clean run gives (replay after a bug fix). On
+    PostgreSQL the counter table is locked against ingestion for the duration,
+    so a batch committing meanwhile is counted exactly once. Returns the number
+    of counter rows written.
+    """
+    start = _minute_floor(start)
+    end = _minute_floor(end) + (timedelta(minutes=1) if end != _minute_floor(end) else timedelta(0))
+    if start < purge_horizon(timezone.now()):
+        raise ReaggregateRangeError(f"raw events before {purge_horizon(timezone.now()).isoformat()} were purged")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("LOCK TABLE analytics_skuminutecount IN SHARE ROW EXCLUSIVE MODE")
+    scope = Q(retailer_id=retailer_id) if retailer_id is not None else Q()
+    SkuMinuteCount.objects.filter(scope, minute__gte=start, minute__lt=end).delete()
+    counts = {label: Count("id", filter=Q(type=value)) for value, label in COUNT_COLUMNS.items()}
+    buckets = (
+        RawEvent.objects.filter(scope, occurred_at__gte=start, occurred_at__lt=end)
+        .annotate(bucket=TruncMinute("occurred_at"))
+        .values("retailer_id", "sku", "bucket", "variant")
+        .annotate(**counts)
+        .order_by()
+    )
+    created = SkuMinuteCount.objects.bulk_create(
+        (
+            SkuMinuteCount(
+                retailer_id=row["retailer_id"],
+                sku=row["sku"],
+                minute=row["bucket"],
+                variant=row["variant"],
+                **{label: row[label] for label in COUNT_COLUMNS.values()},
+            )
+            for row in buckets.iterator()
+        ),
+        batch_size=1000,
+    )
+    return len(created)
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    raw_events: int
+    counters: int
+
+
+def events_purge(*, now: datetime | None = None, slice_size: int = PURGE_SLICE) -> PurgeResult:
+    """Delete raw events past the purge horizon and counters past their retention.
+
+    Idempotent; works in slices of ``slice_size`` rows, each its own short transaction.
+    """
+    moment = now or timezone.now()
+    return PurgeResult(
+        raw_events=_delete_in_slices(RawEvent, Q(occurred_at__lt=purge_horizon(moment)), slice_size),
+        counters=_delete_in_slices(SkuMinuteCount, Q(minute__lt=counter_horizon(moment)), slice_size),
+    )
+
+
+def _delete_in_slices(model: type[RawEvent] | type[SkuMinuteCount], where: Q, slice_size: int) -> int:
+    total = 0
+    while True:
+        with transaction.atomic():
+            ids = list(model.objects.filter(where).values_list("pk", flat=True)[:slice_size])
+            if not ids:
+                return total
+            total += model.objects.filter(pk__in=ids).delete()[0]
+
+
+def demand_refresh(*, retailer_id: int, skus: Iterable[str], now: datetime | None = None) -> dict[str, Decimal]:
+    """Recompute the demand signals of ``skus`` and hand them to the pricing engine.
+
+    Pricing reprices the SKUs whose signal crossed a threshold of its demand
+    rule. Idempotent: the signal is a function of the committed counters. Pushes
+    are serialised per retailer, so the last push was computed from every count
+    committed before it (never a stale overwrite by a slower batch).
+    """
+    wanted = sorted(set(skus))
+    if not wanted:
+        return {}
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DEMAND_LOCK_CLASS, retailer_id])
+        signals = demand_signals(retailer_id=retailer_id, skus=wanted, now=now or timezone.now())
+        demand_signals_set(retailer_id=retailer_id, signals=signals, actor="analytics")
+    return signals

@@ -1,0 +1,164 @@
+"""Validation of an incoming event batch with msgspec: the whole batch, before anything is queued.
+
+A valid batch decodes in one pass straight into typed structs (about 25 µs for
+50 events). Only when that fails is the batch decoded event by event, so the
+answer can name every bad event by its index.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from analytics.models import EventType
+from app.errors import ApiError
+
+MAX_EVENTS = 500
+MAX_DETAILS = 100  # rows of ``details`` in one error answer; the message gives the full count
+MAX_PRICE = Decimal("99999999.9999")
+PRICE_PLACES = Decimal("0.0001")
+
+Sku = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+Variant = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{0,32}$")]
+TYPE_CODES: dict[str, int] = {label: int(value) for value, label in EventType.choices}
+
+
+class Event(msgspec.Struct):
+    id: uuid.UUID
+    type: Literal["page_view", "product_view", "add_to_cart", "purchase"]
+    ts: Annotated[datetime, msgspec.Meta(tz=True)]
+    session: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    sku: Sku | None = None
+    variant: Variant | None = None
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
+    price: Decimal | None = None
+
+
+class Batch(msgspec.Struct):
+    events: Annotated[list[Event], msgspec.Meta(min_length=1, max_length=MAX_EVENTS)]
+
+
+class LooseBatch(msgspec.Struct):
+    events: Annotated[list[msgspec.Raw], msgspec.Meta(min_length=1, max_length=MAX_EVENTS)]
+
+
+_batch_decoder = msgspec.json.Decoder(Batch)
+_loose_decoder = msgspec.json.Decoder(LooseBatch)
+_event_decoder = msgspec.json.Decoder(Event)
+_AT_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    index: int
+    field: str | None
+    code: str
+    message: str
+
+    def as_detail(self) -> dict[str, Any]:
+        field = f"events[{self.index}]" + (f".{self.field}" if self.field else "")
+        return {"index": self.index, "field": field, "code": self.code, "message": self.message}
+
+
+def _decode_problem(index: int, error: msgspec.ValidationError) -> Problem:
+    text = str(error)
+    match = _AT_PATH.search(text)
+    if match is None:
+        return Problem(index, None, "invalid", text)
+    return Problem(index, match.group("path") or None, "invalid", text[: match.start()])
+
+
+def _price_ok(price: Decimal) -> bool:
+    return price.is_finite() and Decimal(0) <= price <= MAX_PRICE and price == price.quantize(PRICE_PLACES)
+
+
+def _event_problems(index: int, event: Event, oldest: datetime) -> list[Problem]:
+    problems = []
+    if event.type != "page_view" and event.sku is None:
+        problems.append(Problem(index, "sku", "required", f"A {event.type} event needs a sku."))
+    if event.price is not None and not _price_ok(event.price):
+        problems.append(Problem(index, "price", "invalid", "A price is a decimal from 0 with at most 4 decimals."))
+    if event.ts < oldest:
+        problems.append(
+            Problem(index, "ts", "event_too_old", f"Events older than {oldest.isoformat()} are outside the window.")
+        )
+    return problems
+
+
+def _raise_for(problems: list[Problem]) -> None:
+    bad = sorted({problem.index for problem in problems})
+    code = "event_too_old" if all(p.code == "event_too_old" for p in problems) else "validation_failed"
+    raise ApiError(
+        code,
+        f"{len(bad)} event(s) are invalid (indexes {', '.join(map(str, bad[:20]))}"
+        f"{'…' if len(bad) > 20 else ''}); nothing was accepted.",
+        details=[problem.as_detail() for problem in problems[:MAX_DETAILS]],
+    )
+
+
+def _decode_each(body: bytes) -> tuple[list[tuple[int, Event]], list[Problem]]:
+    """Decode event by event to name every bad one (the slow path, for invalid batches)."""
+    try:
+        loose = _loose_decoder.decode(body)
+    except msgspec.ValidationError as error:
+        raise ApiError(
+            "validation_failed",
+            f'The body must be {{"events": [...]}} with 1 to {MAX_EVENTS} events: {error}.',
+            details=[{"field": "events", "code": "invalid", "message": str(error)}],
+        ) from error
+    except msgspec.DecodeError as error:
+        raise ApiError("invalid_json", f"The body is not valid JSON: {error}.") from error
+    decoded: list[tuple[int, Event]] = []
+    problems: list[Problem] = []
+    for index, raw in enumerate(loose.events):
+        try:
+            decoded.append((index, _event_decoder.decode(raw)))
+        except msgspec.ValidationError as error:
+            problems.append(_decode_problem(index, error))
+    return decoded, problems
+
+
+def batch_validate(body: bytes, *, oldest: datetime) -> list[Event]:
+    """The events of a batch body, or an ``ApiError`` naming every bad event by index.
+
+    ``oldest`` is the start of the dedup window: an earlier ``ts`` is ``event_too_old``.
+    """
+    try:
+        decoded = list(enumerate(_batch_decoder.decode(body).events))
+        problems: list[Problem] = []
+    except msgspec.ValidationError:
+        decoded, problems = _decode_each(body)
+    except msgspec.DecodeError as error:
+        raise ApiError("invalid_json", f"The body is not valid JSON: {error}.") from error
+    problems.extend(problem for index, event in decoded for problem in _event_problems(index, event, oldest))
+    if problems:
+        problems.sort(key=lambda problem: problem.index)
+        _raise_for(problems)
+    return [event for _, event in decoded]
+
+
+def events_to_task_rows(events: list[Event], *, received_at: datetime) -> list[list[Any]]:
+    """JSON rows for the ingest task: ``[id, type, sku, variant, session, occurred_at, quantity, price]``.
+
+    ``occurred_at`` is the client's ``ts``, but never later than ``received_at``
+    (a fast client clock cannot put events into the future).
+    """
+    return [
+        [
+            str(event.id),
+            TYPE_CODES[event.type],
+            event.sku or "",
+            event.variant or "",
+            event.session,
+            min(event.ts, received_at).astimezone(UTC).isoformat(),
+            event.quantity,
+            None if event.price is None else str(event.price),
+        ]
+        for event in events
+    ]

@@ -147,3 +147,20 @@ def key_revoke(*, key: ApiKey, actor: str) -> ApiKey:
             after={"revoked_at": key.revoked_at.isoformat()},
         )
     return key
+
+
+@transaction.atomic
+def retailer_pricing_pause_set(*, retailer_id: int, paused: bool, actor: str) -> bool:
+    """Set the pause switch of dynamic pricing; True when it changed (audited)."""
+    changed = Retailer.objects.filter(pk=retailer_id).exclude(pricing_paused=paused).update(pricing_paused=paused)
+    if changed:
+        audit_record(
+            actor=actor,
+            retailer_id=retailer_id,
+            entity="retailer",
+            entity_id=str(retailer_id),
+            action="update",
+            before={"pricing_paused": not paused},
+            after={"pricing_paused": paused},
+        )
+    return bool(changed)

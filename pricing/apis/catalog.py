@@ -1,0 +1,213 @@
+"""Products, their price history and the inputs that move prices (competitor prices, demand)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from app.errors import ApiError
+from app.middleware import body_limit
+from app.tenancy.audit import actor_for_request
+from app.tenancy.authentication import auth_context
+from app.tenancy.idempotent_requests import idempotent_post
+from pricing.apis.fields import BySkuPagination, MoneyField, NewestFirstPagination, RepricingJobOutputSerializer
+from pricing.money import amount_format
+from pricing.selectors import price_history_list, price_lowest, product_get, product_list, snapshot_get
+from pricing.services import competitor_price_set, demand_signal_set, product_upsert, products_bulk_upsert
+from pricing.services.signals import demand_signal_clean
+
+# 10,000 products of ~250 bytes of JSON each, with room to spare.
+BULK_BODY_LIMIT = 8 * 1024 * 1024
+
+PRODUCT_EXAMPLE = {
+    "name": "Trail shoe",
+    "currency": "USD",
+    "base_price": "89.00",
+    "cost": "41.50",
+    "list_price": "119.00",
+    "inventory": 37,
+    "active": True,
+}
+
+
+class ProductInputSerializer(serializers.Serializer[Any]):
+    """For the docs: amounts are strings with at most the currency's minor units."""
+
+    name = serializers.CharField(max_length=200)
+    currency = serializers.CharField(required=False, help_text="ISO 4217; default: the retailer's currency.")
+    base_price = serializers.CharField()
+    cost = serializers.CharField(required=False, allow_null=True)
+    list_price = serializers.CharField(required=False, allow_null=True, help_text="The ceiling of every price.")
+    inventory = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    active = serializers.BooleanField(required=False, default=True)
+
+
+class ProductOutputSerializer(serializers.Serializer[Any]):
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    currency = serializers.CharField()
+    base_price = MoneyField()
+    cost = MoneyField(allow_null=True)
+    list_price = MoneyField(allow_null=True)
+    inventory = serializers.IntegerField(allow_null=True)
+    active = serializers.BooleanField()
+    updated_at = serializers.DateTimeField()
+
+
+class SnapshotOutputSerializer(serializers.Serializer[Any]):
+    price = MoneyField(source="effective_price", help_text="What shoppers see now (the first variant).")
+    prices = serializers.DictField(child=serializers.CharField(), help_text='Per experiment variant; "_" without one.')
+    version = serializers.IntegerField()
+    steps = serializers.DictField(child=serializers.ListField(child=serializers.DictField()))
+
+
+class ProductListApi(APIView):
+    @extend_schema(responses=ProductOutputSerializer(many=True), summary="List products (cursor pagination, by SKU)")
+    def get(self, request: Request) -> Response:
+        paginator = BySkuPagination()
+        page = paginator.paginate_queryset(product_list(retailer_id=auth_context(request).retailer_id), request, self)
+        return paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data)
+
+
+class ProductDetailApi(APIView):
+    class OutputSerializer(ProductOutputSerializer):
+        price = SnapshotOutputSerializer(allow_null=True)
+
+    @extend_schema(responses=OutputSerializer, summary="One product and its current price")
+    def get(self, request: Request, sku: str) -> Response:
+        retailer_id = auth_context(request).retailer_id
+        product = product_get(retailer_id=retailer_id, sku=sku)
+        product.price = snapshot_get(retailer_id=retailer_id, sku=sku)  # type: ignore[attr-defined]
+        return Response(self.OutputSerializer(product).data)
+
+    @extend_schema(
+        request=ProductInputSerializer,
+        responses={200: OutputSerializer, 201: OutputSerializer},
+        examples=[OpenApiExample("A product", value=PRODUCT_EXAMPLE, request_only=True)],
+        summary="Create or replace a product; answers with the recomputed price",
+    )
+    def put(self, request: Request, sku: str) -> Response:
+        result = product_upsert(
+            retailer_id=auth_context(request).retailer_id, sku=sku, data=request.data, actor=actor_for_request(request)
+        )
+        result.product.price = result.snapshot  # type: ignore[attr-defined]
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(self.OutputSerializer(result.product).data, status=code)
+
+
+@body_limit(BULK_BODY_LIMIT)
+class ProductBulkApi(APIView):
+    class InputSerializer(serializers.Serializer[Any]):
+        products = serializers.ListField(child=ProductInputSerializer(), max_length=10_000)
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        created = serializers.IntegerField()
+        updated = serializers.IntegerField()
+        unchanged = serializers.IntegerField()
+        job = RepricingJobOutputSerializer(allow_null=True, help_text="Prices the changed products.")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=OutputSerializer,
+        summary="Create or replace up to 10,000 products, all or nothing (400 lists every bad row)",
+    )
+    @idempotent_post
+    def post(self, request: Request) -> Response:
+        rows = request.data.get("products") if isinstance(request.data, dict) else None
+        result = products_bulk_upsert(
+            retailer_id=auth_context(request).retailer_id, rows=rows, actor=actor_for_request(request)
+        )
+        return Response(self.OutputSerializer(result).data)
+
+
+class PriceHistoryApi(APIView):
+    class OutputSerializer(serializers.Serializer[Any]):
+        price = MoneyField()
+        currency = serializers.CharField()
+        version = serializers.IntegerField()
+        reason = serializers.CharField()
+        at = serializers.DateTimeField()
+
+    @extend_schema(responses=OutputSerializer(many=True), summary="Every change of a SKU's price, newest first")
+    def get(self, request: Request, sku: str) -> Response:
+        retailer_id = auth_context(request).retailer_id
+        product_get(retailer_id=retailer_id, sku=sku)
+        paginator = NewestFirstPagination()
+        page = paginator.paginate_queryset(price_history_list(retailer_id=retailer_id, sku=sku), request, self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class LowestPriceApi(APIView):
+    class OutputSerializer(serializers.Serializer[Any]):
+        sku = serializers.CharField()
+        days = serializers.IntegerField()
+        lowest_price = serializers.CharField()
+        currency = serializers.CharField()
+        since = serializers.DateTimeField()
+
+    @extend_schema(
+        parameters=[OpenApiParameter("days", int, description="1 to 365; default 30")],
+        responses=OutputSerializer,
+        summary="Lowest price of the last 30 days (shown beside a discount in the EU)",
+    )
+    def get(self, request: Request, sku: str) -> Response:
+        retailer_id = auth_context(request).retailer_id
+        product_get(retailer_id=retailer_id, sku=sku)
+        days_text = request.query_params.get("days", "30")
+        if not days_text.isdigit() or not 1 <= int(days_text) <= 365:
+            raise ApiError("malformed_request", "days must be a whole number from 1 to 365.")
+        lowest = price_lowest(retailer_id=retailer_id, sku=sku, days=int(days_text))
+        if lowest is None:
+            raise ApiError("not_found", f"{sku} has no price history yet.")
+        body = {"sku": sku, "days": int(days_text), "currency": lowest.currency, "since": lowest.since}
+        return Response({**body, "lowest_price": amount_format(lowest.price, lowest.currency)})
+
+
+class CompetitorPriceApi(APIView):
+    class InputSerializer(serializers.Serializer[Any]):
+        competitor = serializers.RegexField(r"^[A-Za-z0-9._:-]{1,100}$")
+        price = serializers.CharField(help_text="In the product's currency.")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=SnapshotOutputSerializer,
+        summary="Record a competitor's price for a SKU; answers with the recomputed price",
+    )
+    def put(self, request: Request, sku: str) -> Response:
+        retailer_id = auth_context(request).retailer_id
+        product = product_get(retailer_id=retailer_id, sku=sku)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        snapshot = competitor_price_set(
+            retailer_id=retailer_id,
+            sku=sku,
+            competitor=data.validated_data["competitor"],
+            price=request.data.get("price"),
+            currency=product.currency,
+            actor=actor_for_request(request),
+        )
+        return Response(SnapshotOutputSerializer(snapshot).data)
+
+
+class DemandSignalApi(APIView):
+    class InputSerializer(serializers.Serializer[Any]):
+        signal = serializers.CharField(help_text='1.0000 = normal demand, 2.0000 = double; e.g. "1.2500".')
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        sku = serializers.CharField()
+        signal = serializers.CharField()
+        price_changed = serializers.BooleanField()
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer, summary="Set a SKU's demand signal")
+    def put(self, request: Request, sku: str) -> Response:
+        retailer_id = auth_context(request).retailer_id
+        product_get(retailer_id=retailer_id, sku=sku)
+        raw = request.data.get("signal") if isinstance(request.data, dict) else None
+        signal = demand_signal_clean(raw)
+        changed = demand_signal_set(retailer_id=retailer_id, sku=sku, signal=signal, actor=actor_for_request(request))
+        return Response({"sku": sku, "signal": str(signal), "price_changed": changed})

@@ -1,0 +1,93 @@
+"""OpenAPI description of the price lookups, which are served by the plain views in ``pricing.hotpath``.
+
+The views below document the same operations and delegate to the plain views;
+:func:`documented` attaches them to the routed plain views so drf-spectacular
+lists the hot path in ``/v1/schema`` without DRF sitting on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from pricing.hotpath import price_detail, price_list
+
+COMMON_PARAMETERS = [
+    OpenApiParameter("key", str, description="Publishable key pk_… (browsers); servers send Bearer sk_… instead."),
+    OpenApiParameter("visitor", str, description="Visitor id for deterministic A/B bucketing (max 128 characters)."),
+    OpenApiParameter("explain", str, enum=["1"], description="1: add the steps that produced each price."),
+]
+
+
+class PriceSerializer(serializers.Serializer[Any]):
+    sku = serializers.CharField()
+    price = serializers.CharField(help_text="Decimal string with the currency's minor units.")
+    currency = serializers.CharField()
+    variant = serializers.CharField(required=False, help_text="The experiment variant, when one applies.")
+    stale = serializers.BooleanField(help_text="True when answered from PostgreSQL while Redis is unreachable.")
+    steps = serializers.ListField(child=serializers.DictField(), required=False, help_text="With explain=1.")
+
+
+class PriceListSerializer(serializers.Serializer[Any]):
+    prices = PriceSerializer(many=True)
+    missing = serializers.ListField(child=serializers.CharField(), help_text="Unknown or inactive SKUs.")
+
+
+class PriceDetailApi(APIView):
+    publishable_allowed = True
+
+    @extend_schema(
+        parameters=COMMON_PARAMETERS,
+        responses=PriceSerializer,
+        examples=[
+            OpenApiExample(
+                "A price",
+                response_only=True,
+                value={"sku": "SKU-1", "price": "19.99", "currency": "USD", "stale": False},
+            )
+        ],
+        summary="The current price of one SKU (404 unknown_sku)",
+    )
+    def get(self, request: Request, sku: str) -> HttpResponse:
+        return price_detail(request._request, sku)
+
+
+class PriceListApi(APIView):
+    publishable_allowed = True
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("skus", str, required=True, description="1 to 100 comma-separated SKUs."),
+            *COMMON_PARAMETERS,
+        ],
+        responses=PriceListSerializer,
+        examples=[
+            OpenApiExample(
+                "Prices for a page",
+                response_only=True,
+                value={
+                    "prices": [
+                        {"sku": "SKU-1", "price": "19.99", "currency": "USD", "stale": False},
+                        {"sku": "SKU-2", "price": "5.49", "currency": "USD", "variant": "B", "stale": False},
+                    ],
+                    "missing": ["SKU-404"],
+                },
+            )
+        ],
+        summary="Prices of up to 100 SKUs in one call (one page view)",
+    )
+    def get(self, request: Request) -> HttpResponse:
+        return price_list(request._request)
+
+
+def documented(view: Callable[..., HttpResponse], documentation: type[APIView]) -> Callable[..., HttpResponse]:
+    """Route ``view`` while drf-spectacular describes it with ``documentation``."""
+    view.cls = documentation  # type: ignore[attr-defined]
+    view.initkwargs = {}  # type: ignore[attr-defined]
+    return view

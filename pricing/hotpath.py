@@ -1,0 +1,176 @@
+"""The real-time price API: plain Django views, one Redis round trip, no SQL in steady state.
+
+A request authenticates from the in-process key cache, then sends one pipeline
+to Redis holding the ``MGET`` of the snapshots and the rate-limit counter, and
+answers with orjson. Only a Redis miss (never seen, evicted or expired) reads
+PostgreSQL, and it writes the copy back; unknown SKUs are cached as misses for a
+few seconds. When Redis is unreachable (timeouts of tens of milliseconds, then
+the circuit breaker answers at once), prices come from PostgreSQL marked
+``"stale": true`` and the rate limit fails open: never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import redis
+import structlog
+from django.http import HttpRequest, HttpResponse
+
+from app.errors import ApiError, error_response
+from app.redis_client import RedisUnavailableError, redis_guarded
+from app.tenancy.authentication import AuthContext, request_authenticate
+from app.tenancy.cors import cors_apply
+from app.tenancy.ratelimit import rate_limit_enforce, rate_limit_queue, rate_window
+from pricing.models import PriceSnapshot
+from pricing.rules.base import DEFAULT_PATH, SKU_PATTERN
+from pricing.rules.experiment import variant_for
+from pricing.selectors import snapshots_of
+from pricing.services.refresh import snapshots_refresh
+from pricing.snapshots import (
+    misses_cache_write,
+    snapshot_body,
+    snapshot_decode,
+    snapshot_key,
+    snapshots_cache_write,
+)
+
+log = structlog.get_logger(__name__)
+
+MAX_SKUS = 100
+MAX_VISITOR_LENGTH = 128
+READ_METHODS = ("GET", "HEAD")
+
+Body = dict[str, Any]
+
+
+def _skus_param(raw: str) -> list[str]:
+    skus = list(dict.fromkeys(raw.split(","))) if raw else []
+    if not 1 <= len(skus) <= MAX_SKUS:
+        raise ApiError("too_many_skus", f"Ask for 1 to {MAX_SKUS} SKUs in one call: ?skus=A,B,C")
+    bad = [sku for sku in skus if not SKU_PATTERN.match(sku)]
+    if bad:
+        raise ApiError(
+            "invalid_sku",
+            details=[{"field": "skus", "code": "invalid_sku", "message": repr(sku[:80])} for sku in bad[:10]],
+        )
+    return skus
+
+
+def _from_database(retailer_id: int, skus: list[str]) -> tuple[dict[str, Body | None], list[PriceSnapshot]]:
+    """Snapshots from PostgreSQL, by SKU; a product never priced yet is priced now."""
+    rows = snapshots_of(retailer_id=retailer_id, skus=skus)
+    priced = {row.sku for row in rows}
+    unpriced = [sku for sku in skus if sku not in priced]
+    if unpriced:
+        rows += snapshots_refresh(retailer_id=retailer_id, skus=unpriced, reason="first request").snapshots.values()
+    bodies = {row.sku: snapshot_body(row) if row.active else None for row in rows}
+    return {sku: bodies.get(sku) for sku in skus}, rows
+
+
+def _fill(retailer_id: int, skus: list[str]) -> dict[str, Body | None]:
+    """Answer Redis misses from PostgreSQL and copy what was found back to Redis."""
+    found, rows = _from_database(retailer_id, skus)
+    snapshots_cache_write(rows)
+    misses_cache_write(retailer_id, [sku for sku in skus if sku not in {row.sku for row in rows}])
+    return found
+
+
+def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | None], bool]:
+    """Bodies by SKU (None: not sold) and whether they are stale; counts the request."""
+    keys = [snapshot_key(context.retailer_id, sku) for sku in skus]
+    window = rate_window(context)
+
+    def fetch(client: redis.Redis) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        pipe.mget(keys)
+        rate_limit_queue(pipe, window)
+        return pipe.execute()  # type: ignore[no-any-return]
+
+    try:
+        values, count = redis_guarded(fetch)
+    except RedisUnavailableError:
+        log.warning("rate_limit_fail_open", key_prefix=context.key_prefix, reason="redis unavailable")
+        return _from_database(context.retailer_id, skus)[0], True
+    rate_limit_enforce(context, int(count), window)
+    bodies: dict[str, Body | None] = {}
+    unresolved = []
+    for sku, value in zip(skus, values, strict=True):
+        if value is None:
+            unresolved.append(sku)
+        else:
+            bodies[sku] = snapshot_decode(value)
+    if unresolved:
+        bodies.update(_fill(context.retailer_id, unresolved))
+    return bodies, False
+
+
+def _price(sku: str, body: Body, *, context: AuthContext, visitor: str | None, explain: bool, stale: bool) -> Body:
+    currency = body["c"]
+    if context.pricing_paused:
+        row: Body = {"sku": sku, "price": body["b"], "currency": currency, "stale": stale}
+        if explain:
+            row["steps"] = [{"step": "paused", "price": body["b"]}]
+        return row
+    experiment = body["x"]
+    variant = variant_for(experiment, visitor) if experiment else DEFAULT_PATH
+    row = {"sku": sku, "price": body["p"][variant], "currency": currency}
+    if experiment:
+        row["variant"] = variant
+    row["stale"] = stale
+    if explain:
+        row["steps"] = body["s"][variant]
+    return row
+
+
+def _options(request: HttpRequest) -> tuple[str | None, bool]:
+    visitor = request.GET.get("visitor") or None
+    if visitor is not None and len(visitor) > MAX_VISITOR_LENGTH:
+        raise ApiError("malformed_request", f"visitor must be at most {MAX_VISITOR_LENGTH} characters.")
+    return visitor, request.GET.get("explain") in ("1", "true")
+
+
+def _json(body: Body, status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _serve(request: HttpRequest, skus_of: Any, single: bool) -> HttpResponse:
+    context: AuthContext | None = None
+    try:
+        if request.method not in READ_METHODS:
+            raise ApiError("method_not_allowed", f"{request.method} is not allowed; use GET.")
+        context = request_authenticate(request, secret_required=False)
+        skus = skus_of(request)
+        visitor, explain = _options(request)
+        bodies, stale = _lookup(context, skus)
+        prices = [
+            _price(sku, body, context=context, visitor=visitor, explain=explain, stale=stale)
+            for sku, body in bodies.items()
+            if body is not None
+        ]
+        if single:
+            if not prices:
+                raise ApiError("unknown_sku", f"No active product has the SKU {skus[0]!r}.")
+            response = _json(prices[0])
+        else:
+            response = _json({"prices": prices, "missing": [sku for sku, body in bodies.items() if body is None]})
+    except ApiError as error:
+        response = error_response(error)
+    return cors_apply(request, response, context)
+
+
+def price_detail(request: HttpRequest, sku: str) -> HttpResponse:
+    """``GET /v1/prices/{sku}``: one price, or 404 ``unknown_sku``."""
+
+    def one(_: HttpRequest) -> list[str]:
+        if not SKU_PATTERN.match(sku):
+            raise ApiError("invalid_sku")
+        return [sku]
+
+    return _serve(request, one, single=True)
+
+
+def price_list(request: HttpRequest) -> HttpResponse:
+    """``GET /v1/prices?skus=A,B``: up to 100 prices and the SKUs that are not sold."""
+    return _serve(request, lambda req: _skus_param(req.GET.get("skus", "")), single=False)

@@ -1,0 +1,1 @@
+"""The rules engine: one module per rule kind, guardrails, rounding, and the pipeline."""

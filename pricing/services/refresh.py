@@ -1,0 +1,261 @@
+"""Recompute snapshots: load inputs, run the pipeline, store, keep history, announce.
+
+:func:`snapshots_refresh` is the one write path of prices. Product upserts, rule
+changes (through repricing shards), demand signals, competitor prices, the pause
+switch and schedule boundaries all end here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from app.tenancy.models import Retailer
+from pricing.models import CompetitorPrice, DemandSignal, PriceHistory, PriceSnapshot, PricingPolicy, Product, Rule
+from pricing.money import amount_format
+from pricing.rules.base import PricingInputs, RuleSpec
+from pricing.rules.guardrails import PolicySpec
+from pricing.rules.pipeline import ComputedPrice, price_compute
+from pricing.snapshots import snapshots_cache_write
+from workers.outbox import outbox_announce
+
+NORMAL_DEMAND = Decimal("1.0000")
+SNAPSHOT_FIELDS = [
+    "active",
+    "currency",
+    "base_price",
+    "prices",
+    "experiment",
+    "steps",
+    "effective_price",
+    "version",
+    "anchor_price",
+    "anchor_date",
+    "valid_until",
+    "computed_at",
+]
+
+
+@dataclass
+class RefreshResult:
+    changed: list[str] = field(default_factory=list)
+    snapshots: dict[str, PriceSnapshot] = field(default_factory=dict)
+
+
+def policy_spec(retailer_id: int) -> PolicySpec:
+    policy = PricingPolicy.objects.filter(retailer_id=retailer_id).first()
+    if policy is None:
+        return PolicySpec()
+    return PolicySpec(
+        min_margin_percent=policy.min_margin_percent,
+        max_daily_change_percent=policy.max_daily_change_percent,
+        rounding_step=policy.rounding_step,
+        rounding_ending=policy.rounding_ending,
+    )
+
+
+def rule_specs(retailer_id: int) -> list[RuleSpec]:
+    rules = Rule.objects.filter(retailer_id=retailer_id, enabled=True).order_by("position", "id")
+    return [RuleSpec(r.id, r.kind, r.name, r.params, frozenset(r.skus)) for r in rules]
+
+
+def _inputs(
+    product: Product, *, signal: Decimal, competitor: Decimal | None, now_local: datetime, anchor: Decimal | None
+) -> PricingInputs:
+    return PricingInputs(
+        sku=product.sku,
+        currency=product.currency,
+        base_price=product.base_price,
+        cost=product.cost,
+        list_price=product.list_price,
+        inventory=product.inventory,
+        demand_signal=signal,
+        competitor_price=competitor,
+        now_local=now_local,
+        anchor_price=anchor,
+    )
+
+
+def _anchor(snapshot: PriceSnapshot, today: object) -> Decimal | None:
+    """The price the SKU had when today began: kept for the day, taken at the first change."""
+    if snapshot.anchor_date == today:
+        return snapshot.anchor_price
+    if snapshot.version and snapshot.prices:
+        return Decimal(next(iter(snapshot.prices.values())))
+    return None
+
+
+def _valid_until(computed: ComputedPrice, now_local: datetime) -> datetime | None:
+    moment = computed.valid_until
+    if computed.daily_limited:
+        tomorrow = datetime.combine(now_local.date() + timedelta(days=1), time(0), tzinfo=now_local.tzinfo)
+        moment = tomorrow if moment is None else min(moment, tomorrow)
+    return moment.astimezone(ZoneInfo("UTC")) if moment is not None else None
+
+
+def _apply(
+    snapshot: PriceSnapshot,
+    product: Product,
+    computed: ComputedPrice,
+    *,
+    paused: bool,
+    now: datetime,
+    now_local: datetime,
+    anchor: Decimal | None,
+) -> tuple[bool, bool]:
+    """Write the computed values onto the row; (anything changed, effective price changed)."""
+    currency = product.currency
+    before = (
+        snapshot.active,
+        snapshot.currency,
+        snapshot.base_price,
+        snapshot.prices,
+        snapshot.experiment,
+        snapshot.steps,
+        snapshot.valid_until,
+    )
+    prices = {name: amount_format(price, currency) for name, price in computed.prices.items()}
+    snapshot.active = product.active
+    snapshot.currency = currency
+    snapshot.base_price = product.base_price
+    snapshot.prices = prices
+    snapshot.experiment = computed.experiment
+    snapshot.steps = computed.steps
+    snapshot.valid_until = _valid_until(computed, now_local)
+    after = (
+        snapshot.active,
+        snapshot.currency,
+        snapshot.base_price,
+        snapshot.prices,
+        snapshot.experiment,
+        snapshot.steps,
+        snapshot.valid_until,
+    )
+    effective = product.base_price if paused else computed.default_price
+    effective_changed = product.active and (snapshot.version == 0 or snapshot.effective_price != effective)
+    if before == after and not effective_changed and snapshot.version:
+        return False, False
+    snapshot.version += 1
+    snapshot.computed_at = now
+    if product.active:
+        snapshot.effective_price = effective
+    snapshot.anchor_price = anchor if anchor is not None else computed.default_price
+    snapshot.anchor_date = now_local.date()
+    return True, effective_changed
+
+
+def _announce(snapshot: PriceSnapshot, *, reason: str, now: datetime) -> PriceHistory:
+    price = amount_format(snapshot.effective_price, snapshot.currency)
+    outbox_announce(
+        topic="price.changed",
+        payload={
+            "retailer_id": snapshot.retailer_id,
+            "sku": snapshot.sku,
+            "price": price,
+            "currency": snapshot.currency,
+            "version": snapshot.version,
+        },
+        key=f"{snapshot.retailer_id}:{snapshot.sku}",
+        version=snapshot.version,
+    )
+    return PriceHistory(
+        retailer_id=snapshot.retailer_id,
+        sku=snapshot.sku,
+        price=snapshot.effective_price,
+        currency=snapshot.currency,
+        version=snapshot.version,
+        reason=reason[:100],
+        at=now,
+    )
+
+
+def _placeholders(retailer_id: int, products: dict[str, Product]) -> None:
+    """Insert empty rows for SKUs priced for the first time, so every row can be locked."""
+    PriceSnapshot.objects.bulk_create(
+        [
+            PriceSnapshot(
+                retailer_id=retailer_id,
+                sku=sku,
+                currency=product.currency,
+                base_price=product.base_price,
+                effective_price=product.base_price,
+                version=0,
+            )
+            for sku, product in products.items()
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def snapshots_refresh(*, retailer_id: int, skus: list[str], reason: str, now: datetime | None = None) -> RefreshResult:
+    """Recompute the snapshots of ``skus`` (unknown SKUs are ignored).
+
+    Runs in the caller's transaction (or its own): rows are locked in SKU order, so
+    concurrent refreshes of overlapping SKUs serialize instead of deadlocking or
+    losing an update. Every change of the price a shopper sees appends a history row
+    and announces ``price.changed`` through the outbox, with the snapshot's new
+    version. The Redis copies are written after the commit.
+    """
+    with transaction.atomic():
+        moment = now or timezone.now()
+        retailer = Retailer.objects.get(pk=retailer_id)
+        now_local = moment.astimezone(ZoneInfo(retailer.time_zone))
+        products = {p.sku: p for p in Product.objects.filter(retailer_id=retailer_id, sku__in=skus)}
+        if not products:
+            return RefreshResult()
+        _placeholders(retailer_id, products)
+        rows = (
+            PriceSnapshot.objects.select_for_update()
+            .filter(retailer_id=retailer_id, sku__in=list(products))
+            .order_by("sku")
+        )
+        signals = dict(
+            DemandSignal.objects.filter(retailer_id=retailer_id, sku__in=list(products)).values_list("sku", "signal")
+        )
+        competitors = dict(
+            CompetitorPrice.objects.filter(retailer_id=retailer_id, sku__in=list(products))
+            .values("sku")
+            .annotate(lowest=Min("price"))
+            .values_list("sku", "lowest")
+        )
+        rules, policy = rule_specs(retailer_id), policy_spec(retailer_id)
+        result, written, history = RefreshResult(), [], []
+        for snapshot in rows:
+            product = products[snapshot.sku]
+            anchor = _anchor(snapshot, now_local.date())
+            inputs = _inputs(
+                product,
+                signal=signals.get(snapshot.sku, NORMAL_DEMAND),
+                competitor=competitors.get(snapshot.sku),
+                now_local=now_local,
+                anchor=anchor,
+            )
+            computed = price_compute(inputs=inputs, rules=rules, policy=policy)
+            old_prices = snapshot.prices
+            changed, effective_changed = _apply(
+                snapshot,
+                product,
+                computed,
+                paused=retailer.pricing_paused,
+                now=moment,
+                now_local=now_local,
+                anchor=anchor,
+            )
+            result.snapshots[snapshot.sku] = snapshot
+            if not changed:
+                continue
+            written.append(snapshot)
+            if effective_changed:
+                history.append(_announce(snapshot, reason=reason, now=moment))
+            if effective_changed or old_prices != snapshot.prices:
+                result.changed.append(snapshot.sku)
+        PriceSnapshot.objects.bulk_update(written, SNAPSHOT_FIELDS)
+        PriceHistory.objects.bulk_create(history)
+        transaction.on_commit(lambda: snapshots_cache_write(written))
+    return result

@@ -1,0 +1,28 @@
+"""What the analytics tests observe: counted events, raw rows, the state of the ingest queue."""
+
+from __future__ import annotations
+
+import redis
+from django.db.models import Sum
+
+from analytics.models import SkuMinuteCount
+
+CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+
+
+def counted_total(retailer_id: int) -> int:
+    """Every event counted for the retailer, all types, all minutes."""
+    sums = SkuMinuteCount.objects.filter(retailer_id=retailer_id).aggregate(
+        a=Sum("page_view"), b=Sum("product_view"), c=Sum("add_to_cart"), d=Sum("purchase")
+    )
+    return sum(value or 0 for value in sums.values())
+
+
+def counted_by_sku(retailer_id: int, column: str = "product_view") -> dict[str, int]:
+    rows = SkuMinuteCount.objects.filter(retailer_id=retailer_id).values("sku").annotate(n=Sum(column))
+    return {row["sku"]: row["n"] for row in rows if row["n"]}
+
+
+def ingest_drained(broker: redis.Redis) -> bool:
+    """No batch waiting in the ingest queue and none delivered but unacknowledged."""
+    return broker.llen("ingest") == 0 and broker.hlen("unacked") == 0

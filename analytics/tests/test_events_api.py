@@ -1,0 +1,125 @@
+"""POST /v1/events: 202 once the broker holds the batch; clear 4xx and nothing queued otherwise."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from django.test import Client
+
+from analytics.tests.factories import batch_body, event_json
+
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+
+
+@pytest.fixture
+def ingest_queue(broker_redis):
+    """Number of batches waiting in the ingest queue of this test's broker."""
+    return lambda: broker_redis.llen("ingest")
+
+
+def post(client: Client, key: str, body: bytes, content_type: str = "text/plain;charset=UTF-8", **headers):
+    return client.generic(
+        "POST", f"/v1/events?key={key}", body, content_type=content_type, HTTP_USER_AGENT=CHROME, **headers
+    )
+
+
+def queued_kwargs(broker_redis) -> list[dict]:
+    return [orjson.loads(base64.b64decode(orjson.loads(raw)["body"])) for raw in broker_redis.lrange("ingest", 0, -1)]
+
+
+@pytest.mark.django_db
+def test_a_beacon_batch_is_accepted_as_one_task(alice, client, broker_redis, ingest_queue):
+    events = [event_json(type="page_view"), event_json(sku="A"), event_json(type="purchase", sku="A", price="9.99")]
+    response = post(client, alice.publishable_key, batch_body(events), HTTP_ORIGIN=alice.origin)
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 3}
+    assert ingest_queue() == 1
+    assert response["Access-Control-Allow-Origin"] == alice.origin
+    assert response["Access-Control-Expose-Headers"] == "Retry-After"
+    [(_args, kwargs, _)] = queued_kwargs(broker_redis)
+    assert kwargs["retailer_id"] == alice.retailer.id
+    assert [row[0] for row in kwargs["events"]] == [event["id"] for event in events]
+    assert kwargs["idempotency_key"].startswith("events:")
+
+
+@pytest.mark.django_db
+def test_json_bodies_and_secret_keys_are_accepted_too(alice, ingest_queue):
+    response = alice.client().generic("POST", "/v1/events", batch_body([event_json()]), content_type="application/json")
+    assert response.status_code == 202
+    assert ingest_queue() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b"{bad json", "text/plain", 400, "invalid_json"),
+        (b'{"events": {"a": 1}}', "text/plain", 400, "validation_failed"),
+        (batch_body([event_json(type="wink")]), "text/plain", 400, "validation_failed"),
+        (batch_body([event_json(id="123")]), "text/plain", 400, "validation_failed"),
+        (batch_body([event_json(quantity="3")]), "text/plain", 400, "validation_failed"),
+        (batch_body([{}] * 10_000), "text/plain", 400, "validation_failed"),
+        (batch_body([event_json()]), "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        (b"x" * (10 * 1024 * 1024), "text/plain", 413, "payload_too_large"),
+    ],
+    ids=["bad-json", "wrong-type", "unknown-type", "bad-uuid", "quantity-string", "10000-events", "form", "10MB"],
+)
+def test_malformed_batches_are_refused_and_nothing_is_queued(
+    alice, client, ingest_queue, body, content_type, status, code
+):
+    response = post(client, alice.publishable_key, body, content_type=content_type)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert ingest_queue() == 0
+
+
+@pytest.mark.django_db
+def test_one_bad_event_refuses_the_whole_batch_naming_it(alice, client, ingest_queue):
+    events = [event_json(), event_json(), event_json(type="add_to_cart", sku=None)]
+    response = post(client, alice.publishable_key, batch_body(events))
+    assert response.status_code == 400
+    assert [row["index"] for row in response.json()["error"]["details"]] == [2]
+    assert ingest_queue() == 0
+
+
+@pytest.mark.django_db
+def test_events_older_than_the_window_are_refused_with_their_own_code(alice, client, ingest_queue, settings):
+    settings.ANALYTICS_RAW_RETENTION_DAYS = 1
+    response = post(client, alice.publishable_key, batch_body([event_json(ts=datetime(2020, 1, 1, tzinfo=UTC))]))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "event_too_old"
+    assert ingest_queue() == 0
+
+
+@pytest.mark.django_db
+def test_known_bots_are_answered_but_not_counted(alice, client, ingest_queue):
+    response = client.generic(
+        "POST",
+        f"/v1/events?key={alice.publishable_key}",
+        batch_body([event_json()]),
+        content_type="text/plain",
+        HTTP_USER_AGENT="Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    )
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 0, "ignored": "bot"}
+    assert ingest_queue() == 0
+
+
+@pytest.mark.django_db
+def test_a_foreign_origin_gets_403_without_cors_headers(alice, client, ingest_queue):
+    response = post(client, alice.publishable_key, batch_body([event_json()]), HTTP_ORIGIN="https://evil.example")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "origin_not_allowed"
+    assert "Access-Control-Allow-Origin" not in response
+    assert ingest_queue() == 0
+
+
+@pytest.mark.django_db
+def test_key_rules_apply(alice, client, ingest_queue):
+    assert post(client, alice.secret_key, batch_body([event_json()])).status_code == 400  # secret key in URL
+    assert post(client, "pk_unknown", batch_body([event_json()])).status_code == 401
+    assert client.get(f"/v1/events?key={alice.publishable_key}").status_code == 405
+    assert ingest_queue() == 0

@@ -103,6 +103,7 @@ def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | Non
             bodies[sku] = snapshot_decode(value)
     if unresolved:
         bodies.update(_fill(context.retailer_id, unresolved))
+        return {sku: bodies[sku] for sku in skus}, False
     return bodies, False
 
 

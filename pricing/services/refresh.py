@@ -193,6 +193,17 @@ def _placeholders(retailer_id: int, products: dict[str, Product]) -> None:
     )
 
 
+def _store(snapshots: list[PriceSnapshot]) -> None:
+    """Write changed rows with one INSERT … ON CONFLICT UPDATE (bulk_update's CASE takes ~10x longer)."""
+    copies = [
+        PriceSnapshot(retailer_id=s.retailer_id, sku=s.sku, **{name: getattr(s, name) for name in SNAPSHOT_FIELDS})
+        for s in snapshots
+    ]
+    PriceSnapshot.objects.bulk_create(
+        copies, update_conflicts=True, unique_fields=["retailer", "sku"], update_fields=SNAPSHOT_FIELDS
+    )
+
+
 def snapshots_refresh(*, retailer_id: int, skus: list[str], reason: str, now: datetime | None = None) -> RefreshResult:
     """Recompute the snapshots of ``skus`` (unknown SKUs are ignored).
 
@@ -255,7 +266,7 @@ def snapshots_refresh(*, retailer_id: int, skus: list[str], reason: str, now: da
                 history.append(_announce(snapshot, reason=reason, now=moment))
             if effective_changed or old_prices != snapshot.prices:
                 result.changed.append(snapshot.sku)
-        PriceSnapshot.objects.bulk_update(written, SNAPSHOT_FIELDS)
+        _store(written)
         PriceHistory.objects.bulk_create(history)
         transaction.on_commit(lambda: snapshots_cache_write(written))
     return result

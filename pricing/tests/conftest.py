@@ -15,7 +15,7 @@ PRODUCT = {
     "name": "Trail shoe",
     "currency": "USD",
     "base_price": "100.00",
-    "cost": "40.00",
+    "cost": "4.00",
     "list_price": "150.00",
     "inventory": 50,
 }

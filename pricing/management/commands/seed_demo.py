@@ -138,10 +138,10 @@ class Command(BaseCommand):
         if rate_limit is not None:
             Retailer.objects.filter(pk=retailer.pk).update(rate_limit_per_minute=rate_limit)
         rows = demo_products(products, seed=number)
+        if not Rule.objects.filter(retailer=retailer).exists():
+            self._rules(retailer, rows)  # before the products: the catalog is then priced once
         for start in range(0, len(rows), BATCH):
             products_bulk_upsert(retailer_id=retailer.id, rows=rows[start : start + BATCH], actor=ACTOR)
-        if not Rule.objects.filter(retailer=retailer).exists():
-            self._rules(retailer, rows)
         self._run_pending_shards(retailer)
         return {
             "retailer": retailer.name,

@@ -1,4 +1,8 @@
-"""The Celery app, configured from Django settings (``CELERY_*``)."""
+"""The Celery app, configured from Django settings through ``workers.celery_config``.
+
+Task modules are discovered from ``INSTALLED_APPS`` (``<app>/tasks.py``), so a new
+app's tasks are found without touching this file.
+"""
 
 from __future__ import annotations
 
@@ -10,4 +14,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
 
 celery_app = Celery("storefabric")
 celery_app.config_from_object("workers.celery_config", namespace="")
-celery_app.autodiscover_tasks(["workers", "pricing", "analytics"])
+celery_app.autodiscover_tasks()

@@ -63,6 +63,7 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
     ("rate_limited", 429, "Too many requests; retry after the number of seconds in Retry-After."),
     ("internal_error", 500, "Something went wrong on our side; the request id identifies it."),
     ("service_unavailable", 503, "A dependency is unavailable; retry after Retry-After seconds."),
+    ("broker_unavailable", 503, "The job queue is not accepting work right now; retry after Retry-After seconds."),
 )
 
 

@@ -165,6 +165,19 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB = env.int("CELERY_WORKER_MAX_MEMORY_PER_CH
 # Web-side publishes: sub-second, no retries, so a broker outage is a fast 503.
 CELERY_WEB_PUBLISH_TIMEOUT = env.float("CELERY_WEB_PUBLISH_TIMEOUT", default=0.5)
 IDEMPOTENCY_WINDOW_SECONDS = env.int("IDEMPOTENCY_WINDOW_SECONDS", default=7 * 24 * 3600)
+# Retries: exponential backoff with full jitter, capped (countdowns stay under half the visibility timeout).
+CELERY_RETRY_BACKOFF_BASE = env.float("CELERY_RETRY_BACKOFF_BASE", default=2.0)
+CELERY_RETRY_BACKOFF_CAP = env.float("CELERY_RETRY_BACKOFF_CAP", default=600.0)
+CELERY_TASK_MAX_RETRIES = env.int("CELERY_TASK_MAX_RETRIES", default=5)
+# A message delivered this many times without finishing (its run killed the worker) becomes a dead letter.
+CELERY_TASK_MAX_DELIVERIES = env.int("CELERY_TASK_MAX_DELIVERIES", default=3)
+CELERY_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_SOFT_SHUTDOWN_TIMEOUT", default=10.0)
+# Outbox relay (workers/relay.py).
+OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=500)
+OUTBOX_RELAY_IDLE_SECONDS = env.float("OUTBOX_RELAY_IDLE_SECONDS", default=0.5)
+OUTBOX_REPUBLISH_AFTER_SECONDS = env.float("OUTBOX_REPUBLISH_AFTER_SECONDS", default=900.0)
+OUTBOX_REPUBLISH_MAX_SECONDS = env.float("OUTBOX_REPUBLISH_MAX_SECONDS", default=6 * 3600.0)
+OUTBOX_RETENTION_SECONDS = env.int("OUTBOX_RETENTION_SECONDS", default=7 * 24 * 3600)
 
 # --- analytics (edges of the dedup window: analytics/retention.py) ------------
 ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=14)

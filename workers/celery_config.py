@@ -1,20 +1,30 @@
-"""Celery settings derived from Django settings, in one place.
+"""Celery settings derived from Django settings, in one place (the beat schedule too).
 
-The Redis transport's visibility timeout is set everywhere Celery reads it; it
-must exceed the longest prefetch wait + hard time limit + countdown of any task.
+The visibility timeout of the Redis transport is the time after which an
+unacknowledged message is handed to another worker. kombu counts it from the
+moment a message is *prefetched*, and the unacknowledged set is shared by every
+queue, so one value serves all and it must exceed: the longest wait of a
+prefetched message + the longest hard time limit + the longest countdown.
+Every task is time-boxed (``reliable_task`` requires limits) and countdowns are
+capped at half the timeout (``workers.backoff``), so the default of one hour
+holds with tasks of up to ~25 minutes. It is set everywhere Celery reads it.
 """
 
 from __future__ import annotations
 
+from celery.schedules import crontab
 from django.conf import settings
 from kombu import Queue as KombuQueue
 
-from workers.routing import ALL_QUEUES
+from workers.routing import ALL_QUEUES, Queue
 
 _transport = {
     "visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT,
     "unacked_restore_interval": settings.CELERY_UNACKED_RESTORE_INTERVAL,
     "unacked_restore_throttle": settings.CELERY_UNACKED_RESTORE_THROTTLE,
+    # A broker that vanishes without closing TCP must not hang a publish forever.
+    "socket_timeout": 10.0,
+    "socket_connect_timeout": 5.0,
 }
 
 broker_url = settings.CELERY_BROKER_URL
@@ -22,15 +32,38 @@ broker_transport_options = _transport
 result_backend_transport_options = _transport
 visibility_timeout = settings.CELERY_VISIBILITY_TIMEOUT
 broker_connection_retry_on_startup = True
+broker_connection_timeout = 5.0
 task_queues = [KombuQueue(name) for name in ALL_QUEUES]
-task_default_queue = "default"
+task_default_queue = Queue.DEFAULT.value
+task_create_missing_queues = False
 task_acks_late = True
 task_reject_on_worker_lost = True
+task_acks_on_failure = True
+task_acks_on_timeout = True
 task_ignore_result = True
 task_serializer = "json"
 accept_content = ["json"]
+result_serializer = "json"
+timezone = "UTC"
+enable_utc = True
 worker_prefetch_multiplier = 1
 worker_cancel_long_running_tasks_on_connection_loss = True
+worker_soft_shutdown_timeout = settings.CELERY_SOFT_SHUTDOWN_TIMEOUT
+worker_enable_soft_shutdown_on_idle = True
 worker_max_memory_per_child = settings.CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB
 worker_hijack_root_logger = False
 worker_send_task_events = False
+worker_deduplicate_successful_tasks = False
+
+
+def _periodic(task: str, schedule: crontab) -> dict[str, object]:
+    """A beat entry. Periodic jobs are naturally idempotent (purges, sweeps), so the
+    required idempotency key only names the schedule entry in logs and dead letters."""
+    return {"task": task, "schedule": schedule, "kwargs": {"idempotency_key": f"beat:{task}"}}
+
+
+# Periodic jobs, all of them, in one place.
+beat_schedule = {
+    "outbox-purge": _periodic("workers.outbox_purge", crontab(minute="17")),
+    "idempotency-purge": _periodic("workers.idempotency_purge", crontab(minute="47")),
+}

@@ -1,20 +1,52 @@
-"""The reliable task: at-least-once delivery, with the effect guarded elsewhere.
+"""The reliable task: at-least-once delivery, effects guarded by an idempotency key.
 
 Every task of the project is declared with :func:`reliable_task`, which fixes the
 conventions: an explicit name, a queue from :mod:`workers.routing`, soft and
 hard time limits, late acknowledgement, re-queue on worker loss, and a required
-``idempotency_key`` keyword argument.
+``idempotency_key`` keyword argument. Around the body, :class:`ReliableTask`:
+
+* counts the delivery in Redis before the body runs (keyed by task id and retry
+  number); past ``CELERY_TASK_MAX_DELIVERIES`` the message is a poison message —
+  its runs kill the worker — and becomes a dead letter instead of running again;
+* retries transient errors (:mod:`workers.errors`) with capped exponential
+  backoff and full jitter (:mod:`workers.backoff`), up to ``max_retries``;
+* turns everything else — a permanent error, the last retry, a hard time limit
+  (Celery 5.7 calls ``on_failure`` for it in the worker's main process) — into
+  one :class:`~workers.models.DeadLetter`, and marks its outbox row failed;
+* marks the outbox row that published the message done when the body succeeds;
+* logs one structured line per start / success / retry / failure with the task
+  id, idempotency key, retailer, request id (from the web request that
+  published it) and duration, and counts outcomes for ``/metrics``.
+
+``atomic_once=True`` runs the whole body inside :func:`workers.idempotency.db_once`:
+use it when the body only writes to the database (no network I/O).
 """
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from celery import Task
+from celery.exceptions import Retry
+from django.conf import settings
 
+from app import metrics
 from app.celery import celery_app
+from app.request_context import bind_request_id, reset_request_id
+from workers.backoff import backoff_for, max_countdown
+from workers.broker import DELIVERIES_PREFIX, delivery_count_increment
+from workers.errors import PermanentError, PoisonMessageError, is_transient
+from workers.idempotency import db_once
 from workers.routing import Queue
+from workers.services import deadletter_record, outbox_mark_done
+
+log = structlog.get_logger("workers.task")
+
+CONTEXT_FIELDS = ("task", "task_id", "idempotency_key", "retailer_id", "request_id", "delivery", "retries")
 
 
 class ReliableTask(Task):  # type: ignore[misc]
@@ -22,10 +54,148 @@ class ReliableTask(Task):  # type: ignore[misc]
     acks_late = True
     reject_on_worker_lost = True
     ignore_result = True
+    max_retries: int | None = None
+    backoff_base: float | None = None
+    backoff_cap: float | None = None
+    backoff_jitter: Callable[[], float] = staticmethod(random.random)
+    transient_errors: tuple[type[BaseException], ...] = ()
+    atomic_once = False
 
     def enqueue(self, *, idempotency_key: str, **kwargs: Any) -> Any:
         """Publish with JSON kwargs and the message's idempotency key."""
         return self.apply_async(kwargs={**kwargs, "idempotency_key": idempotency_key})
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:  # type: ignore[override]
+        countdown = options.get("countdown") or 0
+        if countdown > max_countdown():
+            raise ValueError(
+                f"{self.name}: countdown {countdown}s exceeds half the visibility timeout; "
+                "schedule long delays with a database next_attempt_at instead"
+            )
+        return super().apply_async(args, kwargs, **options)
+
+    @property
+    def retry_limit(self) -> int:
+        return settings.CELERY_TASK_MAX_RETRIES if self.max_retries is None else self.max_retries
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        request = self.request
+        key = kwargs.get("idempotency_key")
+        token = bind_request_id(request.get("request_id"))
+        structlog.contextvars.bind_contextvars(
+            task=self.name,
+            task_id=request.id,
+            idempotency_key=key,
+            retailer_id=kwargs.get("retailer_id"),
+            request_id=request.get("request_id"),
+            retries=request.retries,
+        )
+        try:
+            return self._run_guarded(key, args, kwargs)
+        finally:
+            structlog.contextvars.unbind_contextvars(*CONTEXT_FIELDS)
+            reset_request_id(token)
+
+    def _run_guarded(self, key: str | None, args: Any, kwargs: dict[str, Any]) -> Any:
+        request = self.request
+        if not key:
+            raise PermanentError(f"{self.name} was published without an idempotency_key")
+        ttl = settings.CELERY_VISIBILITY_TIMEOUT * (settings.CELERY_TASK_MAX_DELIVERIES + 1)
+        delivery = delivery_count_increment(request.id, request.retries, ttl) if request.id else 1
+        structlog.contextvars.bind_contextvars(delivery=delivery)
+        if delivery > settings.CELERY_TASK_MAX_DELIVERIES:
+            raise PoisonMessageError(
+                f"delivered {delivery} times without finishing (each run ended its worker process)"
+            )
+        log.info("task_started")
+        started = time.monotonic()
+        try:
+            result = self._body(key, args, kwargs)
+        except Retry:
+            metrics.task_outcome(self.name, ("retried",), time.monotonic() - started, forget=self._delivery_key())
+            raise
+        except Exception as error:
+            self._retry_or_raise(error, time.monotonic() - started)
+            raise
+        duration = time.monotonic() - started
+        self._finished(request)
+        metrics.task_outcome(self.name, ("succeeded",), duration, forget=self._delivery_key())
+        log.info("task_succeeded", duration_ms=round(duration * 1000, 2))
+        return result
+
+    def _body(self, key: str, args: Any, kwargs: dict[str, Any]) -> Any:
+        if not self.atomic_once:
+            return self.run(*args, **kwargs)
+        applied, result = db_once(key=f"{self.name}:{key}", effect=lambda: self.run(*args, **kwargs))
+        if not applied:
+            log.info("task_duplicate_skipped")
+        return result
+
+    def _retry_or_raise(self, error: Exception, duration: float) -> None:
+        retries = self.request.retries
+        if not is_transient(error, self.transient_errors) or retries >= self.retry_limit:
+            return
+        backoff = backoff_for(
+            retries,
+            base=self.backoff_base if self.backoff_base is not None else settings.CELERY_RETRY_BACKOFF_BASE,
+            cap=self.backoff_cap if self.backoff_cap is not None else settings.CELERY_RETRY_BACKOFF_CAP,
+            jitter=self.backoff_jitter,
+        )
+        log.warning(
+            "task_retry",
+            error=f"{type(error).__name__}: {error}",
+            attempt=retries + 1,
+            ceiling_s=round(backoff.ceiling, 3),
+            countdown_s=round(backoff.delay, 3),
+            duration_ms=round(duration * 1000, 2),
+        )
+        metrics.task_outcome(self.name, ("failed", "retried"), duration, forget=self._delivery_key())
+        raise self.retry(
+            exc=error, countdown=backoff.delay, max_retries=self.retry_limit, headers=self._carried_headers()
+        )
+
+    def _carried_headers(self) -> dict[str, Any]:
+        """Headers a retry must keep (Celery does not copy custom headers to the retry)."""
+        return {name: self.request.get(name) for name in ("outbox_id", "request_id") if self.request.get(name)}
+
+    def _delivery_key(self) -> str | None:
+        request_id = self.request.id
+        return f"{DELIVERIES_PREFIX}:{request_id}:{self.request.retries}" if request_id else None
+
+    def _finished(self, request: Any) -> None:
+        outbox_id = request.get("outbox_id")
+        if outbox_id:
+            outbox_mark_done(outbox_id=int(outbox_id))
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Every final failure becomes a dead letter. Runs in the pool process for errors
+        raised by the body, and in the worker's main process for a hard time limit."""
+        request = self.request
+        own_request = request.id == task_id  # False in the main process after a hard time limit
+        retries = (request.retries or 0) if own_request else 0
+        letter = deadletter_record(
+            task_name=self.name,
+            task_id=task_id,
+            queue=getattr(self, "queue", None) or "",
+            kwargs=dict(kwargs or {}),
+            exception=f"{type(exc).__name__}: {exc}",
+            traceback=str(einfo or ""),
+            attempts=retries + 1,
+            outbox_id=request.get("outbox_id") if own_request else None,
+        )
+        metrics.task_outcome(
+            self.name, ("failed", "dead_lettered"), None, forget=self._delivery_key() if own_request else None
+        )
+        log.error(
+            "task_dead_lettered",
+            task=self.name,
+            task_id=task_id,
+            idempotency_key=(kwargs or {}).get("idempotency_key"),
+            retailer_id=(kwargs or {}).get("retailer_id"),
+            error=f"{type(exc).__name__}: {exc}",
+            dead_letter_id=letter.pk,
+            attempts=retries + 1,
+        )
 
 
 def reliable_task(
@@ -36,9 +206,17 @@ def reliable_task(
     time_limit: int,
     **options: Any,
 ) -> Callable[[Callable[..., Any]], ReliableTask]:
-    """Declare a task. The body takes ``idempotency_key`` as a keyword argument."""
+    """Declare a task. The body takes ``idempotency_key`` as a keyword argument.
+
+    Options beyond Celery's: ``max_retries``, ``backoff_base``, ``backoff_cap``,
+    ``backoff_jitter`` (a ``() -> [0, 1]`` callable), ``transient_errors`` (extra
+    exception types worth a retry), ``atomic_once`` (body in one transaction with
+    a unique claim on (task name, idempotency key)).
+    """
     if time_limit <= soft_time_limit:
         raise ValueError(f"{name}: time_limit must exceed soft_time_limit")
+    if "backoff_jitter" in options:
+        options["backoff_jitter"] = staticmethod(options["backoff_jitter"])
 
     def register(body: Callable[..., Any]) -> ReliableTask:
         task: ReliableTask = celery_app.task(

@@ -16,6 +16,7 @@ The root ``conftest.py`` turns these helpers into fixtures (``celery_worker``,
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -114,6 +115,20 @@ class ManagedProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The structured (JSON) log lines written so far, optionally only those with ``event == name``."""
+        found = []
+        for line in self.output().splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if name is None or event.get("event") == name:
+                found.append(event)
+        return found
+
     def is_running(self) -> bool:
         return self.popen.poll() is None
 
@@ -136,10 +151,11 @@ class ManagedProcess:
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout=timeout)
 
-    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """SIGTERM, then SIGKILL the whole process group after ``timeout``; always reaps."""
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS, *, graceful: bool = True) -> None:
+        """SIGTERM (unless not ``graceful``), then SIGKILL the whole process group after
+        ``timeout``; always reaps."""
         try:
-            if self.is_running():
+            if graceful and self.is_running():
                 os.kill(self.pid, signal.SIGTERM)
                 with suppress(subprocess.TimeoutExpired):
                     self.popen.wait(timeout=timeout)
@@ -278,6 +294,7 @@ class ProcessGroup:
         return process
 
     def stop_all(self) -> None:
+        """Kill every process group at once: a test's end needs no graceful shutdown."""
         for process in reversed(self.processes):
-            process.stop()
+            process.stop(graceful=False)
         self.processes.clear()

@@ -1,3 +1,11 @@
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from app.metrics import metrics_view
+from workers import apis
+
+urlpatterns = [
+    path("metrics", metrics_view),
+    path("ops/deadletters", apis.DeadLetterListApi.as_view()),
+    path("ops/deadletters/<int:deadletter_id>", apis.DeadLetterDetailApi.as_view()),
+    path("ops/deadletters/<int:deadletter_id>/replay", apis.DeadLetterReplayApi.as_view()),
+]

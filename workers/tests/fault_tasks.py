@@ -1,25 +1,136 @@
 """Tasks used only by the workers tests; worker subprocesses load them with ``include``.
 
-Effects are counted where the test can read them: ``effect_counts`` (a hash in
-the cache Redis) counts every execution of a body, so a duplicate shows as 2.
+Effects are rows of ``workers_test_effect`` (created by the ``effects`` fixture):
+``applied`` counts how often the effect was applied per key, so a duplicate shows
+as 2 and a loss as a missing row. Every run of a body (before its barrier) adds
+one to the ``executions`` hash in the cache Redis, and a run of a redelivered
+message to ``redelivered``: together they show that work was repeated.
 """
 
 from __future__ import annotations
 
-from app.redis_client import cache_key, cache_redis
+import os
+import signal
+import time
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+from workers.errors import PermanentError, TransientError
+from workers.idempotency import db_once
 from workers.reliable import reliable_task
 from workers.routing import Queue
 
 MODULE = __name__
-EXECUTIONS = "executions"
+EFFECT_TABLE = "workers_test_effect"
+EXECUTIONS = "sf:test:executions"
+REDELIVERED = "sf:test:redelivered"
+FIXED = "sf:test:fixed"
+
+_client: redis.Redis | None = None
 
 
-def executions() -> dict[str, int]:
-    """Executions per idempotency key, as recorded by the tasks in this module."""
-    raw = cache_redis().hgetall(cache_key(EXECUTIONS))
-    return {key.decode(): int(value) for key, value in raw.items()}
+def patient_redis() -> redis.Redis:
+    """The cache Redis, with patient timeouts (the app's own client gives up after 50 ms)."""
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+    return _client
+
+
+def _count(name: str, key: str) -> None:
+    patient_redis().hincrby(name, key, 1)
+
+
+def counts(name: str) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in patient_redis().hgetall(name).items()}
+
+
+def _seen(task: object, key: str) -> None:
+    _count(EXECUTIONS, key)
+    request = task.request  # type: ignore[attr-defined]
+    if request.get("redelivered") or (request.delivery_info or {}).get("redelivered"):
+        _count(REDELIVERED, key)
+
+
+def _apply(key: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {EFFECT_TABLE} (key, applied) VALUES (%s, 1) "  # noqa: S608 - constant table name
+            f"ON CONFLICT (key) DO UPDATE SET applied = {EFFECT_TABLE}.applied + 1",
+            [key],
+        )
 
 
 @reliable_task(name="workers_tests.record", queue=Queue.DEFAULT, soft_time_limit=10, time_limit=15)
 def record(*, idempotency_key: str) -> None:
-    cache_redis().hincrby(cache_key(EXECUTIONS), idempotency_key, 1)
+    _count(EXECUTIONS, idempotency_key)
+
+
+@reliable_task(name="workers_tests.increment", queue=Queue.DEFAULT, soft_time_limit=10, time_limit=15)
+def increment(*, idempotency_key: str, sleep_ms: int = 0, retailer_id: int | None = None) -> None:
+    """The effect of the fault tests: one increment per key, behind the database barrier."""
+    _seen(increment, idempotency_key)
+    if sleep_ms:
+        time.sleep(sleep_ms / 1000)
+    db_once(key=f"test-increment:{idempotency_key}", effect=lambda: _apply(idempotency_key))
+
+
+@reliable_task(
+    name="workers_tests.flaky",
+    queue=Queue.DEFAULT,
+    soft_time_limit=10,
+    time_limit=15,
+    backoff_base=0.3,
+    backoff_cap=5.0,
+    backoff_jitter=lambda: 1.0,
+)
+def flaky(*, idempotency_key: str, failures: int) -> None:
+    """Fails with a transient error ``failures`` times, then applies its effect."""
+    _seen(flaky, idempotency_key)
+    if counts(EXECUTIONS)[idempotency_key] <= failures:
+        raise TransientError("remote answered 503")
+    db_once(key=f"test-flaky:{idempotency_key}", effect=lambda: _apply(idempotency_key))
+
+
+@reliable_task(
+    name="workers_tests.broken_until_fixed",
+    queue=Queue.DEFAULT,
+    soft_time_limit=10,
+    time_limit=15,
+    max_retries=2,
+    backoff_base=0.1,
+    backoff_cap=0.5,
+)
+def broken_until_fixed(*, idempotency_key: str) -> None:
+    """Fails (transient) until the test sets its key in ``FIXED``; then applies its effect once."""
+    _seen(broken_until_fixed, idempotency_key)
+    if not patient_redis().sismember(FIXED, idempotency_key):
+        raise TransientError("dependency still down")
+    db_once(key=f"test-fixed:{idempotency_key}", effect=lambda: _apply(idempotency_key))
+
+
+@reliable_task(name="workers_tests.rejects_input", queue=Queue.DEFAULT, soft_time_limit=10, time_limit=15)
+def rejects_input(*, idempotency_key: str, retailer_id: int | None = None) -> None:
+    _seen(rejects_input, idempotency_key)
+    raise PermanentError("remote answered 400: bad sku")
+
+
+@reliable_task(name="workers_tests.poison", queue=Queue.DEFAULT, soft_time_limit=10, time_limit=15)
+def poison(*, idempotency_key: str) -> None:
+    """Kills its own worker process, every time (a segfaulting C extension, an OOM kill)."""
+    _seen(poison, idempotency_key)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@reliable_task(name="workers_tests.hangs", queue=Queue.DEFAULT, soft_time_limit=1, time_limit=2)
+def hangs(*, idempotency_key: str) -> None:
+    """Ignores its soft time limit (a C call that never returns); the hard limit kills it."""
+    _seen(hangs, idempotency_key)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # noqa: BLE001, S112 - swallows SoftTimeLimitExceeded on purpose
+            continue

@@ -1,0 +1,168 @@
+"""The outbox relay: publish committed outbox rows to the broker, losing none.
+
+One pass (:func:`relay_batch`) locks a batch of due rows with
+``SELECT … FOR UPDATE SKIP LOCKED``, publishes them in one pipelined round trip
+and marks them sent in the same transaction. The row lock is the claim: several
+relays skip each other's rows, and a relay killed mid-batch drops its
+connection, which rolls back and unlocks its rows for the others. Rows it did
+publish before dying are published again — at least once; the consumers'
+idempotency barrier makes the effect once. (SQLite has no ``SKIP LOCKED``; its
+``BEGIN IMMEDIATE`` serializes writers, so the embedded mode runs one relay.)
+
+Sent is not finished. A task marks its row done when it succeeds, the event
+dispatcher when every subscriber has run. A row still ``sent`` at its
+``next_publish_at`` is published again, with a per-row timeout that doubles up
+to ``OUTBOX_REPUBLISH_MAX_SECONDS`` so a long backlog is not multiplied. A
+broker that lost its memory (a Redis without persistence, restarted) is noticed
+at once: the relay keeps a marker key in the broker, and when the marker is
+gone the relay that re-creates it makes every sent row due again.
+
+A broker outage makes a pass fail and roll back: nothing is marked, the relay
+backs off (full jitter, capped at 30 s) and tries again. No ordering is promised.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import redis
+import structlog
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerOperationalError
+
+from app.celery import celery_app
+from workers.backoff import backoff_for
+from workers.broker import broker_is_redis, broker_redis
+from workers.models import OutboxMessage
+
+log = structlog.get_logger(__name__)
+
+BROKER_MARKER_KEY = "sf:outbox:broker-marker"
+OUTAGE_BACKOFF_BASE = 0.25
+OUTAGE_BACKOFF_CAP = 30.0
+RELAY_ERRORS: tuple[type[BaseException], ...] = (
+    BrokerOperationalError,
+    redis.RedisError,
+    OSError,
+    OperationalError,
+    InterfaceError,
+)
+OPEN = (OutboxMessage.Status.PENDING, OutboxMessage.Status.SENT)
+
+
+def republish_after(publish_attempts: int) -> timedelta:
+    """How long a sent row may stay not-done before it is published again."""
+    seconds = settings.OUTBOX_REPUBLISH_AFTER_SECONDS * 2 ** max(publish_attempts - 1, 0)
+    return timedelta(seconds=min(seconds, settings.OUTBOX_REPUBLISH_MAX_SECONDS))
+
+
+def message_kwargs(row: OutboxMessage) -> dict[str, object]:
+    """The task's kwargs: the row's, plus the row key as ``idempotency_key`` unless the row
+    carries its own (a dead-letter replay keeps the original message's key)."""
+    return {"idempotency_key": row.idempotency_key, **row.kwargs}
+
+
+def relay_batch(*, batch_size: int | None = None) -> int:
+    """Publish one batch of due rows; returns how many were published.
+
+    Raises a broker or database error (nothing marked) when either is unavailable.
+    """
+    size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(status__in=OPEN, next_publish_at__lte=now)
+            .order_by("next_publish_at")[:size]
+        )
+        if not rows:
+            return 0
+        published = _publish(rows)
+        for row in published:
+            row.status = OutboxMessage.Status.SENT
+            row.sent_at = now
+            row.publish_attempts += 1
+            row.next_publish_at = now + republish_after(row.publish_attempts)
+        OutboxMessage.objects.bulk_update(rows, ["status", "sent_at", "publish_attempts", "next_publish_at"])
+    return len(published)
+
+
+def _publish(rows: list[OutboxMessage]) -> list[OutboxMessage]:
+    """Publish rows in one pipelined round trip; rows naming an unknown task are put off."""
+    published = []
+    with celery_app.producer_or_acquire() as producer, producer.batch(max_size=len(rows) * 2 + 1):
+        for row in rows:
+            task = celery_app.tasks.get(row.task_name)
+            if task is None:
+                row.next_publish_at = timezone.now() + republish_after(row.publish_attempts + 1)
+                log.error("outbox_unknown_task", task=row.task_name, outbox_id=row.pk)
+                continue
+            celery_app.send_task(
+                row.task_name,
+                kwargs=message_kwargs(row),
+                queue=getattr(task, "queue", None),
+                headers={"outbox_id": row.pk},
+                producer=producer,
+                retry=False,
+            )
+            published.append(row)
+    return published
+
+
+def broker_memory_check() -> bool:
+    """Make every sent row due now if the broker lost its memory since the last check.
+
+    True when this relay found the marker missing and re-created it (exactly one
+    relay wins ``SET NX``, so a lost broker is re-filled once, not once per relay).
+    """
+    if not broker_is_redis():
+        return False
+    if not broker_redis().set(BROKER_MARKER_KEY, uuid.uuid4().hex, nx=True):
+        return False
+    due = OutboxMessage.objects.filter(status=OutboxMessage.Status.SENT).update(next_publish_at=timezone.now())
+    if due:
+        log.warning("outbox_broker_memory_lost", republishing=due)
+    return True
+
+
+class Relay:
+    """The relay loop (``manage.py outbox_relay``); :meth:`stop` ends it after the current batch."""
+
+    def __init__(self, *, batch_size: int | None = None, idle_seconds: float | None = None) -> None:
+        self.batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
+        self.idle_seconds = settings.OUTBOX_RELAY_IDLE_SECONDS if idle_seconds is None else idle_seconds
+        self.stopping = threading.Event()
+        self.published = 0
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        log.info("outbox_relay_started", batch_size=self.batch_size)
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                broker_memory_check()
+                started = time.monotonic()
+                count = relay_batch(batch_size=self.batch_size)
+            except RELAY_ERRORS as error:
+                failures += 1
+                wait = max(0.1, backoff_for(failures - 1, base=OUTAGE_BACKOFF_BASE, cap=OUTAGE_BACKOFF_CAP).delay)
+                log.warning("outbox_relay_unavailable", error=f"{type(error).__name__}: {error}", retry_in_s=wait)
+                close_old_connections()
+                self.stopping.wait(wait)
+                continue
+            if failures:
+                log.info("outbox_relay_recovered", after_failures=failures)
+                failures = 0
+            if count:
+                self.published += count
+                log.info("outbox_relayed", rows=count, ms=round((time.monotonic() - started) * 1000, 1))
+            if count < self.batch_size:
+                self.stopping.wait(self.idle_seconds)
+        log.info("outbox_relay_stopped", published=self.published)

@@ -1,0 +1,48 @@
+"""Celery signal receivers, connected by ``WorkersConfig.ready``.
+
+Every published message gets a ``sent_at`` header (Celery messages carry no
+publish time; queue age in ``manage.py queues`` and ``/metrics`` reads it) and
+the id of the web request or task that published it, so the worker's log lines
+carry the same ``request_id`` as the request that caused them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import structlog
+from celery.signals import before_task_publish, worker_ready
+
+from app.request_context import current_request_id
+
+log = structlog.get_logger(__name__)
+
+
+def stamp_headers(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    if headers is None:
+        return
+    headers["sent_at"] = time.time()
+    request_id = current_request_id()
+    if request_id and not headers.get("request_id"):
+        headers["request_id"] = request_id
+
+
+def check_limits_on_start(**_: Any) -> None:
+    from workers.limits import visibility_timeout_problems
+
+    for problem in visibility_timeout_problems():
+        log.warning("visibility_timeout_too_short", problem=problem)
+
+
+QUIETED_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
+"""Celery's own per-task "received" / "succeeded" lines repeat ours (workers.reliable),
+which carry the idempotency key and request id; keep only their warnings and errors."""
+
+
+def connect() -> None:
+    for name in QUIETED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    before_task_publish.connect(stamp_headers, dispatch_uid="workers.stamp_headers", weak=False)
+    worker_ready.connect(check_limits_on_start, dispatch_uid="workers.check_limits", weak=False)

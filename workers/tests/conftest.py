@@ -1,0 +1,65 @@
+"""Fixtures of the workers tests: the effect table, fault-test worker settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from django.db import connection
+
+from workers import broker, publish
+from workers.tests import fault_tasks
+
+# Fault tests: an unacknowledged message of a dead worker comes back after 4 s,
+# checked every second (kombu's restore sweep), instead of after an hour.
+FAST_RESTORE_ENV = {
+    "CELERY_VISIBILITY_TIMEOUT": "4",
+    "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+    "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+}
+
+
+@dataclass
+class Effects:
+    """What the test tasks did: effects applied per key, runs per key, redelivered runs."""
+
+    def applied(self) -> dict[str, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT key, applied FROM {fault_tasks.EFFECT_TABLE}")  # noqa: S608
+            return dict(cursor.fetchall())
+
+    def executions(self) -> dict[str, int]:
+        return fault_tasks.counts(fault_tasks.EXECUTIONS)
+
+    def redelivered(self) -> int:
+        return sum(fault_tasks.counts(fault_tasks.REDELIVERED).values())
+
+    def report(self, keys: list[str]) -> dict[str, int]:
+        """Lost / duplicated effects and redeliveries (extra runs) over ``keys``."""
+        applied, runs = self.applied(), self.executions()
+        return {
+            "lost": sum(1 for key in keys if applied.get(key, 0) == 0),
+            "duplicated": sum(applied.get(key, 0) - 1 for key in keys if applied.get(key, 0) > 1),
+            "redeliveries": sum(runs.get(key, 0) for key in keys) - sum(1 for key in keys if runs.get(key)),
+        }
+
+
+@pytest.fixture
+def effects(transactional_db: None) -> Iterator[Effects]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {fault_tasks.EFFECT_TABLE} (key text PRIMARY KEY, applied integer NOT NULL)"
+        )
+        cursor.execute(f"TRUNCATE {fault_tasks.EFFECT_TABLE}")
+    fault_tasks.patient_redis().delete(fault_tasks.EXECUTIONS, fault_tasks.REDELIVERED, fault_tasks.FIXED)
+    return Effects()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_broker_clients() -> Iterator[None]:
+    broker.reset_for_tests()
+    publish.web_publish_reset()
+    yield
+    broker.reset_for_tests()
+    publish.web_publish_reset()

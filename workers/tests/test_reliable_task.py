@@ -1,0 +1,132 @@
+"""The reliable base on a real worker: retries, dead letters, replay, duplicates, logs."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+
+import pytest
+
+from app.celery import celery_app
+from app.request_context import bind_request_id, reset_request_id
+from workers.models import DeadLetter, OutboxMessage
+from workers.relay import relay_batch
+from workers.services import DeadLetterNotReplayableError, deadletter_replay
+from workers.testing import wait_until
+from workers.tests import fault_tasks
+
+
+def _at(event: dict) -> float:
+    return datetime.fromisoformat(event["timestamp"]).timestamp()
+
+
+def test_transient_failures_retry_with_growing_backoff_and_succeed_on_try_three(celery_worker, effects):
+    worker = celery_worker(["default"], include=[fault_tasks.MODULE])
+
+    fault_tasks.flaky.enqueue(idempotency_key="flaky-1", failures=2)
+
+    wait_until(lambda: effects.applied().get("flaky-1") == 1, timeout=20)
+    wait_until(lambda: worker.events("task_succeeded"), timeout=5)
+    retries = worker.events("task_retry")
+    ceilings = [event["ceiling_s"] for event in retries]
+    assert ceilings == [0.3, 0.6]  # base 0.3 s, doubling
+    assert [event["countdown_s"] for event in retries] == ceilings  # the test injects jitter = 1.0
+    starts = worker.events("task_started")
+    assert [event["retries"] for event in starts] == [0, 1, 2]
+    gaps = [_at(later) - _at(earlier) for earlier, later in itertools.pairwise(starts)]
+    assert gaps[0] >= 0.3
+    assert gaps[1] >= 0.6
+    assert effects.executions()["flaky-1"] == 3
+    assert not DeadLetter.objects.exists()
+
+
+def test_task_that_always_fails_becomes_one_dead_letter_and_its_replay_applies_once(celery_worker, effects):
+    celery_worker(["default"], include=[fault_tasks.MODULE])
+
+    fault_tasks.broken_until_fixed.enqueue(idempotency_key="order-7")
+
+    letter = wait_until(lambda: DeadLetter.objects.filter(idempotency_key="order-7").first(), timeout=20)
+    assert letter.task_name == "workers_tests.broken_until_fixed"
+    assert letter.attempts == 3  # the first try and max_retries=2
+    assert letter.exception.startswith("TransientError: dependency still down")
+    assert "Traceback" in letter.traceback
+    assert letter.kwargs == {"idempotency_key": "order-7"}
+    assert effects.executions()["order-7"] == 3
+    assert "order-7" not in effects.applied()
+
+    fault_tasks.patient_redis().sadd(fault_tasks.FIXED, "order-7")  # the operator fixes the cause
+    deadletter_replay(deadletter_id=letter.pk, actor="test")
+    assert relay_batch() == 1
+
+    wait_until(lambda: effects.applied().get("order-7") == 1, timeout=20)
+    replay_row = OutboxMessage.objects.get(idempotency_key=f"replay:{letter.pk}:1")
+    wait_until(lambda: OutboxMessage.objects.get(pk=replay_row.pk).status == OutboxMessage.Status.DONE, timeout=10)
+    with pytest.raises(DeadLetterNotReplayableError):
+        deadletter_replay(deadletter_id=letter.pk, actor="test")
+
+    fault_tasks.broken_until_fixed.enqueue(idempotency_key="order-7")  # a late duplicate of the original
+    wait_until(lambda: effects.executions()["order-7"] == 5, timeout=20)
+    assert effects.applied()["order-7"] == 1
+    assert DeadLetter.objects.count() == 1
+
+
+def test_permanent_error_is_not_retried(celery_worker, effects):
+    celery_worker(["default"], include=[fault_tasks.MODULE])
+
+    fault_tasks.rejects_input.enqueue(idempotency_key="bad-1", retailer_id=42)
+
+    letter = wait_until(lambda: DeadLetter.objects.filter(idempotency_key="bad-1").first(), timeout=20)
+    assert letter.attempts == 1
+    assert letter.retailer_id == 42
+    assert letter.exception == "PermanentError: remote answered 400: bad sku"
+    assert effects.executions()["bad-1"] == 1
+
+
+def test_same_message_published_twice_applies_once(celery_worker, effects):
+    celery_worker(["default"], concurrency=2, include=[fault_tasks.MODULE])
+
+    fault_tasks.increment.enqueue(idempotency_key="evt-1")
+    fault_tasks.increment.enqueue(idempotency_key="evt-1")
+
+    wait_until(lambda: effects.executions().get("evt-1") == 2, timeout=20)
+    wait_until(lambda: effects.applied().get("evt-1"), timeout=5)
+    assert effects.report(["evt-1"]) == {"lost": 0, "duplicated": 0, "redeliveries": 1}
+
+
+def test_message_without_idempotency_key_becomes_a_dead_letter(celery_worker, effects):
+    celery_worker(["default"], include=[fault_tasks.MODULE])
+
+    celery_app.send_task("workers_tests.record", kwargs={}, queue="default")
+
+    letter = wait_until(lambda: DeadLetter.objects.first(), timeout=20)
+    assert "without an idempotency_key" in letter.exception
+    assert effects.executions() == {}
+
+
+def test_task_log_lines_carry_key_retailer_duration_and_the_publishing_request_id(celery_worker, effects):
+    worker = celery_worker(["default"], include=[fault_tasks.MODULE])
+    token = bind_request_id("req-abc-123")
+    try:
+        fault_tasks.rejects_input.enqueue(idempotency_key="logged-1", retailer_id=7)
+        fault_tasks.increment.enqueue(idempotency_key="logged-2", retailer_id=7)
+    finally:
+        reset_request_id(token)
+
+    wait_until(lambda: worker.events("task_succeeded") and worker.events("task_dead_lettered"), timeout=20)
+    started = worker.events("task_started")
+    succeeded = worker.events("task_succeeded")[0]
+    assert {event["idempotency_key"] for event in started} == {"logged-1", "logged-2"}
+    assert all(event["request_id"] == "req-abc-123" and event["retailer_id"] == 7 for event in started)
+    assert succeeded["idempotency_key"] == "logged-2"
+    assert succeeded["duration_ms"] > 0
+    assert succeeded["task_id"]
+    assert succeeded["task"] == "workers_tests.increment"
+    failed = worker.events("task_dead_lettered")[0]
+    assert failed["idempotency_key"] == "logged-1"
+    assert failed["retailer_id"] == 7
+
+
+def test_countdown_longer_than_half_the_visibility_timeout_is_refused(settings):
+    settings.CELERY_VISIBILITY_TIMEOUT = 100
+    with pytest.raises(ValueError, match="half the visibility timeout"):
+        fault_tasks.record.apply_async(kwargs={"idempotency_key": "late"}, countdown=51)

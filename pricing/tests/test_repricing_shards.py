@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from pricing.models import PriceHistory, PriceSnapshot, RepricingJob, RepricingShard
-from pricing.services import products_bulk_upsert, repricing_shard_run, rule_create
+from pricing.services import demand_signals_set, products_bulk_upsert, repricing_shard_run, rule_create
 from pricing.services.repricing import SHARD_SIZE
 from pricing.tests.conftest import PRODUCT, shards_run_all
 from workers.models import OutboxMessage
@@ -88,8 +88,6 @@ def test_catalog_wide_repricing_runs_on_real_workers(alice, celery_worker, outbo
     wait_until(lambda: RepricingJob.objects.get(pk=first.pk).status == "done", timeout=60, message="catalog job")
 
     change = rule_create(retailer_id=alice.retailer.id, kind="demand", values=DEMAND_UP, actor="test")
-    from pricing.services import demand_signals_set
-
     demand_signals_set(retailer_id=alice.retailer.id, signals={"SKU-00001": Decimal("1.5")}, actor="test")
     wait_until(lambda: RepricingJob.objects.get(pk=change.job.pk).status == "done", timeout=60, message="rule job")
     job = RepricingJob.objects.get(pk=change.job.pk)

@@ -14,8 +14,7 @@ INVENTORY = {"name": "Scarce", "params": {"scarce_at_or_below": 3, "scarcity_rai
 @pytest.fixture
 def alice_catalog(alice):
     product_put(alice, "ALICE-1", base_price="10.00")
-    change = rule_create(retailer_id=alice.retailer.id, kind="inventory", values=INVENTORY, actor="test")
-    return change
+    return rule_create(retailer_id=alice.retailer.id, kind="inventory", values=INVENTORY, actor="test")
 
 
 @pytest.mark.parametrize(
@@ -45,7 +44,7 @@ def test_bob_lists_none_of_alices_products_or_rules(alice_catalog, bob) -> None:
 
 
 def test_bobs_publishable_key_does_not_price_alices_skus(alice_catalog, bob) -> None:
-    assert Client_get_status(bob, "/ALICE-1") == 404
+    assert prices_get(bob, "/ALICE-1").status_code == 404
     assert prices_get(bob, "?skus=ALICE-1").json() == {"prices": [], "missing": ["ALICE-1"]}
 
 
@@ -53,7 +52,3 @@ def test_bob_writing_the_same_sku_makes_his_own_product(alice_catalog, bob) -> N
     assert product_put(bob, "ALICE-1", base_price="99.00").status_code == 201
     assert Product.objects.get(retailer=alice_catalog.rule.retailer, sku="ALICE-1").base_price == 10
     assert prices_get(bob, "/ALICE-1").json()["price"] == "99.00"
-
-
-def Client_get_status(tenant, path: str) -> int:  # noqa: N802
-    return prices_get(tenant, path).status_code

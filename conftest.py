@@ -91,8 +91,8 @@ def outbox_relay(transactional_db: None, broker_redis: redis.Redis) -> Iterator[
     """Start real ``manage.py outbox_relay`` processes; all are stopped at teardown."""
     group = ProcessGroup()
 
-    def start(*args: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
-        return group.add(start_outbox_relay(*args, extra_env=extra_env))
+    def start(*args: str, extra_env: dict[str, str] | None = None, include: list[str] | None = None) -> ManagedProcess:
+        return group.add(start_outbox_relay(*args, extra_env=extra_env, include=include or []))
 
     yield start
     group.stop_all()

@@ -178,6 +178,8 @@ OUTBOX_RELAY_IDLE_SECONDS = env.float("OUTBOX_RELAY_IDLE_SECONDS", default=0.5)
 OUTBOX_REPUBLISH_AFTER_SECONDS = env.float("OUTBOX_REPUBLISH_AFTER_SECONDS", default=900.0)
 OUTBOX_REPUBLISH_MAX_SECONDS = env.float("OUTBOX_REPUBLISH_MAX_SECONDS", default=6 * 3600.0)
 OUTBOX_RETENTION_SECONDS = env.int("OUTBOX_RETENTION_SECONDS", default=7 * 24 * 3600)
+# Extra task modules to import beyond each app's tasks.py (comma-separated dotted paths).
+CELERY_IMPORTS = env.list("CELERY_IMPORTS", default=[])
 
 # --- analytics (edges of the dedup window: analytics/retention.py) ------------
 ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=14)

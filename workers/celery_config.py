@@ -33,6 +33,7 @@ result_backend_transport_options = _transport
 visibility_timeout = settings.CELERY_VISIBILITY_TIMEOUT
 broker_connection_retry_on_startup = True
 broker_connection_timeout = 5.0
+imports = tuple(settings.CELERY_IMPORTS)
 task_queues = [KombuQueue(name) for name in ALL_QUEUES]
 task_default_queue = Queue.DEFAULT.value
 task_create_missing_queues = False
@@ -66,4 +67,6 @@ def _periodic(task: str, schedule: crontab) -> dict[str, object]:
 beat_schedule = {
     "outbox-purge": _periodic("workers.outbox_purge", crontab(minute="17")),
     "idempotency-purge": _periodic("workers.idempotency_purge", crontab(minute="47")),
+    "analytics-events-purge": _periodic("analytics.events_purge", crontab(minute="27")),
+    "analytics-demand-refresh": _periodic("analytics.demand_refresh_recent", crontab(minute="*/5")),
 }

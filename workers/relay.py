@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import redis
 import structlog
@@ -92,12 +93,22 @@ def relay_batch(*, batch_size: int | None = None) -> int:
     return len(published)
 
 
+def _registered_task(name: str) -> Any:
+    """The task named ``name``; imports every app's ``tasks`` module on a miss (Celery only
+    autodiscovers them when a worker starts, and the relay is not a worker)."""
+    task = celery_app.tasks.get(name)
+    if task is None:
+        celery_app.loader.import_default_modules()
+        task = celery_app.tasks.get(name)
+    return task
+
+
 def _publish(rows: list[OutboxMessage]) -> list[OutboxMessage]:
     """Publish rows in one pipelined round trip; rows naming an unknown task are put off."""
     published = []
     with celery_app.producer_or_acquire() as producer, producer.batch(max_size=len(rows) * 2 + 1):
         for row in rows:
-            task = celery_app.tasks.get(row.task_name)
+            task = _registered_task(row.task_name)
             if task is None:
                 row.next_publish_at = timezone.now() + republish_after(row.publish_attempts + 1)
                 log.error("outbox_unknown_task", task=row.task_name, outbox_id=row.pk)

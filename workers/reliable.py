@@ -24,6 +24,7 @@ use it when the body only writes to the database (no network I/O).
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -46,7 +47,7 @@ from workers.services import deadletter_record, outbox_mark_done
 
 log = structlog.get_logger("workers.task")
 
-CONTEXT_FIELDS = ("task", "task_id", "idempotency_key", "retailer_id", "request_id", "delivery", "retries")
+CONTEXT_FIELDS = ("task", "task_id", "idempotency_key", "retailer_id", "request_id", "delivery", "retries", "pid")
 
 
 class ReliableTask(Task):  # type: ignore[misc]
@@ -89,6 +90,7 @@ class ReliableTask(Task):  # type: ignore[misc]
             retailer_id=kwargs.get("retailer_id"),
             request_id=request.get("request_id"),
             retries=request.retries,
+            pid=os.getpid(),
         )
         try:
             return self._run_guarded(key, args, kwargs)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -268,9 +269,75 @@ def start_manage_command(
     return process
 
 
-def start_outbox_relay(*args: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
-    """Start ``manage.py outbox_relay`` and return once it says it is running."""
-    return start_manage_command("outbox_relay", *args, extra_env=extra_env, ready_line=RELAY_READY_LINE)
+def start_outbox_relay(
+    *args: str, extra_env: dict[str, str] | None = None, include: Sequence[str] = ()
+) -> ManagedProcess:
+    """Start ``manage.py outbox_relay`` and return once it says it is running.
+
+    ``include`` names extra task modules (``CELERY_IMPORTS``) so the relay can route them.
+    """
+    env = {**(extra_env or {}), **({"CELERY_IMPORTS": ",".join(include)} if include else {})}
+    return start_manage_command("outbox_relay", *args, extra_env=env, ready_line=RELAY_READY_LINE)
+
+
+PRIVATE_REDIS_PORTS = range(6391, 6400)
+
+
+def _free_port(candidates: Sequence[int]) -> int:
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {candidates[0]}-{candidates[-1]} for a private redis-server")
+
+
+class PrivateRedis:
+    """A ``redis-server`` of the test's own (no persistence), to stop, kill and restart."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process = self._start()
+
+    def _start(self) -> ManagedProcess:
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        process = ManagedProcess([*args, "--maxmemory-policy", "noeviction"], env=dict(os.environ), name="redis")
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        wait_until(answers, timeout=10, message=f"redis-server on {self.port} did not start")
+        return process
+
+    def kill(self) -> None:
+        """``kill -9``: the server and everything it held are gone."""
+        self.process.kill(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start again on the same port, empty (no persistence)."""
+        self.process.stop(graceful=False)
+        self.process = self._start()
+
+    def stop(self) -> None:
+        self.process.stop(graceful=False)
+
+
+@contextmanager
+def private_redis_server() -> Iterator[PrivateRedis]:
+    """A private ``redis-server`` on a free port in 6391-6399, always stopped afterwards."""
+    server = PrivateRedis(_free_port(PRIVATE_REDIS_PORTS))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def broker_client() -> redis.Redis:

@@ -19,6 +19,7 @@ from django.db import connection
 
 from workers.errors import PermanentError, TransientError
 from workers.idempotency import db_once
+from workers.outbox import outbox_subscriber
 from workers.reliable import reliable_task
 from workers.routing import Queue
 
@@ -27,6 +28,7 @@ EFFECT_TABLE = "workers_test_effect"
 EXECUTIONS = "sf:test:executions"
 REDELIVERED = "sf:test:redelivered"
 FIXED = "sf:test:fixed"
+THING_CHANGED = "test.thing_changed"
 
 _client: redis.Redis | None = None
 
@@ -134,3 +136,9 @@ def hangs(*, idempotency_key: str) -> None:
             time.sleep(0.05)
         except BaseException:  # noqa: BLE001, S112 - swallows SoftTimeLimitExceeded on purpose
             continue
+
+
+@outbox_subscriber(THING_CHANGED)
+def thing_changed_apply(event: dict[str, object]) -> None:
+    """A subscriber: its effect commits with the dispatcher's "done" mark."""
+    _apply(f"{event['key']}@{event['version']}")

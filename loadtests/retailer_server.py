@@ -8,6 +8,7 @@ secret key in the ``Authorization`` header, as a server would.
 from __future__ import annotations
 
 import random
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -37,29 +38,36 @@ class RetailerServerUser(FastHttpUser):
             "User-Agent": "storefabric-loadtest-retailer/1.0",
         }
 
-    def _send(self, method: str, path: str, name: str, retailer: Retailer, body: Any = None) -> None:
-        expected = {"GET": (200,), "PUT": (200, 201), "POST": (200, 201, 202), "PATCH": (200,)}[method]
+    def _send(self, method: str, path: str, name: str, retailer: Retailer, body: Any = None) -> Any:
+        """Make one call; anything but the documented success status is a failure. Returns the JSON body."""
+        expected = {"GET": (200,), "PUT": (200, 201), "PATCH": (202,)}[method]
         with self.client.request(
             method, path, json=body, headers=self._headers(retailer), name=name, catch_response=True
         ) as response:
             if response.status_code not in expected:
                 response.failure(f"{method} {path} answered {response.status_code}: {(response.text or '')[:200]}")
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                response.failure(f"{method} {path} answered {response.status_code} without JSON")
+                return None
 
-    def _money(self, low: int, high: int) -> str:
-        return str(Decimal(self.rng.randint(low * 100, high * 100)) / 100)
+    def _money(self, low: int, high: int) -> Decimal:
+        return Decimal(self.rng.randint(low * 100, high * 100)) / 100
 
     @task(4)
     def product_upsert(self) -> None:
+        """A catalog sync changes one product's price and stock (the seed's price structure kept)."""
         retailer = self._retailer()
         sku = self.rng.choice(retailer.skus)
-        base = Decimal(self._money(20, 200))
+        base = self._money(5, 200)
         body = {
-            "name": f"Load test product {sku}",
-            "currency": "EUR",
+            "name": f"Product {sku}",
             "base_price": str(base),
-            "cost": str((base * Decimal("0.6")).quantize(Decimal("0.01"))),
-            "list_price": str((base * Decimal("1.3")).quantize(Decimal("0.01"))),
-            "inventory": self.rng.randint(0, 500),
+            "cost": str((base * Decimal("0.55")).quantize(Decimal("0.01"))),
+            "list_price": str((base * Decimal("1.30")).quantize(Decimal("0.01"))),
+            "inventory": self.rng.randint(0, 1500),
         }
         self._send("PUT", f"/v1/products/{sku}", "retailer:product-upsert", retailer, body)
 
@@ -67,17 +75,23 @@ class RetailerServerUser(FastHttpUser):
     def competitor_price(self) -> None:
         retailer = self._retailer()
         sku = self.rng.choice(retailer.skus)
-        body = {"sku": sku, "competitor": "rival.example", "price": self._money(20, 200)}
-        self._send("POST", "/v1/competitor-prices", "retailer:competitor-price", retailer, body)
+        body = {"competitor": "rival.example", "price": str(self._money(5, 200))}
+        self._send("PUT", f"/v1/competitor-prices/{sku}", "retailer:competitor-price", retailer, body)
 
     @task(1)
     def rule_edit(self) -> None:
+        """Retune the demand rule's sensitivity; the service answers 202 and reprices the catalog."""
         retailer = self._retailer()
-        body = {"kind": "demand", "name": "load test demand", "params": {"sensitivity": "0.1"}}
-        self._send("POST", "/v1/rules", "retailer:rule-edit", retailer, body)
+        rules = self._send("GET", "/v1/rules", "retailer:rule-list", retailer)
+        demand = [rule for rule in rules or [] if rule.get("kind") == "demand"]
+        if not demand:
+            return
+        sensitivity = f"{self.rng.uniform(0.3, 0.7):.2f}"
+        body = {"params": {**demand[0]["params"], "sensitivity": sensitivity}}
+        self._send("PATCH", f"/v1/rules/{demand[0]['id']}", "retailer:rule-edit", retailer, body)
 
     @task(2)
     def analytics_read(self) -> None:
         retailer = self._retailer()
-        since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+        since = urllib.parse.quote((datetime.now(UTC) - timedelta(minutes=5)).isoformat(), safe="")
         self._send("GET", f"/v1/analytics/summary?since={since}", "retailer:analytics-read", retailer)

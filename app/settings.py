@@ -64,6 +64,8 @@ MIDDLEWARE = [
     "app.middleware.RequestIdMiddleware",
     "app.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The price lookups are answered here, skipping the rest of the stack (see the class).
+    "pricing.hotpath.PriceRouteMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

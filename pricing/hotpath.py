@@ -33,6 +33,7 @@ from pricing.snapshots import (
     snapshot_body,
     snapshot_decode,
     snapshot_key,
+    snapshot_steps,
     snapshots_cache_write,
 )
 
@@ -65,7 +66,7 @@ def _from_database(retailer_id: int, skus: list[str]) -> tuple[dict[str, Body | 
     unpriced = [sku for sku in skus if sku not in priced]
     if unpriced:
         rows += snapshots_refresh(retailer_id=retailer_id, skus=unpriced, reason="first request").snapshots.values()
-    bodies = {row.sku: snapshot_body(row) if row.active else None for row in rows}
+    bodies = {row.sku: {**snapshot_body(row), "s": row.steps} if row.active else None for row in rows}
     return {sku: bodies.get(sku) for sku in skus}, rows
 
 
@@ -121,7 +122,7 @@ def _price(sku: str, body: Body, *, context: AuthContext, visitor: str | None, e
         row["variant"] = variant
     row["stale"] = stale
     if explain:
-        row["steps"] = body["s"][variant]
+        row["steps"] = snapshot_steps(body)[variant]
     return row
 
 
@@ -175,3 +176,27 @@ def price_detail(request: HttpRequest, sku: str) -> HttpResponse:
 def price_list(request: HttpRequest) -> HttpResponse:
     """``GET /v1/prices?skus=A,B``: up to 100 prices and the SKUs that are not sold."""
     return _serve(request, lambda req: _skus_param(req.GET.get("skus", "")), single=False)
+
+
+class PriceRouteMiddleware:
+    """Answer the price lookups right after ``SecurityMiddleware``, before the rest of the stack.
+
+    Sessions, CSRF, auth, messages, static files and clickjacking headers do nothing
+    for a GET answered with JSON to an API key, yet cost about as much as the lookup
+    itself (~0.2 ms a request, measured with bench/prices_bench.py). The routes stay in
+    ``pricing/urls.py`` for the OpenAPI schema and in case this middleware is removed.
+    """
+
+    LIST_PATH = "/v1/prices"
+    DETAIL_PREFIX = "/v1/prices/"
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        if path == self.LIST_PATH:
+            return price_list(request)
+        if path.startswith(self.DETAIL_PREFIX) and "/" not in path[len(self.DETAIL_PREFIX) :]:
+            return price_detail(request, path[len(self.DETAIL_PREFIX) :])
+        return self.get_response(request)  # type: ignore[no-any-return]

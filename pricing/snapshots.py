@@ -46,29 +46,38 @@ def snapshot_key(retailer_id: int, sku: str) -> str:
 
 
 def snapshot_body(snapshot: PriceSnapshot) -> dict[str, Any]:
-    """What the hot path needs from a snapshot, in short keys."""
+    """What the hot path needs from a snapshot, in short keys (steps come separately)."""
     return {
         "c": snapshot.currency,
         "b": amount_format(snapshot.base_price, snapshot.currency),
         "p": snapshot.prices,
         "x": snapshot.experiment,
-        "s": snapshot.steps,
     }
 
 
 def snapshot_encode(snapshot: PriceSnapshot) -> bytes:
+    """``<version><body JSON>\n<steps JSON>``: orjson never writes a raw newline, so the
+    hot path parses the small body alone and the steps only for ``explain=1``."""
     prefix = str(snapshot.version).zfill(VERSION_WIDTH).encode()
     if not snapshot.active:
         return prefix + MISS
-    return prefix + orjson.dumps(snapshot_body(snapshot))
+    return prefix + orjson.dumps(snapshot_body(snapshot)) + b"\n" + orjson.dumps(snapshot.steps)
 
 
 def snapshot_decode(value: bytes) -> dict[str, Any] | None:
-    """The snapshot body, or None for an inactive product or a cached miss."""
-    body = value[VERSION_WIDTH:]
-    if value == MISS or body == MISS:
+    """The snapshot body (steps kept raw under ``"s"``), or None for an inactive product or a miss."""
+    if value == MISS or value[VERSION_WIDTH:] == MISS:
         return None
-    return orjson.loads(body)  # type: ignore[no-any-return]
+    split = value.find(b"\n", VERSION_WIDTH)
+    body: dict[str, Any] = orjson.loads(value[VERSION_WIDTH:split])
+    body["s"] = value[split + 1 :]
+    return body
+
+
+def snapshot_steps(body: dict[str, Any]) -> dict[str, Any]:
+    """The steps of a decoded body, parsed on demand."""
+    steps = body["s"]
+    return orjson.loads(steps) if isinstance(steps, bytes) else steps  # type: ignore[no-any-return]
 
 
 def snapshots_cache_write(snapshots: Iterable[PriceSnapshot]) -> None:

@@ -14,7 +14,7 @@ import redis
 import structlog
 
 from app.errors import ApiError
-from app.redis_client import RedisUnavailableError, cache_key, cache_redis, redis_guarded
+from app.redis_client import RedisUnavailableError, cache_key, redis_guarded
 from app.tenancy.authentication import AuthContext
 
 log = structlog.get_logger(__name__)
@@ -26,7 +26,6 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
-_script: redis.commands.core.Script | None = None
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,9 @@ def rate_window(context: AuthContext, now: float | None = None) -> RateWindow:
 
 def rate_limit_queue(pipe: redis.client.Pipeline, window: RateWindow) -> None:
     """Append the counter increment to ``pipe`` (its result is a count)."""
-    global _script
-    if _script is None:
-        _script = cache_redis().register_script(_INCR_WITH_TTL)
-    _script(keys=[window.key], args=[WINDOW_SECONDS + 1], client=pipe)
+    # EVAL rather than a registered Script: redis-py sends SCRIPT EXISTS before a pipeline
+    # that holds a Script, a second round trip; Redis caches the compiled body either way.
+    pipe.eval(_INCR_WITH_TTL, 1, window.key, WINDOW_SECONDS + 1)
 
 
 def rate_limit_enforce(context: AuthContext, count: int, window: RateWindow) -> None:

@@ -17,7 +17,6 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from kombu.exceptions import OperationalError as BrokerUnavailableError
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,10 +32,10 @@ from app.middleware import body_limit
 from app.tenancy.authentication import AuthContext, auth_context, request_authenticate
 from app.tenancy.cors import cors_apply
 from app.tenancy.ratelimit import rate_limit_check
+from workers.publish import publish_or_unavailable
 
 MAX_BATCH_BYTES = 256 * 1024
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
-BROKER_RETRY_AFTER_SECONDS = 2
 DEFAULT_WINDOW = timedelta(hours=24)
 # Crawlers, link previewers and monitors: answered 202 and not counted.
 KNOWN_BOTS = re.compile(
@@ -65,14 +64,8 @@ def _ingest(request: HttpRequest, context: AuthContext) -> HttpResponse:
         "events": events_to_task_rows(events, received_at=received_at),
         "received_at": received_at.isoformat(),
     }
-    try:
-        events_ingest_batch.apply_async(kwargs={**kwargs, "idempotency_key": f"events:{uuid.uuid4().hex}"}, retry=False)
-    except BrokerUnavailableError as error:
-        raise ApiError(
-            "service_unavailable",
-            "The event queue did not accept the batch; nothing was stored. Send it again after Retry-After seconds.",
-            headers={"Retry-After": str(BROKER_RETRY_AFTER_SECONDS)},
-        ) from error
+    # 202 only once the broker holds the batch; BrokerUnavailableError is a 503 with Retry-After.
+    publish_or_unavailable(events_ingest_batch, idempotency_key=f"events:{uuid.uuid4().hex}", **kwargs)
     return _json({"accepted": len(events)}, 202)
 
 
@@ -86,7 +79,10 @@ def events_ingest_view(request: HttpRequest) -> HttpResponse:
         response = _ingest(request, context)
     except ApiError as error:
         response = error_response(error)
-    return cors_apply(request, response, context)
+    cors_apply(request, response, context)
+    if response.has_header("Access-Control-Allow-Origin"):
+        response["Access-Control-Expose-Headers"] = "Retry-After"  # the insert's backoff reads it
+    return response
 
 
 def _window(request: Request) -> tuple[datetime, datetime]:

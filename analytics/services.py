@@ -17,13 +17,16 @@ from django.db.models import Count, F, Q
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from analytics.demand import demand_signals
+from analytics.demand import RECENT, demand_signals
 from analytics.models import EventType, RawEvent, SkuMinuteCount
 from analytics.retention import counter_horizon, purge_horizon
 from pricing.services import demand_signals_set
 
 DEMAND_LOCK_CLASS = 0x5F44  # pg_advisory_xact_lock(class, retailer_id): one demand push per retailer at a time
 PURGE_SLICE = 10_000  # rows per DELETE: ~50 ms on PostgreSQL, short enough not to stall ingestion
+# The periodic sweep (every 5 minutes) also covers SKUs whose last activity just left the hour.
+RECENT_SLACK = timedelta(minutes=15)
+REFRESH_CHUNK = 500  # SKUs per demand push: one pricing transaction of bounded size
 COUNT_COLUMNS = {int(value): label for value, label in EventType.choices}
 
 _INGEST_SQL = """
@@ -234,3 +237,28 @@ def demand_refresh(*, retailer_id: int, skus: Iterable[str], now: datetime | Non
         signals = demand_signals(retailer_id=retailer_id, skus=wanted, now=now or timezone.now())
         demand_signals_set(retailer_id=retailer_id, signals=signals, actor="analytics")
     return signals
+
+
+def demand_refresh_recent(*, retailer_id: int | None = None, now: datetime | None = None) -> int:
+    """Refresh the signals of every SKU with activity in the last hour and a bit (``RECENT_SLACK``).
+
+    Signals are recomputed after each batch for its SKUs; this periodic sweep
+    makes a signal fall back when activity stops (the hour slides past it) and
+    follows a re-aggregation. Returns the number of SKUs refreshed.
+    """
+    moment = now or timezone.now()
+    scope = Q(retailer_id=retailer_id) if retailer_id is not None else Q()
+    active = (
+        SkuMinuteCount.objects.filter(scope, minute__gte=moment - RECENT - RECENT_SLACK)
+        .exclude(sku="")
+        .values_list("retailer_id", "sku")
+        .distinct()
+        .order_by("retailer_id", "sku")
+    )
+    by_retailer: dict[int, list[str]] = {}
+    for owner, sku in active:
+        by_retailer.setdefault(owner, []).append(sku)
+    for owner, skus in by_retailer.items():
+        for start in range(0, len(skus), REFRESH_CHUNK):
+            demand_refresh(retailer_id=owner, skus=skus[start : start + REFRESH_CHUNK], now=moment)
+    return sum(len(skus) for skus in by_retailer.values())

@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from analytics.services import demand_refresh, events_ingest, events_purge
+from analytics.services import demand_refresh, demand_refresh_recent, events_ingest, events_purge
 from workers.reliable import reliable_task
 from workers.routing import Queue
 
@@ -42,3 +42,10 @@ def events_purge_expired(*, idempotency_key: str) -> None:
     """Delete raw events past the dedup window (+ grace) and counters past their retention. Idempotent."""
     removed = events_purge()
     log.info("analytics_purged", raw_events=removed.raw_events, counters=removed.counters)
+
+
+@reliable_task(name="analytics.demand_refresh_recent", queue=Queue.MAINTENANCE, soft_time_limit=240, time_limit=280)
+def demand_refresh_recent_task(*, idempotency_key: str) -> None:
+    """Every 5 minutes: recompute the signals of SKUs active in the last ~75 minutes. Idempotent."""
+    refreshed = demand_refresh_recent()
+    log.info("demand_refreshed", skus=refreshed)

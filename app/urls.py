@@ -23,4 +23,5 @@ urlpatterns = [
     path("", include("workers.urls")),
     path("v1/", include("pricing.urls")),
     path("v1/", include("analytics.urls")),
+    path("demo/", include("analytics.demo_urls")),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -14,10 +15,20 @@ from workers.testing import wait_until
 
 @pytest.fixture
 def wait_drained(broker_redis: redis.Redis) -> Callable[..., None]:
-    """Wait until every published batch was processed and acknowledged."""
+    """Wait until no batch is waiting or unacknowledged, for a whole second (a message taken by
+    BRPOP is briefly in neither place before kombu records it as unacknowledged)."""
 
     def wait(timeout: float = 60.0) -> None:
-        wait_until(lambda: ingest_drained(broker_redis), timeout=timeout, interval=0.1, message="ingest not drained")
+        quiet_since: list[float] = []
+
+        def settled() -> bool:
+            if not ingest_drained(broker_redis):
+                quiet_since.clear()
+                return False
+            quiet_since.append(time.monotonic())
+            return quiet_since[-1] - quiet_since[0] >= 1.0
+
+        wait_until(settled, timeout=timeout, interval=0.05, message="ingest not drained")
 
     return wait
 

@@ -6,6 +6,7 @@ import redis
 from django.db.models import Sum
 
 from analytics.models import SkuMinuteCount
+from workers.testing import ManagedProcess, wait_until
 
 CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 
@@ -26,3 +27,12 @@ def counted_by_sku(retailer_id: int, column: str = "product_view") -> dict[str, 
 def ingest_drained(broker: redis.Redis) -> bool:
     """No batch waiting in the ingest queue and none delivered but unacknowledged."""
     return broker.llen("ingest") == 0 and broker.hlen("unacked") == 0
+
+
+def wait_ingested(worker: ManagedProcess, batches: int, timeout: float = 60.0) -> None:
+    """Wait until ``worker`` logged ``batches`` finished ingest tasks (duplicates included)."""
+    wait_until(
+        lambda: len(worker.events("events_ingested")) >= batches,
+        timeout=timeout,
+        message=f"{batches} batches not ingested",
+    )

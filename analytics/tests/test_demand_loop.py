@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.test import Client
 
 from analytics.tests.factories import batch_body, event_json
+from analytics.tests.probes import wait_ingested
 from pricing.models import DemandSignal, PriceSnapshot
 from pricing.services import product_upsert, rule_create
 from workers.models import OutboxMessage
@@ -21,7 +22,7 @@ def price_changes(retailer_id: int) -> list[dict]:
     return [row.kwargs for row in rows if row.kwargs["payload"]["retailer_id"] == retailer_id]
 
 
-def test_scripted_events_reprice_the_sku_through_its_demand_signal(alice, celery_worker, post_batch, wait_drained):
+def test_scripted_events_reprice_the_sku_through_its_demand_signal(alice, celery_worker, post_batch):
     retailer_id = alice.retailer.id
     rule_create(
         retailer_id=retailer_id,
@@ -42,16 +43,16 @@ def test_scripted_events_reprice_the_sku_through_its_demand_signal(alice, celery
     # multiplier 1 + 0.5 x (1.5 - 1) = 1.25, price 80.00 x 1.25 = 100.00.
     recent = [event_json(sku=SKU, ts=now - timedelta(minutes=minutes)) for minutes in (5, 20, 40)]
     recent += [event_json(type="page_view", ts=now)]
-    celery_worker(["ingest"], concurrency=2)
+    worker = celery_worker(["ingest"], concurrency=2)
 
     assert post_batch(alice.publishable_key, batch_body(history)) == 202
-    wait_drained()
+    wait_ingested(worker, batches=1)
     assert DemandSignal.objects.get(retailer_id=retailer_id, sku=SKU).signal == Decimal("0.0000")
     # No activity in the last hour: signal 0, multiplier 1 - 0.5 = 0.5, held at the minimum 0.8.
     assert PriceSnapshot.objects.get(retailer_id=retailer_id, sku=SKU).effective_price == Decimal("64.00")
 
     assert post_batch(alice.publishable_key, batch_body(recent)) == 202
-    wait_drained()
+    wait_ingested(worker, batches=2)
 
     assert DemandSignal.objects.get(retailer_id=retailer_id, sku=SKU).signal == Decimal("1.5000")
     snapshot = PriceSnapshot.objects.get(retailer_id=retailer_id, sku=SKU)

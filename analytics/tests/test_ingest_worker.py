@@ -10,7 +10,7 @@ import pytest
 
 from analytics.models import RawEvent
 from analytics.tests.factories import batch_body, event_json
-from analytics.tests.probes import counted_by_sku, counted_total
+from analytics.tests.probes import counted_by_sku, counted_total, wait_ingested
 from workers.testing import wait_until
 
 FAST_REDELIVERY = {"CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_UNACKED_RESTORE_INTERVAL": "1"}
@@ -19,9 +19,10 @@ FAST_REDELIVERY = {"CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_UNACKED_RESTORE_INT
 def test_the_same_batch_posted_three_times_is_counted_once(alice, celery_worker, post_batch, wait_drained):
     now = datetime.now(UTC)
     body = batch_body([event_json(sku=f"S{i % 7}", ts=now - timedelta(seconds=i)) for i in range(40)])
-    celery_worker(["ingest"], concurrency=2)
+    worker = celery_worker(["ingest"], concurrency=2)
 
     assert [post_batch(alice.publishable_key, body) for _ in range(3)] == [202, 202, 202]
+    wait_ingested(worker, batches=3)
     wait_drained()
 
     assert RawEvent.objects.filter(retailer=alice.retailer).count() == 40
@@ -53,7 +54,8 @@ def test_kill_9_of_the_ingest_worker_mid_stream_loses_and_duplicates_nothing(
     stored_at_kill = RawEvent.objects.count()
 
     celery_worker(["ingest"], concurrency=2, extra_env=FAST_REDELIVERY)
-    wait_drained(timeout=120)
+    wait_until(lambda: counted_total(alice.retailer.id) == total, timeout=120, message="events lost")
+    wait_drained(timeout=60)  # every redelivery has run: a duplicate would show now
 
     assert stored_at_kill < total
     assert RawEvent.objects.count() == total

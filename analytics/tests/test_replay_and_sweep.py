@@ -1,0 +1,57 @@
+"""Operator tools: re-aggregation from raw events, and the periodic demand sweep."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from analytics.models import SkuMinuteCount
+from analytics.services import demand_refresh_recent, events_ingest
+from analytics.tests.factories import event_row
+from pricing.models import DemandSignal
+
+
+def signals(retailer_id: int) -> dict[str, Decimal]:
+    return dict(DemandSignal.objects.filter(retailer_id=retailer_id).values_list("sku", "signal"))
+
+
+@pytest.mark.django_db
+def test_the_sweep_lets_a_signal_fall_back_when_activity_stops(alice):
+    now = datetime.now(UTC)
+    # 168 views two days ago (48 hours of history: 3.5 per hour), 3 in the last hour: 3 / 3.5.
+    rows = [event_row(sku="A", ts=now - timedelta(days=2, seconds=i)) for i in range(168)]
+    rows += [event_row(sku="A", ts=now - timedelta(minutes=30)) for _ in range(3)]
+    rows += [event_row(sku="OLD", ts=now - timedelta(hours=3))]
+    events_ingest(retailer_id=alice.retailer.id, rows=rows, received_at=now)
+
+    assert demand_refresh_recent(now=now) == 1
+    assert signals(alice.retailer.id) == {"A": Decimal("0.8571")}
+
+    assert demand_refresh_recent(now=now + timedelta(minutes=40)) == 1  # still within the hour + slack
+    assert signals(alice.retailer.id)["A"] == Decimal("0.0000")  # the views left the last hour
+    assert demand_refresh_recent(now=now + timedelta(hours=2)) == 0
+
+
+@pytest.mark.django_db
+def test_reaggregate_command_rebuilds_counts_and_refuses_purged_ranges(alice):
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    events_ingest(
+        retailer_id=alice.retailer.id, rows=[event_row(sku="A", ts=now - timedelta(minutes=2))], received_at=now
+    )
+    SkuMinuteCount.objects.update(product_view=7)
+    out = StringIO()
+
+    call_command(
+        "reaggregate_events", "--since", (now - timedelta(hours=1)).isoformat(), "--until", now.isoformat(), stdout=out
+    )
+
+    assert SkuMinuteCount.objects.get().product_view == 1
+    assert "1 counter rows rebuilt" in out.getvalue()
+    with pytest.raises(CommandError, match="purged"):
+        call_command("reaggregate_events", "--since", "2000-01-01T00:00:00Z", "--until", now.isoformat())
+    with pytest.raises(CommandError, match="before"):
+        call_command("reaggregate_events", "--since", now.isoformat(), "--until", now.isoformat())

@@ -32,7 +32,7 @@ from pricing.snapshots import (
     misses_cache_write,
     snapshot_body,
     snapshot_decode,
-    snapshot_key,
+    snapshot_key_prefix,
     snapshot_steps,
     snapshots_cache_write,
 )
@@ -80,7 +80,8 @@ def _fill(retailer_id: int, skus: list[str]) -> dict[str, Body | None]:
 
 def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | None], bool]:
     """Bodies by SKU (None: not sold) and whether they are stale; counts the request."""
-    keys = [snapshot_key(context.retailer_id, sku) for sku in skus]
+    prefix = snapshot_key_prefix(context.retailer_id)
+    keys = [prefix + sku for sku in skus]
     window = rate_window(context)
 
     def fetch(client: redis.Redis) -> list[Any]:
@@ -159,6 +160,7 @@ def _serve(request: HttpRequest, skus_of: Any, single: bool) -> HttpResponse:
             response = _json({"prices": prices, "missing": [sku for sku, body in bodies.items() if body is None]})
     except ApiError as error:
         response = error_response(error)
+    response["Content-Length"] = str(len(response.content))  # keep-alive (CommonMiddleware is skipped)
     return cors_apply(request, response, context)
 
 

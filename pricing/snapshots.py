@@ -41,8 +41,13 @@ return 1
 """
 
 
+def snapshot_key_prefix(retailer_id: int) -> str:
+    """``<prefix>:ps:<retailer>:``; a SKU appended to it is the key of its snapshot."""
+    return f"{settings.REDIS_KEY_PREFIX}:ps:{retailer_id}:"
+
+
 def snapshot_key(retailer_id: int, sku: str) -> str:
-    return f"{settings.REDIS_KEY_PREFIX}:ps:{retailer_id}:{sku}"
+    return snapshot_key_prefix(retailer_id) + sku
 
 
 def snapshot_body(snapshot: PriceSnapshot) -> dict[str, Any]:

@@ -69,4 +69,6 @@ beat_schedule = {
     "idempotency-purge": _periodic("workers.idempotency_purge", crontab(minute="47")),
     "analytics-events-purge": _periodic("analytics.events_purge", crontab(minute="27")),
     "analytics-demand-refresh": _periodic("analytics.demand_refresh_recent", crontab(minute="*/5")),
+    # Schedule windows start and end on minute boundaries: reprice the snapshots that expired.
+    "pricing-schedule-boundaries": _periodic("pricing.schedule_boundaries", crontab(minute="*")),
 }

@@ -3,6 +3,7 @@ snapshots, history, jobs and the inputs are read-only."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -63,7 +64,9 @@ class ProductForm(forms.ModelForm):  # type: ignore[type-arg]
                     _raw_product(cleaned),
                     sku=cleaned["sku"],
                     default_currency=retailer.default_currency,
-                    min_margin_percent=getattr(getattr(retailer, "pricing_policy", None), "min_margin_percent", 0),
+                    min_margin_percent=getattr(
+                        getattr(retailer, "pricing_policy", None), "min_margin_percent", Decimal(0)
+                    ),
                 )
             except ProductInvalidError as error:
                 raise forms.ValidationError([row["message"] for row in error.details]) from error
@@ -171,7 +174,7 @@ class PriceHistoryAdmin(ReadOnlyAdmin):
 class RepricingShardInline(admin.TabularInline):  # type: ignore[type-arg]
     model = RepricingShard
     fields = ["index", "status", "skus_changed", "finished_at"]
-    readonly_fields = fields
+    readonly_fields = ["index", "status", "skus_changed", "finished_at"]
     extra = 0
     can_delete = False
 

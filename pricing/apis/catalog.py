@@ -15,7 +15,13 @@ from app.middleware import body_limit
 from app.tenancy.audit import actor_for_request
 from app.tenancy.authentication import auth_context
 from app.tenancy.idempotent_requests import idempotent_post
-from pricing.apis.fields import BySkuPagination, MoneyField, NewestFirstPagination, RepricingJobOutputSerializer
+from pricing.apis.fields import (
+    BySkuPagination,
+    MoneyField,
+    NewestFirstPagination,
+    RepricingJobOutputSerializer,
+    cursor_page,
+)
 from pricing.money import amount_format
 from pricing.selectors import price_history_list, price_lowest, product_get, product_list, snapshot_get
 from pricing.services import competitor_price_set, demand_signal_set, product_upsert, products_bulk_upsert
@@ -67,7 +73,11 @@ class SnapshotOutputSerializer(serializers.Serializer[Any]):
 
 
 class ProductListApi(APIView):
-    @extend_schema(responses=ProductOutputSerializer(many=True), summary="List products (cursor pagination, by SKU)")
+    @extend_schema(
+        responses=cursor_page("ProductPage", ProductOutputSerializer(many=True)),
+        operation_id="products_list",
+        summary="List products (cursor pagination, by SKU)",
+    )
     def get(self, request: Request) -> Response:
         paginator = BySkuPagination()
         page = paginator.paginate_queryset(product_list(retailer_id=auth_context(request).retailer_id), request, self)
@@ -133,7 +143,11 @@ class PriceHistoryApi(APIView):
         reason = serializers.CharField()
         at = serializers.DateTimeField()
 
-    @extend_schema(responses=OutputSerializer(many=True), summary="Every change of a SKU's price, newest first")
+    @extend_schema(
+        responses=cursor_page("PriceHistoryPage", OutputSerializer(many=True)),
+        operation_id="price_history_list",
+        summary="Every change of a SKU's price, newest first",
+    )
     def get(self, request: Request, sku: str) -> Response:
         retailer_id = auth_context(request).retailer_id
         product_get(retailer_id=retailer_id, sku=sku)

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 
@@ -56,3 +56,15 @@ class RepricingJobOutputSerializer(serializers.Serializer[Any]):
 
     def get_url(self, job: RepricingJob) -> str:
         return reverse("pricing:repricing-job", kwargs={"job_id": job.id})
+
+
+def cursor_page(name: str, item: serializers.Serializer[Any]) -> serializers.Serializer[Any]:
+    """The documented shape of a cursor-paginated answer of ``item`` rows."""
+    return inline_serializer(
+        name=name,
+        fields={
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item,
+        },
+    )

@@ -52,6 +52,7 @@ class PriceDetailApi(APIView):
                 value={"sku": "SKU-1", "price": "19.99", "currency": "USD", "stale": False},
             )
         ],
+        operation_id="price_retrieve",
         summary="The current price of one SKU (404 unknown_sku)",
     )
     def get(self, request: Request, sku: str) -> HttpResponse:
@@ -80,6 +81,7 @@ class PriceListApi(APIView):
                 },
             )
         ],
+        operation_id="prices_list",
         summary="Prices of up to 100 SKUs in one call (one page view)",
     )
     def get(self, request: Request) -> HttpResponse:

@@ -8,7 +8,8 @@
  * prices are formatted with Intl.NumberFormat in the page's <html lang>. Events
  * are queued and sent in batches of at most 60 KB: on a timer with a keepalive
  * fetch (text/plain, status read), on pagehide with sendBeacon after saving the
- * batch. Unconfirmed batches stay in localStorage (one key per batch, so tabs
+ * batch (a beacon reports no status, so the saved copy is sent again 2 s later or
+ * on the next page). Unconfirmed batches stay in localStorage (one key per batch, so tabs
  * never overwrite each other; at most 20 batches, a day old at most) and are
  * retried with jittered backoff that honours Retry-After; a 4xx is dropped.
  * The server deduplicates by event id, so a resend is harmless. A prerendered
@@ -27,6 +28,7 @@
   var MAX_AGE = 864e5;
   var TICK = 3000;
   var LEASE = 15000;
+  var BEACON_WAIT = 2000;
   var PRICE_TIMEOUT = 4000;
   var SKU = new RegExp('^[A-Za-z0-9._-]{1,64}$');
   var TYPES = { page_view: 1, product_view: 1, add_to_cart: 1, purchase: 1 };
@@ -303,7 +305,7 @@
     var id;
     while (queue.length) {
       events = take();
-      id = save(events, LEASE);
+      id = save(events, BEACON_WAIT);
       if (!navigator.sendBeacon || !navigator.sendBeacon(endpoint(), JSON.stringify({ events: events }))) {
         write(id, { t: Date.now(), n: 0, at: 0, e: events });
       }

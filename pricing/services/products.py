@@ -133,9 +133,9 @@ def products_bulk_upsert(*, retailer_id: int, rows: Any, actor: str) -> BulkResu
     with transaction.atomic():
         existing = {
             p.sku: p
-            for p in Product.objects.select_for_update().filter(
-                retailer_id=retailer_id, sku__in=[f.sku for f in cleaned]
-            )
+            for p in Product.objects.select_for_update()
+            .filter(retailer_id=retailer_id, sku__in=[f.sku for f in cleaned])
+            .order_by("sku")
         }
         to_create, to_update = [], []
         for fields in cleaned:
@@ -158,6 +158,7 @@ def products_bulk_upsert(*, retailer_id: int, rows: Any, actor: str) -> BulkResu
                 before=before.as_json() if before else None,
                 after=fields.as_json(),
             )
+        to_create.sort(key=lambda product: product.sku)  # one insert order: concurrent batches cannot deadlock
         Product.objects.bulk_create(to_create, batch_size=1000)
         Product.objects.bulk_update(to_update, [*PRODUCT_COLUMNS, "updated_at"], batch_size=1000)
         changed = [p.sku for p in to_create + to_update]

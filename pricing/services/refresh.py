@@ -187,7 +187,7 @@ def _placeholders(retailer_id: int, products: dict[str, Product]) -> None:
                 effective_price=product.base_price,
                 version=0,
             )
-            for sku, product in products.items()
+            for sku, product in sorted(products.items())
         ],
         ignore_conflicts=True,
     )

@@ -50,7 +50,7 @@ def demand_signals_set(*, retailer_id: int, signals: dict[str, Decimal], actor: 
         DemandSignal.objects.bulk_create(
             [
                 DemandSignal(retailer_id=retailer_id, sku=sku, signal=value, updated_at=now)
-                for sku, value in cleaned.items()
+                for sku, value in sorted(cleaned.items())
             ],
             update_conflicts=True,
             unique_fields=["retailer", "sku"],

@@ -12,7 +12,7 @@ from pricing.models import PriceSnapshot, Product, RepricingJob, Rule
 
 @pytest.fixture
 def staff(db) -> Client:
-    user = User.objects.create_superuser("ops", "ops@example.com", "pw-for-tests-only")
+    user = User.objects.create(username="ops", is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(user)
     return client

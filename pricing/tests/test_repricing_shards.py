@@ -97,3 +97,15 @@ def test_catalog_wide_repricing_runs_on_real_workers(alice, celery_worker, outbo
     assert PriceHistory.objects.filter(sku="SKU-00001").count() == 2
     duplicated = PriceHistory.objects.values("sku", "version").order_by().distinct().count()
     assert duplicated == PriceHistory.objects.count()
+
+
+def test_rule_post_with_an_idempotency_key_creates_one_rule(alice) -> None:
+    body = {"kind": "inventory", **INVENTORY_UP}
+    first = alice.client().post("/v1/rules", body, format="json", HTTP_IDEMPOTENCY_KEY="rule-1")
+    again = alice.client().post("/v1/rules", body, format="json", HTTP_IDEMPOTENCY_KEY="rule-1")
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert RepricingJob.objects.count() == 1
+    other = alice.client().post("/v1/rules", {**body, "name": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="rule-1")
+    assert other.status_code == 422

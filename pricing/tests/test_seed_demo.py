@@ -15,9 +15,11 @@ from pricing.models import PriceSnapshot, Product, RepricingJob, Rule
 @pytest.mark.django_db
 def test_seed_demo_is_idempotent_and_rotates_keys(tmp_path) -> None:
     keys_file = tmp_path / "keys.json"
-    call_command("seed_demo", "--products", "120", "--keys-file", str(keys_file), "--rate-limit", "100000")
+    call_command(
+        "seed_demo", "--retailers", "2", "--products", "120", "--keys-file", str(keys_file), "--rate-limit", "100000"
+    )
     first = json.loads(keys_file.read_text())
-    call_command("seed_demo", "--products", "120", "--keys-file", str(keys_file))
+    call_command("seed_demo", "--retailers", "2", "--products", "120", "--keys-file", str(keys_file))
     second = json.loads(keys_file.read_text())
 
     retailer = Retailer.objects.get(name="Demo Retailer")
@@ -27,6 +29,8 @@ def test_seed_demo_is_idempotent_and_rotates_keys(tmp_path) -> None:
     assert PriceSnapshot.objects.filter(retailer=retailer, version__gt=0).count() == 120
     assert not RepricingJob.objects.filter(status=RepricingJob.Status.RUNNING).exists()
     assert first[0]["secret_key"] != second[0]["secret_key"]
+    assert [demo["retailer"] for demo in second] == ["Demo Retailer", "Demo Retailer 2"]
+    assert Product.objects.count() == 240
     assert len(second[0]["skus"]) == 120
     assert {"http://127.0.0.1:8000", "http://localhost:8000", "http://127.0.0.1:8001"} <= set(
         retailer.origins.values_list("origin", flat=True)

@@ -215,17 +215,20 @@ def snapshots_refresh(*, retailer_id: int, skus: list[str], reason: str, now: da
     """
     with transaction.atomic():
         moment = now or timezone.now()
-        retailer = Retailer.objects.get(pk=retailer_id)
-        now_local = moment.astimezone(ZoneInfo(retailer.time_zone))
-        products = {p.sku: p for p in Product.objects.filter(retailer_id=retailer_id, sku__in=skus)}
-        if not products:
+        known = {p.sku: p for p in Product.objects.filter(retailer_id=retailer_id, sku__in=skus)}
+        if not known:
             return RefreshResult()
-        _placeholders(retailer_id, products)
-        rows = (
+        _placeholders(retailer_id, known)
+        rows = list(
             PriceSnapshot.objects.select_for_update()
-            .filter(retailer_id=retailer_id, sku__in=list(products))
+            .filter(retailer_id=retailer_id, sku__in=list(known))
             .order_by("sku")
         )
+        # Every input is read after the locks are held: a writer that committed its change
+        # (and its own refresh) before we got them is seen, so we never write an older price.
+        retailer = Retailer.objects.get(pk=retailer_id)
+        now_local = moment.astimezone(ZoneInfo(retailer.time_zone))
+        products = {p.sku: p for p in Product.objects.filter(retailer_id=retailer_id, sku__in=list(known))}
         signals = dict(
             DemandSignal.objects.filter(retailer_id=retailer_id, sku__in=list(products)).values_list("sku", "signal")
         )

@@ -43,3 +43,26 @@ def audit_record(
         after=after,
         request_id=current_request_id() or "",
     )
+
+
+def audit_record_many(
+    *, actor: str, retailer_id: int | None, entity: str, changes: list[tuple[str, str, Any, Any]]
+) -> None:
+    """Write one audit row per ``(entity_id, action, before, after)`` in one INSERT (bulk writes)."""
+    request_id = current_request_id() or ""
+    AuditEntry.objects.bulk_create(
+        [
+            AuditEntry(
+                actor=actor,
+                retailer_id=retailer_id,
+                entity=entity,
+                entity_id=entity_id,
+                action=action,
+                before=before,
+                after=after,
+                request_id=request_id,
+            )
+            for entity_id, action, before, after in changes
+        ],
+        batch_size=1000,
+    )

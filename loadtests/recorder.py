@@ -178,7 +178,7 @@ class RunRecorder:
             "events_sent": dict(self.events_sent),
             "batches_accepted": self.batches_accepted,
             "accepted_mismatches": self.accepted_mismatches,
-            "stages": [stats.row() for stats in self.stages.values()],
+            "stages": [stats.row() for stats in self.stages.values() if stats.seconds > 0],
         }
 
     def write(self, report_dir: Path, extra: dict[str, Any]) -> None:

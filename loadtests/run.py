@@ -44,6 +44,8 @@ CSV_PREFIX = "locust"
 EXIT_PASSED, EXIT_BROKEN, EXIT_ERROR = 0, 1, 2
 # Locust may take this long beyond the shape's own duration to stop users and write reports.
 LOCUST_GRACE_SECONDS = 120
+# Stage checks that judge the whole run; the stages' latency checks only locate the knee.
+RUN_WIDE_CHECKS = ("loadgen.", "fixed_rate.")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -131,14 +133,34 @@ def stage_table(config: dict[str, Any], stages: list[dict[str, str]]) -> tuple[l
     return lines, best
 
 
-def verdict_print(checks: list[Check]) -> list[Check]:
-    broken = [check for check in checks if not check.passed]
-    print(f"SLO verdict: {'PASSED' if not broken else 'FAILED'}")
-    for check in checks:
-        print(check.line())
+def verdict_lines(checks: list[Check]) -> list[str]:
+    broken = sorted({check.name for check in checks if not check.passed})
+    lines = [f"SLO verdict: {'FAILED' if broken else 'PASSED'}", *(check.line() for check in checks)]
     if broken:
-        print("Broken thresholds: " + ", ".join(sorted({check.name for check in broken})))
-    return broken
+        lines.append("Broken thresholds: " + ", ".join(broken))
+    return lines
+
+
+def best_line(best: dict[str, str] | None) -> str:
+    if best is None:
+        return "No stage held every SLO."
+    return (
+        f"Highest page-view rate with every SLO held: {float(best['page_views_per_s']):g}/s "
+        f"({float(best['calls_per_s']):g} calls/s, stage {best['stage']!r}, locust CPU {best['locust_cpu_mean']}%)"
+    )
+
+
+def end_checks(
+    options: LoadOptions, config: dict[str, Any], host: str, run: dict[str, Any], events_window: tuple[Any, ...]
+) -> list[Check]:
+    """The ingest queue drained, then every event sent in a batch answered 202 was counted."""
+    retailers, since, baseline = events_window
+    checks = [drain_check(host, options.metrics_token, config["drain"]["queue"], float(config["drain"]["timeout_s"]))]
+    checks += events_check(host, retailers, since, baseline, run["events_sent"], float(config["events"]["timeout_s"]))
+    if run.get("accepted_mismatches"):
+        note = "batches answered 202 with another count"
+        checks.append(Check("events.accepted_equals_sent", "beacons", run["accepted_mismatches"], 0, False, note))
+    return checks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OptionsError, SloConfigError, CatalogError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    options.report_dir.mkdir(parents=True, exist_ok=True)
+    report_dir = options.report_dir
+    report_dir.mkdir(parents=True, exist_ok=True)
     # The summary counts per minute and only whole minutes at or after ``since``: start at the minute.
     since = datetime.now(UTC).replace(second=0, microsecond=0)
     try:
@@ -160,55 +183,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read the analytics summary before the run: {error}", file=sys.stderr)
         return EXIT_ERROR
 
-    print(f"Running {options.scenario} ({options.mode}) against {host}; reports in {options.report_dir}")
+    print(f"Running {options.scenario} ({options.mode}) against {host}; reports in {report_dir}", flush=True)
     code = locust_run(options, host)
-    stats_csv = options.report_dir / f"{CSV_PREFIX}_stats.csv"
-    run_file = options.report_dir / RUN_FILE
+    stats_csv, run_file = report_dir / f"{CSV_PREFIX}_stats.csv", report_dir / RUN_FILE
     if not stats_csv.exists() or not run_file.exists():
-        log = (options.report_dir / "locust.log").read_text(errors="replace")
+        log = (report_dir / "locust.log").read_text(errors="replace")
         print(f"error: locust exited {code} without its reports; last output:\n{log[-3000:]}", file=sys.stderr)
         return EXIT_ERROR
     run = json.loads(run_file.read_text())
-
-    stages = stages_read(options.report_dir / STEPS_FILE)
-    lines, best = stage_table(config, stages)
-    print("Stages (measured time only):")
-    print("\n".join(lines))
-    if best is not None:
-        print(
-            f"Highest page-view rate with every SLO held: {float(best['page_views_per_s']):g}/s "
-            f"({float(best['calls_per_s']):g} calls/s, stage {best['stage']!r}, locust CPU {best['locust_cpu_mean']}%)"
-        )
-    else:
-        print("No stage held every SLO.")
-
+    stages = stages_read(report_dir / STEPS_FILE)
     checks = request_checks(config, stats_rows_read(stats_csv))
-    checks += [
-        c for stage in stages for c in stage_checks(config, stage) if c.name.split(".")[0] in ("loadgen", "fixed_rate")
-    ]
-    checks.append(
-        drain_check(host, options.metrics_token, config["drain"]["queue"], float(config["drain"]["timeout_s"]))
-    )
-    checks += events_check(host, retailers, since, baseline, run["events_sent"], float(config["events"]["timeout_s"]))
-    if run.get("accepted_mismatches"):
-        checks.append(
-            Check(
-                "events.accepted_equals_sent",
-                "beacons",
-                run["accepted_mismatches"],
-                0,
-                False,
-                "batches answered 202 with another count",
-            )
-        )
-    broken = verdict_print(checks)
-    verdict = {
-        "passed": not broken,
-        "broken": sorted({check.name for check in broken}),
-        "checks": [check.__dict__ for check in checks],
-        "best_stage": best,
-    }
-    (options.report_dir / "verdict.json").write_text(json.dumps(verdict, indent=2))
+    checks += [c for stage in stages for c in stage_checks(config, stage) if c.name.startswith(RUN_WIDE_CHECKS)]
+    checks += end_checks(options, config, host, run, (retailers, since, baseline))
+    table, best = stage_table(config, stages)
+    broken = sorted({check.name for check in checks if not check.passed})
+    verdict = {"passed": not broken, "broken": broken, "checks": [c.__dict__ for c in checks], "best_stage": best}
+    (report_dir / "verdict.json").write_text(json.dumps(verdict, indent=2))
+    text = ["Stages (measured time only):", *table, best_line(best), *verdict_lines(checks)]
+    (report_dir / "verdict.txt").write_text("\n".join(text) + "\n")
+    print("\n".join(text))
     return EXIT_BROKEN if broken else EXIT_PASSED
 
 

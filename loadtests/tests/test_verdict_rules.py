@@ -61,14 +61,16 @@ def test_overrides_change_one_threshold_and_refuse_unknown_names():
 
 
 def test_a_stage_is_judged_on_its_own_latencies_cpu_and_achieved_rate():
-    recorder = RunRecorder(clock=iter([0.0, 10.0]).__next__)
+    recorder = RunRecorder(clock=iter([0.0, 0.0, 10.0]).__next__)
+    recorder.stage_enter(Stage("ramp", 10, 10, False, 1, target_rate=10))
+    recorder.request("page", 20, False)
     recorder.stage_enter(Stage("hold", 10, 10, True, 1, target_rate=10))
     for _ in range(90):
         recorder.request("page", 20, False)
         recorder.request("price:batch", 5, False)
     recorder.cpu_sample(85.0, 50.0)
     recorder.stage_enter(None)
-    (row,) = recorder.summary()["stages"]
+    (row,) = recorder.summary()["stages"]  # the ramp was never measured, so it is no stage of the report
     row = {key: str(value) for key, value in row.items()}
 
     broken = {check.name: check for check in stage_checks(slo_load(), row) if not check.passed}

@@ -115,7 +115,7 @@ def stage_table(config: dict[str, Any], stages: list[dict[str, str]]) -> tuple[l
     """One line per stage, and the stage with the highest page-view rate at which every SLO held."""
     lines = [
         f"  {'stage':<18}{'retailers':>9}{'pv/s':>9}{'calls/s':>9}{'price p99':>11}{'beacon p99':>12}"
-        f"{'fail':>7}{'locust cpu':>12}  SLOs"
+        f"{'fail':>7}{'ingest q':>10}{'locust cpu':>12}  SLOs"
     ]
     best: dict[str, str] | None = None
     for stage in stages:
@@ -125,7 +125,8 @@ def stage_table(config: dict[str, Any], stages: list[dict[str, str]]) -> tuple[l
         lines.append(
             f"  {stage['stage']:<18}{stage['retailers']:>9}{float(stage['page_views_per_s']):>9.1f}"
             f"{float(stage['calls_per_s']):>9.1f}{float(stage['price_p99_ms']):>9.1f}ms"
-            f"{float(stage['beacon_p99_ms']):>10.1f}ms{failures:>7}{stage['locust_cpu_mean'] or '-':>11}%"
+            f"{float(stage['beacon_p99_ms']):>10.1f}ms{failures:>7}{stage['ingest_depth_max'] or '-':>10}"
+            f"{stage['locust_cpu_mean'] or '-':>11}%"
             f"  {'held' if not broken else 'broken: ' + ', '.join(sorted(set(broken)))}"
         )
         if not broken and float(stage["page_views_per_s"]) > float((best or {}).get("page_views_per_s", -1)):

@@ -129,6 +129,10 @@ def stage_checks(config: dict[str, Any], stage: dict[str, str]) -> list[Check]:
         checks.append(
             Check("loadgen.max_cpu_percent", stage["stage"], float(cpu), limit, float(cpu) <= limit, "locust's CPU")
         )
+    backlog = stage.get("ingest_depth_max")
+    if backlog not in (None, "") and "max_backlog" in config.get("drain", {}):
+        limit = float(config["drain"]["max_backlog"])
+        checks.append(Check("drain.max_backlog", stage["stage"], float(backlog), limit, float(backlog) <= limit))
     target = stage.get("target_page_views_per_s")
     if target not in (None, ""):
         ratio = float(stage["page_views_per_s"]) / float(target)

@@ -60,7 +60,7 @@ def test_overrides_change_one_threshold_and_refuse_unknown_names():
         slo_load(overrides=["price=1"])
 
 
-def test_a_stage_is_judged_on_its_own_latencies_cpu_and_achieved_rate():
+def test_a_stage_is_judged_on_its_own_cpu_backlog_and_achieved_rate():
     recorder = RunRecorder(clock=iter([0.0, 0.0, 10.0]).__next__)
     recorder.stage_enter(Stage("ramp", 10, 10, False, 1, target_rate=10))
     recorder.request("page", 20, False)
@@ -69,6 +69,7 @@ def test_a_stage_is_judged_on_its_own_latencies_cpu_and_achieved_rate():
         recorder.request("page", 20, False)
         recorder.request("price:batch", 5, False)
     recorder.cpu_sample(85.0, 50.0)
+    recorder.queue_depth_sample(150)
     recorder.stage_enter(None)
     (row,) = recorder.summary()["stages"]  # the ramp was never measured, so it is no stage of the report
     row = {key: str(value) for key, value in row.items()}
@@ -76,7 +77,7 @@ def test_a_stage_is_judged_on_its_own_latencies_cpu_and_achieved_rate():
     broken = {check.name: check for check in stage_checks(slo_load(), row) if not check.passed}
 
     assert float(row["page_views_per_s"]) == 9.0
-    assert set(broken) == {"loadgen.max_cpu_percent", "fixed_rate.min_achieved_ratio"}
+    assert set(broken) == {"loadgen.max_cpu_percent", "fixed_rate.min_achieved_ratio", "drain.max_backlog"}
     assert broken["fixed_rate.min_achieved_ratio"].measured == 0.9
 
 

@@ -43,11 +43,17 @@ def rate_window(context: AuthContext, now: float | None = None) -> RateWindow:
     )
 
 
+def rate_limit_command(window: RateWindow) -> tuple[str | int, ...]:
+    """The counter increment as one raw command (its reply is a count), for callers that
+    send their own batch of commands on one connection."""
+    return ("EVAL", _INCR_WITH_TTL, 1, window.key, WINDOW_SECONDS + 1)
+
+
 def rate_limit_queue(pipe: redis.client.Pipeline, window: RateWindow) -> None:
     """Append the counter increment to ``pipe`` (its result is a count)."""
     # EVAL rather than a registered Script: redis-py sends SCRIPT EXISTS before a pipeline
     # that holds a Script, a second round trip; Redis caches the compiled body either way.
-    pipe.eval(_INCR_WITH_TTL, 1, window.key, WINDOW_SECONDS + 1)
+    pipe.execute_command(*rate_limit_command(window))
 
 
 def rate_limit_enforce(context: AuthContext, count: int, window: RateWindow) -> None:

@@ -158,3 +158,11 @@ def test_product_list_is_paginated_by_sku(alice) -> None:
     assert [p["sku"] for p in page["results"]] == ["BULK-00000", "BULK-00001"]
     second = alice.client().get(page["next"]).json()
     assert [p["sku"] for p in second["results"]] == ["BULK-00002", "BULK-00003"]
+
+
+def test_bulk_accepts_10000_products_in_one_call(alice) -> None:
+    response = alice.client().post("/v1/products/bulk", {"products": _rows(10_000)}, format="json")
+    assert response.status_code == 200, response.content[:500]
+    assert response.json()["created"] == 10_000
+    assert response.json()["job"]["shards_total"] == 50
+    assert Product.objects.filter(retailer=alice.retailer).count() == 10_000

@@ -11,6 +11,7 @@ the circuit breaker answers at once), prices come from PostgreSQL marked
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -96,6 +97,19 @@ def _round_trip(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[An
         pool.release(connection)
 
 
+_outage_logged_at = 0.0
+OUTAGE_LOG_INTERVAL_SECONDS = 10.0
+
+
+def _outage_log(context: AuthContext, error: RedisUnavailableError) -> None:
+    """Say that prices are stale and the rate limit is open, once per interval, not per request."""
+    global _outage_logged_at
+    now = time.monotonic()
+    if now - _outage_logged_at >= OUTAGE_LOG_INTERVAL_SECONDS:
+        _outage_logged_at = now
+        log.warning("prices_stale_rate_limit_fail_open", key_prefix=context.key_prefix, error=str(error))
+
+
 def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | None], bool]:
     """Bodies by SKU (None: not sold) and whether they are stale; counts the request."""
     prefix = snapshot_key_prefix(context.retailer_id)
@@ -107,8 +121,8 @@ def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | Non
 
     try:
         values, count = redis_guarded(fetch)
-    except RedisUnavailableError:
-        log.warning("rate_limit_fail_open", key_prefix=context.key_prefix, reason="redis unavailable")
+    except RedisUnavailableError as error:
+        _outage_log(context, error)
         return _from_database(context.retailer_id, skus)[0], True
     rate_limit_enforce(context, int(count), window)
     bodies: dict[str, Body | None] = {}

@@ -26,7 +26,7 @@ from analytics.demand import demand_signals
 from analytics.retention import window_start
 from analytics.selectors import retailer_summary, sku_counts
 from analytics.tasks import events_ingest_batch
-from analytics.validation import batch_validate, events_to_task_rows
+from analytics.validation import batch_validate
 from app.errors import ApiError, error_response
 from app.middleware import body_limit
 from app.tenancy.authentication import AuthContext, auth_context, request_authenticate
@@ -59,13 +59,14 @@ def _ingest(request: HttpRequest, context: AuthContext) -> HttpResponse:
         return _json({"accepted": 0, "ignored": "bot"}, 202)
     received_at = timezone.now()
     events = batch_validate(request.body, oldest=window_start(received_at))
-    kwargs = {
-        "retailer_id": context.retailer_id,
-        "events": events_to_task_rows(events, received_at=received_at),
-        "received_at": received_at.isoformat(),
-    }
     # 202 only once the broker holds the batch; BrokerUnavailableError is a 503 with Retry-After.
-    publish_or_unavailable(events_ingest_batch, idempotency_key=f"events:{uuid.uuid4().hex}", **kwargs)
+    publish_or_unavailable(
+        events_ingest_batch,
+        idempotency_key=f"events:{uuid.uuid4().hex}",
+        retailer_id=context.retailer_id,
+        batch=request.body.decode(),
+        received_at=received_at.isoformat(),
+    )
     return _json({"accepted": len(events)}, 202)
 
 

@@ -9,9 +9,9 @@
   + purchases x 20 (page views carry no SKU and do not count);
 * *last hour* = activity in the 60 minutes ``[H - 1 h, H)``;
 * *trailing mean* = activity in the 168 hours ``[H - 169 h, H - 1 h)`` divided by the
-  number of those hours the SKU has existed in the counters (hours since its
-  first counted minute, rounded up, between 1 and 168), so a young SKU is
-  compared with its own short history instead of empty days.
+  number of those hours since the SKU's first counted minute in them (rounded
+  up, 1 to 168), so a young SKU is compared with its own short history instead
+  of empty days.
 
 **Signal** = last hour / trailing mean, rounded half-up to 4 places, capped at
 ``MAX_SIGNAL``. **Cold start**: no activity in the trailing window → ``1.0000``.
@@ -27,8 +27,10 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
-from django.db.models import F, IntegerField, Min, OuterRef, Q, Subquery, Sum
+from django.db import connection
+from django.db.models import F, IntegerField, Min, Q, Sum
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce
 
@@ -62,35 +64,62 @@ def activity_expression() -> CombinedExpression:
     )
 
 
+WindowRow = tuple[str, int, int, datetime | None]  # sku, last hour, trailing, first minute in the trailing window
+
+_WINDOW_SQL = """
+SELECT sku,
+       COALESCE(SUM(product_view * %(w_view)s + add_to_cart * %(w_cart)s + purchase * %(w_buy)s)
+                FILTER (WHERE minute >= %(recent)s), 0),
+       COALESCE(SUM(product_view * %(w_view)s + add_to_cart * %(w_cart)s + purchase * %(w_buy)s)
+                FILTER (WHERE minute < %(recent)s), 0),
+       MIN(minute) FILTER (WHERE minute < %(recent)s)
+FROM analytics_skuminutecount
+WHERE retailer_id = %(retailer)s AND sku = ANY(%(skus)s) AND minute >= %(start)s AND minute < %(end)s
+GROUP BY sku
+"""
+
+
+def _window_rows_postgresql(
+    retailer_id: int, skus: list[str], start: datetime, recent: datetime, end: datetime
+) -> list[WindowRow]:
+    """One statement, no ORM compilation (which cost more than the query itself: ~2 ms a batch)."""
+    params: dict[str, Any] = {
+        "retailer": retailer_id, "skus": skus, "start": start, "recent": recent, "end": end,
+        "w_view": WEIGHT_PRODUCT_VIEW, "w_cart": WEIGHT_ADD_TO_CART, "w_buy": WEIGHT_PURCHASE,
+    }  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_WINDOW_SQL, params)
+        return [(sku, int(last), int(trailing), first) for sku, last, trailing, first in cursor.fetchall()]
+
+
+def _window_rows_portable(
+    retailer_id: int, skus: list[str], start: datetime, recent: datetime, end: datetime
+) -> list[WindowRow]:
+    """The same rows through the ORM, for the embedded SQLite database."""
+    activity = activity_expression()
+    rows = (
+        SkuMinuteCount.objects.filter(retailer_id=retailer_id, sku__in=skus, minute__gte=start, minute__lt=end)
+        .values("sku")
+        .annotate(
+            last_hour=Coalesce(Sum(activity, filter=Q(minute__gte=recent)), 0, output_field=IntegerField()),
+            trailing=Coalesce(Sum(activity, filter=Q(minute__lt=recent)), 0, output_field=IntegerField()),
+            first_seen=Min("minute", filter=Q(minute__lt=recent)),
+        )
+        .order_by()
+    )
+    return [(row["sku"], row["last_hour"], row["trailing"], row["first_seen"]) for row in rows]
+
+
 def demand_signals(*, retailer_id: int, skus: list[str], now: datetime) -> dict[str, Decimal]:
-    """The demand signal of each of ``skus`` at ``now``, from the committed counters (one query)."""
+    """The demand signal of each of ``skus`` at ``now``, from the committed counters (one grouped query)."""
     window_end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
     recent_start = window_end - RECENT
     trailing_start = recent_start - timedelta(hours=TRAILING_HOURS)
-    first_seen = (
-        SkuMinuteCount.objects.filter(retailer_id=retailer_id, sku=OuterRef("sku"))
-        .order_by()
-        .values("sku")
-        .annotate(first=Min("minute"))
-        .values("first")
-    )
-    activity = activity_expression()
-    rows = (
-        SkuMinuteCount.objects.filter(
-            retailer_id=retailer_id, sku__in=skus, minute__gte=trailing_start, minute__lt=window_end
-        )
-        .values("sku")
-        .annotate(
-            last_hour=Coalesce(Sum(activity, filter=Q(minute__gte=recent_start)), 0, output_field=IntegerField()),
-            trailing=Coalesce(Sum(activity, filter=Q(minute__lt=recent_start)), 0, output_field=IntegerField()),
-            first_seen=Subquery(first_seen[:1]),
-        )
-        .order_by()
-    )
+    window_rows = _window_rows_postgresql if connection.vendor == "postgresql" else _window_rows_portable
     signals = dict.fromkeys(skus, COLD_START)
-    for row in rows:
-        existed = (recent_start - row["first_seen"]) / timedelta(hours=1)
-        signals[row["sku"]] = demand_signal(
-            last_hour=row["last_hour"], trailing_total=row["trailing"], trailing_hours=math.ceil(existed)
-        )
+    for sku, last_hour, trailing, first_seen in window_rows(
+        retailer_id, skus, trailing_start, recent_start, window_end
+    ):
+        hours = 0 if first_seen is None else math.ceil((recent_start - first_seen) / timedelta(hours=1))
+        signals[sku] = demand_signal(last_hour=last_hour, trailing_total=trailing, trailing_hours=hours)
     return signals

@@ -20,10 +20,15 @@ from django.utils import timezone
 from analytics.demand import RECENT, demand_signals
 from analytics.models import EventType, RawEvent, SkuMinuteCount
 from analytics.retention import counter_horizon, purge_horizon
+from pricing.models import DemandSignal
 from pricing.services import demand_signals_set
 
 DEMAND_LOCK_CLASS = 0x5F44  # pg_advisory_xact_lock(class, retailer_id): one demand push per retailer at a time
 PURGE_SLICE = 10_000  # rows per DELETE: ~50 ms on PostgreSQL, short enough not to stall ingestion
+# Smallest move of a signal worth a reprice: 1% of normal demand (a demand rule with sensitivity 1
+# moves the price by at most 1% for it). Measured with bench/ingest_bench.py: pushing every
+# 4th-decimal wiggle made repricing more than half of the ingest worker's time.
+PUSH_STEP = Decimal("0.0100")
 # The periodic sweep (every 5 minutes) also covers SKUs whose last activity just left the hour.
 RECENT_SLACK = timedelta(minutes=15)
 REFRESH_CHUNK = 500  # SKUs per demand push: one pricing transaction of bounded size
@@ -219,13 +224,20 @@ def _delete_in_slices(model: type[RawEvent] | type[SkuMinuteCount], where: Q, sl
             total += model.objects.filter(pk__in=ids).delete()[0]
 
 
-def demand_refresh(*, retailer_id: int, skus: Iterable[str], now: datetime | None = None) -> dict[str, Decimal]:
-    """Recompute the demand signals of ``skus`` and hand them to the pricing engine.
+def _moved(stored: Decimal | None, signal: Decimal) -> bool:
+    return stored is None or abs(signal - stored) >= PUSH_STEP
 
-    Pricing reprices the SKUs whose signal crossed a threshold of its demand
-    rule. Idempotent: the signal is a function of the committed counters. Pushes
-    are serialised per retailer, so the last push was computed from every count
-    committed before it (never a stale overwrite by a slower batch).
+
+def demand_refresh(*, retailer_id: int, skus: Iterable[str], now: datetime | None = None) -> dict[str, Decimal]:
+    """Recompute the demand signals of ``skus`` and hand the ones that moved to the pricing engine.
+
+    A signal is pushed when it is at least ``PUSH_STEP`` away from the value
+    pricing holds (or pricing holds none), so the stored signal is always within
+    0.0100 of the definition while one more view of a busy SKU does not reprice
+    it. Pricing stores them and reprices the SKUs whose price moves. Idempotent:
+    the signal is a function of the committed counters. Pushes are serialised per
+    retailer, so the last push was computed from every count committed before it
+    (never a stale overwrite by a slower batch). Returns the signals pushed.
     """
     wanted = sorted(set(skus))
     if not wanted:
@@ -235,8 +247,13 @@ def demand_refresh(*, retailer_id: int, skus: Iterable[str], now: datetime | Non
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DEMAND_LOCK_CLASS, retailer_id])
         signals = demand_signals(retailer_id=retailer_id, skus=wanted, now=now or timezone.now())
-        demand_signals_set(retailer_id=retailer_id, signals=signals, actor="analytics")
-    return signals
+        current = dict(
+            DemandSignal.objects.filter(retailer_id=retailer_id, sku__in=wanted).values_list("sku", "signal")
+        )
+        moved = {sku: signal for sku, signal in signals.items() if _moved(current.get(sku), signal)}
+        if moved:
+            demand_signals_set(retailer_id=retailer_id, signals=moved, actor="analytics")
+    return moved
 
 
 def demand_refresh_recent(*, retailer_id: int | None = None, now: datetime | None = None) -> int:

@@ -143,8 +143,16 @@ def batch_validate(body: bytes, *, oldest: datetime) -> list[Event]:
     return [event for _, event in decoded]
 
 
+def batch_rows(body: str | bytes, *, received_at: datetime) -> list[list[Any]]:
+    """The rows of a batch body the API validated (the ingest task's argument), decoded again.
+
+    Decoding again in the worker (~0.2 ms for 50 events) keeps that work off the web request.
+    """
+    return events_to_task_rows(_batch_decoder.decode(body).events, received_at=received_at)
+
+
 def events_to_task_rows(events: list[Event], *, received_at: datetime) -> list[list[Any]]:
-    """JSON rows for the ingest task: ``[id, type, sku, variant, session, occurred_at, quantity, price]``.
+    """Rows for ``events_ingest``: ``[id, type, sku, variant, session, occurred_at, quantity, price]``.
 
     ``occurred_at`` is the client's ``ts``, but never later than ``received_at``
     (a fast client clock cannot put events into the future).

@@ -35,10 +35,10 @@ def test_scripted_events_reprice_the_sku_through_its_demand_signal(alice, celery
     )
     assert PriceSnapshot.objects.get(retailer_id=retailer_id, sku=SKU).effective_price == Decimal("80.00")
     now = datetime.now(UTC)
-    # History: first seen 8 days ago (so the trailing window counts all 168 hours), then 336 views
-    # three days ago: a trailing mean of 2 weighted events per hour.
-    history = [event_json(sku=SKU, ts=now - timedelta(days=8))]
-    history += [event_json(sku=SKU, ts=now - timedelta(days=3, seconds=i)) for i in range(336)]
+    # History: first seen 7 days ago (so the trailing window counts all its 168 hours), then 335 views
+    # three days ago: 336 in all, a trailing mean of 2 weighted events per hour.
+    history = [event_json(sku=SKU, ts=now - timedelta(days=7))]
+    history += [event_json(sku=SKU, ts=now - timedelta(days=3, seconds=i)) for i in range(335)]
     # The last hour: 3 views (weight 1) and a page view (no SKU): signal 3 / 2 = 1.5000,
     # multiplier 1 + 0.5 x (1.5 - 1) = 1.25, price 80.00 x 1.25 = 100.00.
     recent = [event_json(sku=SKU, ts=now - timedelta(minutes=minutes)) for minutes in (5, 20, 40)]

@@ -39,7 +39,8 @@ def count(retailer, sku: str, minute: datetime, **counts: int) -> None:
 @pytest.mark.django_db
 def test_signals_weigh_views_carts_and_purchases_over_the_windows(alice):
     r = alice.retailer
-    count(r, "A", NOW - timedelta(days=8), product_view=500)  # before the trailing window: sets the age only
+    count(r, "A", NOW - timedelta(days=8), product_view=500)  # before the trailing window: ignored
+    count(r, "A", NOW - timedelta(days=7), product_view=500)  # first seen in the window: 168 hours of it
     count(r, "A", NOW - timedelta(days=3), product_view=84, add_to_cart=84, purchase=42)  # 84+420+840 = 1344
     count(r, "A", NOW - timedelta(minutes=30), product_view=4, add_to_cart=1, purchase=1)  # 4+5+20 = 29
     count(r, "A", NOW - timedelta(minutes=59), product_view=3, variant="b")  # still inside the last hour
@@ -48,8 +49,9 @@ def test_signals_weigh_views_carts_and_purchases_over_the_windows(alice):
 
     signals = demand_signals(retailer_id=r.id, skus=["A"], now=NOW)
 
-    # trailing mean = (1344 + 7) / 168 per hour; last hour = 32
-    assert signals["A"] == (Decimal(32) * 168 / Decimal(1351)).quantize(Decimal("0.0001"))
+    # trailing mean = (500 + 1344 + 7) / 168 per hour; last hour = 32
+    assert signals["A"] == Decimal("2.9044")
+    assert signals["A"] == (Decimal(32) * 168 / Decimal(1851)).quantize(Decimal("0.0001"))
 
 
 @pytest.mark.django_db
@@ -66,3 +68,16 @@ def test_cold_start_and_unknown_skus_are_normal(alice, bob):
     count(bob.retailer, "NEW", NOW - timedelta(days=1), product_view=50)  # another retailer's history
     signals = demand_signals(retailer_id=alice.retailer.id, skus=["NEW", "NONE"], now=NOW)
     assert signals == {"NEW": COLD_START, "NONE": COLD_START}
+
+
+@pytest.mark.django_db
+def test_the_portable_query_gives_the_same_windows(alice):
+    from analytics.demand import _window_rows_portable, _window_rows_postgresql
+
+    r = alice.retailer
+    count(r, "A", NOW - timedelta(days=6), product_view=5, add_to_cart=1)
+    count(r, "A", NOW - timedelta(minutes=3), purchase=2, variant="b")
+    count(r, "B", NOW - timedelta(minutes=3), product_view=1)
+    window = (r.id, ["A", "B", "C"], NOW - timedelta(days=7, hours=1), NOW - timedelta(hours=1), NOW)
+    assert sorted(_window_rows_portable(*window)) == sorted(_window_rows_postgresql(*window))
+    assert sorted(_window_rows_postgresql(*window))[0][:3] == ("A", 40, 10)

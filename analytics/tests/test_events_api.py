@@ -41,7 +41,7 @@ def test_a_beacon_batch_is_accepted_as_one_task(alice, client, broker_redis, ing
     assert response["Access-Control-Expose-Headers"] == "Retry-After"
     [(_args, kwargs, _)] = queued_kwargs(broker_redis)
     assert kwargs["retailer_id"] == alice.retailer.id
-    assert [row[0] for row in kwargs["events"]] == [event["id"] for event in events]
+    assert [event["id"] for event in orjson.loads(kwargs["batch"])["events"]] == [event["id"] for event in events]
     assert kwargs["idempotency_key"].startswith("events:")
 
 

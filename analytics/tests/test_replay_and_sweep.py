@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from analytics.models import SkuMinuteCount
-from analytics.services import demand_refresh_recent, events_ingest
+from analytics.services import demand_refresh, demand_refresh_recent, events_ingest
 from analytics.tests.factories import event_row
 from pricing.models import DemandSignal
 
@@ -55,3 +55,22 @@ def test_reaggregate_command_rebuilds_counts_and_refuses_purged_ranges(alice):
         call_command("reaggregate_events", "--since", "2000-01-01T00:00:00Z", "--until", now.isoformat())
     with pytest.raises(CommandError, match="before"):
         call_command("reaggregate_events", "--since", now.isoformat(), "--until", now.isoformat())
+
+
+@pytest.mark.django_db
+def test_a_signal_is_pushed_only_when_it_moves_by_a_step(alice):
+    now = datetime.now(UTC)
+    rid = alice.retailer.id
+    SkuMinuteCount.objects.create(retailer_id=rid, sku="A", minute=now - timedelta(days=7), product_view=33_600)
+    recent = SkuMinuteCount.objects.create(retailer_id=rid, sku="A", minute=now.replace(second=0), product_view=200)
+    assert demand_refresh(retailer_id=rid, skus=["A"], now=now) == {"A": Decimal("1.0000")}  # mean 200 an hour
+
+    recent.product_view = 201
+    recent.save()
+    assert demand_refresh(retailer_id=rid, skus=["A"], now=now) == {}  # 1.0050: less than a step
+    assert signals(rid) == {"A": Decimal("1.0000")}
+
+    recent.product_view = 202
+    recent.save()
+    assert demand_refresh(retailer_id=rid, skus=["A"], now=now) == {"A": Decimal("1.0100")}
+    assert signals(rid) == {"A": Decimal("1.0100")}

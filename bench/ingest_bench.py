@@ -1,0 +1,293 @@
+"""Ingestion benchmark: the events API and the ingest worker against bare baselines, same run.
+
+    python bench/ingest_bench.py [--duration 6] [--batches 400] [--bare-tasks 2000] [--no-targets]
+
+On PostgreSQL + Redis (``DATABASE_URL`` / ``REDIS_URL`` / ``CELERY_BROKER_URL``; defaults as
+``bench/prices_bench.py``), with batches of 50 events throughout:
+
+  (a) API: ``POST /v1/events`` (text/plain, 50 events) under gunicorn (the Procfile's web
+      settings), accepted events/s, against the bare Django view's requests/s (the same
+      POST to ``/bench/bare``, no middleware) measured by the same load generator;
+  (b) worker: one ``celery worker -Q ingest -c 2`` (the Procfile's bulk settings) draining
+      a queue of batches posted through the API: processed events/s (counted in PostgreSQL),
+      against the same worker draining a trivial task on the same base (tasks/s). Rates
+      are timed from the worker's own log: first task started to last task finished.
+      The bench retailer's events and counts are deleted first, so every run starts alike:
+      its SKUs are cold (signal 1.0000), pushed to pricing once, then unchanged.
+
+Targets: processed events/s >= 10 x bare tasks/s; API events/s >= 20 x bare requests/s.
+A miss exits 1 (``--no-targets``: report only, the test suite's tiny run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.prices_bench import Server, bench_env, database_ensure, free_port, load, manage  # noqa: E402
+
+EVENTS_PER_BATCH = 50
+TARGETS = {"processed_vs_bare_task": 10.0, "api_events_vs_bare_view": 20.0}
+TYPES = ["product_view"] * 7 + ["page_view", "add_to_cart", "purchase"]
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+INGEST_TASK = "analytics.events_ingest_batch"
+BARE_TASK = "bench.ingest_bare"
+
+
+def batch_body(skus: list[str], number: int) -> str:
+    """50 fresh events (unique ids) over the catalog, as the insert sends them."""
+    now = datetime.now(UTC).isoformat()
+    events = []
+    for index in range(EVENTS_PER_BATCH):
+        kind = TYPES[(number + index) % len(TYPES)]
+        event: dict[str, Any] = {"id": str(uuid.uuid4()), "type": kind, "ts": now, "session": f"s{number % 97}"}
+        if kind != "page_view":
+            event["sku"] = skus[(number * EVENTS_PER_BATCH + index) % len(skus)]
+        if kind == "purchase":
+            event.update(quantity=1, price="19.99")
+        events.append(event)
+    return json.dumps({"events": events}, separators=(",", ":"))
+
+
+def post_request(path: str, body: str, origin: str) -> str:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {origin}\r\nUser-Agent: {BROWSER_UA}\r\n"
+        f"X-Forwarded-Proto: https\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"{body}"
+    )
+
+
+def broker_client(env: dict[str, str]) -> Any:
+    import redis
+
+    return redis.Redis.from_url(env["CELERY_BROKER_URL"])
+
+
+def measure_api(server: Server, demo: dict[str, Any], options: argparse.Namespace) -> dict[str, Any]:
+    """(a): best of ``rounds`` for the bare view and for the events API, same load generator."""
+    origin, key, skus = demo["origin"], demo["publishable_key"], demo["skus"]
+    bodies = [batch_body(skus, number) for number in range(200)]
+    sets = {
+        "bare": [post_request("/bench/bare", body, origin) for body in bodies[:20]],
+        "api": [post_request(f"/v1/events?key={key}", body, origin) for body in bodies],
+    }
+    best: dict[str, dict[str, Any]] = {}
+    for requests in sets.values():
+        load(server, requests, duration=min(1.0, options.duration), connections=options.connections)
+    for _ in range(options.rounds):
+        for name, requests in sets.items():
+            result = load(server, requests, duration=options.duration, connections=options.connections)
+            if result["errors"]:
+                raise RuntimeError(f"{name}: {result['errors']} requests failed")
+            if name not in best or result["rps"] > best[name]["rps"]:
+                best[name] = result
+    best["api"]["events_per_s"] = round(best["api"]["rps"] * EVENTS_PER_BATCH, 1)
+    return best
+
+
+def post_batches(port: int, demo: dict[str, Any], batches: int) -> None:
+    """Fill the ingest queue with ``batches`` fresh batches through the API."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Content-Type": "text/plain;charset=UTF-8", "Origin": demo["origin"], "User-Agent": BROWSER_UA}
+    headers["X-Forwarded-Proto"] = "https"
+    for number in range(batches):
+        connection.request(
+            "POST", f"/v1/events?key={demo['publishable_key']}", batch_body(demo["skus"], number), headers
+        )
+        response = connection.getresponse()
+        response.read()
+        if response.status != 202:
+            raise RuntimeError(f"batch {number}: HTTP {response.status}")
+    connection.close()
+
+
+def publish_bare(count: int) -> None:
+    """Fill the ingest queue with ``count`` trivial tasks (this process is configured as the app)."""
+    import django
+
+    django.setup()
+    from bench.ingest_bare_task import ingest_bare
+
+    for number in range(count):
+        ingest_bare.enqueue(idempotency_key=f"bench-bare-{number}")
+
+
+class Worker:
+    """``celery -A app worker -Q ingest -c 2`` with the Procfile's bulk prefetch, logging JSON."""
+
+    def __init__(self, env: dict[str, str], concurrency: int) -> None:
+        self.log = Path(tempfile.mkstemp(prefix="sf-bench-worker-", suffix=".log")[1])
+        args = [
+            sys.executable, "-m", "celery", "-A", "app", "worker", "-Q", "ingest", "-c", str(concurrency),
+            "--prefetch-multiplier=4", "-n", f"bench-{uuid.uuid4().hex[:6]}@%h", "-I", "bench.ingest_bare_task",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
+        ]  # fmt: skip
+        with self.log.open("wb") as output:
+            self.process = subprocess.Popen(
+                args, cwd=ROOT, env={**env, "LOG_FORMAT": "json"}, stdout=output, stderr=output
+            )
+
+    def finished(self, task: str) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith("{") and f'"{task}"' in line:
+                event = json.loads(line)
+                if event.get("task") == task and event.get("event") in ("task_started", "task_succeeded"):
+                    lines.append(event)
+        return lines
+
+    def drain_seconds(self, task: str, count: int, timeout: float) -> float:
+        """Seconds from the first start to the ``count``-th success of ``task``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited; see {self.log}")
+            events = self.finished(task)
+            done = [e for e in events if e["event"] == "task_succeeded"]
+            if len(done) >= count:
+                moments = sorted(datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")) for e in events)
+                return (moments[-1] - moments[0]).total_seconds()
+            time.sleep(0.2)
+        raise RuntimeError(f"{task}: {count} tasks not done in {timeout}s; see {self.log}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.unlink(missing_ok=True)
+
+
+def analytics_reset(env: dict[str, str], retailer_id: int) -> None:
+    """Start every run from the same state: no stored events or counts for the bench retailer."""
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"]) as connection:
+        for table in ("analytics_rawevent", "analytics_skuminutecount"):
+            connection.execute(f"DELETE FROM {table} WHERE retailer_id = %s", (retailer_id,))  # noqa: S608
+
+
+def counted_events(env: dict[str, str]) -> int:
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"]) as connection:
+        row = connection.execute(
+            "SELECT COALESCE(SUM(page_view + product_view + add_to_cart + purchase), 0) FROM analytics_skuminutecount"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def measure_worker(env: dict[str, str], port: int, demo: dict[str, Any], options: argparse.Namespace) -> dict:
+    """(b): the bare task's tasks/s, then processed events/s, on the same worker configuration."""
+    broker = broker_client(env)
+    broker.delete("ingest")
+    publish_bare(options.bare_tasks)
+    worker = Worker(env, options.concurrency)
+    try:
+        bare_seconds = worker.drain_seconds(BARE_TASK, options.bare_tasks, timeout=300)
+    finally:
+        worker.stop()
+    before = counted_events(env)
+    post_batches(port, demo, options.batches)
+    worker = Worker(env, options.concurrency)
+    try:
+        ingest_seconds = worker.drain_seconds(INGEST_TASK, options.batches, timeout=600)
+    finally:
+        worker.stop()
+    processed = counted_events(env) - before
+    expected = options.batches * EVENTS_PER_BATCH
+    if processed != expected:
+        raise RuntimeError(f"counted {processed} events, expected {expected}")
+    return {
+        "bare_tasks": options.bare_tasks,
+        "bare_seconds": round(bare_seconds, 3),
+        "bare_tasks_per_s": round(options.bare_tasks / bare_seconds, 1),
+        "batches": options.batches,
+        "events": processed,
+        "ingest_seconds": round(ingest_seconds, 3),
+        "batches_per_s": round(options.batches / ingest_seconds, 1),
+        "events_per_s": round(processed / ingest_seconds, 1),
+    }
+
+
+def report(summary: dict[str, Any]) -> None:
+    api, worker, ratios = summary["api"], summary["worker"], summary["ratios"]
+    print(f"(a) bare view       {api['bare']['rps']:>10.1f} req/s   p50 {api['bare']['p50_ms']:.2f} ms")
+    print(
+        f"(a) POST /v1/events {api['api']['rps']:>10.1f} req/s   p50 {api['api']['p50_ms']:.2f} ms  "
+        f"= {api['api']['events_per_s']:.0f} events/s"
+    )
+    print(f"(b) bare task       {worker['bare_tasks_per_s']:>10.1f} tasks/s ({worker['bare_tasks']} tasks)")
+    print(
+        f"(b) ingest          {worker['batches_per_s']:>10.1f} batches/s = {worker['events_per_s']:.0f} events/s "
+        f"({worker['events']} events counted)"
+    )
+    for name, value in ratios.items():
+        print(f"{name:<26}{value:>8}  target >= {TARGETS[name]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=6.0, help="Seconds per API measurement.")
+    parser.add_argument("--rounds", type=int, default=2, help="API measurements per endpoint; the best is kept.")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--batches", type=int, default=400, help="Batches of 50 events drained by the worker.")
+    parser.add_argument("--bare-tasks", type=int, default=2000, help="Trivial tasks drained by the worker.")
+    parser.add_argument("--concurrency", type=int, default=2, help="Ingest worker processes.")
+    parser.add_argument("--products", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", "4")))
+    parser.add_argument("--no-migrate", action="store_true", help="The database is migrated already.")
+    parser.add_argument("--no-targets", action="store_true", help="Report only (the test suite's tiny run).")
+    parser.add_argument("--json-out", help="Also write the figures as JSON here.")
+    options = parser.parse_args(argv)
+    env = bench_env()
+    os.environ.update(env)
+    if not options.no_migrate:
+        database_ensure(env["DATABASE_URL"])
+        manage(env, "migrate", "--noinput")
+    with tempfile.TemporaryDirectory() as scratch:
+        keys_file = Path(scratch) / "keys.json"
+        manage(env, "seed_demo", "--products", str(options.products), "--rate-limit", "1000000000",
+               "--keys-file", str(keys_file))  # fmt: skip
+        demo = json.loads(keys_file.read_text())[0]
+    analytics_reset(env, demo["retailer_id"])
+    server = Server(env, free_port(), options.workers, options.threads)
+    try:
+        server.wait_ready()
+        api = measure_api(server, demo, options)
+        worker = measure_worker(env, server.port, demo, options)
+    finally:
+        server.stop()
+        broker_client(env).delete("ingest")
+    summary = {
+        "api": api,
+        "worker": worker,
+        "ratios": {
+            "processed_vs_bare_task": round(worker["events_per_s"] / worker["bare_tasks_per_s"], 2),
+            "api_events_vs_bare_view": round(api["api"]["events_per_s"] / api["bare"]["rps"], 2),
+        },
+    }
+    report(summary)
+    if options.json_out:
+        Path(options.json_out).write_text(json.dumps(summary, indent=2))
+    missed = [] if options.no_targets else [n for n, v in summary["ratios"].items() if v < TARGETS[n]]
+    if missed:
+        print(f"MISSED: {', '.join(missed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -128,8 +128,8 @@ def amount_format(amount: Decimal, currency: str) -> str:
     return str(amount_quantize(amount, currency))
 
 
-def percent_parse(value: object, *, low: Decimal, high: Decimal) -> Decimal:
-    """A percentage as a decimal string within ``[low, high]``, with at most 4 decimals."""
+def bounded_decimal_parse(value: object, *, low: Decimal, high: Decimal) -> Decimal:
+    """A decimal string (a percentage, a multiplier, a rounding step) within ``[low, high]``, at most 4 decimals."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise AmountError("invalid_decimal", 'Send percentages as decimal strings, e.g. "5.5".')
     text = str(value).strip()

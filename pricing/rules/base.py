@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from pricing.money import AmountError, amount_format, amount_quantize, percent_parse
+from pricing.money import AmountError, amount_format, amount_quantize, bounded_decimal_parse
 
 DEFAULT_PATH = "_"
 SKU_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -36,7 +36,7 @@ def percent_param(params: dict[str, Any], name: str, *, low: str, high: str, def
     if value is None:
         raise param_error(name, "is required", "required")
     try:
-        return str(percent_parse(value, low=Decimal(low), high=Decimal(high)))
+        return str(bounded_decimal_parse(value, low=Decimal(low), high=Decimal(high)))
     except AmountError as error:
         raise param_error(name, str(error), error.code) from error
 

@@ -12,7 +12,7 @@ from app.errors import ApiError
 from app.tenancy.audit import audit_record
 from app.tenancy.services import retailer_pricing_pause_set
 from pricing.models import PricingPolicy, Product, RepricingJob
-from pricing.money import AmountError, percent_parse
+from pricing.money import AmountError, bounded_decimal_parse
 from pricing.rules.guardrails import price_floor
 from pricing.services.repricing import repricing_job_create
 
@@ -56,7 +56,7 @@ def _policy_values(data: dict[str, Any]) -> dict[str, Decimal | None]:
             continue
         try:
             low, high = limits[name]
-            values[name] = percent_parse(value, low=Decimal(low), high=Decimal(high))
+            values[name] = bounded_decimal_parse(value, low=Decimal(low), high=Decimal(high))
         except AmountError as error:
             raise ApiError(
                 error.code, f"{name}: {error}", details=[{"field": name, "code": error.code, "message": str(error)}]

@@ -1,6 +1,6 @@
 """Price API benchmark: the hot path against a bare Django view, same gunicorn, same run.
 
-    python bench/prices_bench.py [--duration 8] [--rounds 2] [--no-targets]
+    python bench/prices_bench.py [--duration 4] [--rounds 5] [--no-targets]
 
 Starts gunicorn (the Procfile's web configuration) with the production settings on
 PostgreSQL + Redis (``DATABASE_URL`` / ``REDIS_URL`` / ``CELERY_BROKER_URL``, default
@@ -11,8 +11,9 @@ demo retailer, and measures with a publishable key and an allowed ``Origin``:
   (b) ``GET /v1/prices/{sku}``
   (c) ``GET /v1/prices?skus=`` with 12 SKUs
 
-requests/s and p50/p99 at peak (closed loop), then p99 of (b) at half its peak rate
-(open loop), with the server's and the load generator's CPU. Targets on our 2-core
+requests/s and p50/p99 at peak (closed loop, short slices of a, b, c in rotating
+order; medians of the slices and of the per-round ratios), then p99 of (b) at half
+its peak rate (open loop), with the server's and the load generator's CPU. Targets on our 2-core
 machine: b/a >= 0.6, c/a >= 0.45, p99(b at half peak) < 20 ms; a miss exits 1.
 """
 
@@ -162,26 +163,42 @@ def load(server: Server, requests: list[str], *, duration: float, connections: i
     return result
 
 
+def _median(rows: list[dict[str, Any]], field: str) -> dict[str, Any]:
+    return sorted(rows, key=lambda row: row[field])[len(rows) // 2]
+
+
 def measure(server: Server, sets: dict[str, list[str]], options: argparse.Namespace) -> dict[str, Any]:
-    best: dict[str, dict] = {}
+    """Short slices of a, b and c in rotating order, ratios paired per round, medians kept.
+
+    Other processes on a shared machine slow every slice of a round alike, so the
+    median of paired ratios moves far less than a ratio of two long runs.
+    """
     for requests in sets.values():  # warm-up: connections, key cache, Redis copies
         load(server, requests, duration=min(1.0, options.duration), connections=options.connections)
-    for _ in range(options.rounds):
-        for name, requests in sets.items():
-            result = load(server, requests, duration=options.duration, connections=options.connections)
-            if result["errors"] and not options.no_targets:
-                raise RuntimeError(f"{name}: {result['errors']} requests failed")
-            if name not in best or result["rps"] > best[name]["rps"]:
-                best[name] = result
-    half_rate = max(1.0, best["b"]["rps"] / 2)
-    half = load(server, sets["b"], duration=options.duration, connections=options.connections, rate=half_rate)
-    half["rate"] = round(half_rate, 1)
-    ratios = {
-        "b/a": round(best["b"]["rps"] / best["a"]["rps"], 3) if best["a"]["rps"] else 0.0,
-        "c/a": round(best["c"]["rps"] / best["a"]["rps"], 3) if best["a"]["rps"] else 0.0,
-        "p99_b_half_ms": half["p99_ms"],
-    }
-    return {"peak": best, "b_at_half_peak": half, "ratios": ratios}
+    names = list(sets)
+    slices: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    paired: dict[str, list[float]] = {"b/a": [], "c/a": []}
+    for round_index in range(options.rounds):
+        shift = round_index % len(names)
+        got = {}
+        for name in names[shift:] + names[:shift]:
+            got[name] = load(server, sets[name], duration=options.duration, connections=options.connections)
+            if got[name]["errors"] and not options.no_targets:
+                raise RuntimeError(f"{name}: {got[name]['errors']} requests failed")
+            slices[name].append(got[name])
+        for ratio in paired:
+            top, bottom = ratio.split("/")
+            paired[ratio].append(got[top]["rps"] / got[bottom]["rps"] if got[bottom]["rps"] else 0.0)
+    peak = {name: _median(rows, "rps") for name, rows in slices.items()}
+    half_rate = max(1.0, peak["b"]["rps"] / 2)
+    halves = [
+        load(server, sets["b"], duration=options.duration, connections=options.connections, rate=half_rate)
+        for _ in range(options.rounds)
+    ]
+    half = {**_median(halves, "p99_ms"), "rate": round(half_rate, 1)}
+    ratios = {name: round(sorted(values)[len(values) // 2], 3) for name, values in paired.items()}
+    ratios["p99_b_half_ms"] = half["p99_ms"]
+    return {"peak": peak, "b_at_half_peak": half, "ratios": ratios, "paired_ratios": paired}
 
 
 def report(summary: dict[str, Any]) -> None:
@@ -195,6 +212,9 @@ def report(summary: dict[str, Any]) -> None:
         )
     half = summary["b_at_half_peak"]
     print(f"(b) at half peak ({half['rate']} req/s): p50 {half['p50_ms']:.2f} ms, p99 {half['p99_ms']:.2f} ms")
+    for name, values in summary["paired_ratios"].items():
+        print(f"{name} per round: {', '.join(f'{value:.2f}' for value in values)}")
+    print(f"load average of the machine (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for name, value in summary["ratios"].items():
         print(f"{name:<16}{value:>8}  target {'<' if name.startswith('p99') else '>='} {TARGETS[name]}")
 
@@ -208,8 +228,8 @@ def targets_missed(ratios: dict[str, float]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=8.0, help="Seconds per measurement.")
-    parser.add_argument("--rounds", type=int, default=2, help="Measure a, b, c this many times; keep the best.")
+    parser.add_argument("--duration", type=float, default=4.0, help="Seconds per slice.")
+    parser.add_argument("--rounds", type=int, default=5, help="Rounds of a, b, c slices (medians are reported).")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--products", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))

@@ -173,8 +173,8 @@ def measure(server: Server, sets: dict[str, list[str]], options: argparse.Namesp
     Other processes on a shared machine slow every slice of a round alike, so the
     median of paired ratios moves far less than a ratio of two long runs.
     """
-    for requests in sets.values():  # warm-up: connections, key cache, Redis copies
-        load(server, requests, duration=min(1.0, options.duration), connections=options.connections)
+    for requests in sets.values() if options.warmup else ():  # connections, key cache, Redis copies
+        load(server, requests, duration=options.warmup, connections=options.connections)
     names = list(sets)
     slices: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     paired: dict[str, list[float]] = {"b/a": [], "c/a": []}
@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=4.0, help="Seconds per slice.")
     parser.add_argument("--rounds", type=int, default=5, help="Rounds of a, b, c slices (medians are reported).")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--warmup", type=float, default=1.0, help="Seconds of unmeasured load per endpoint first.")
     parser.add_argument("--products", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", "4")))

@@ -24,7 +24,18 @@ def test_price_benchmark_runs_and_reports_ratios(transactional_db, tmp_path) -> 
         "SECURE_SSL_REDIRECT": "1",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    args = [sys.executable, "bench/prices_bench.py", "--duration", "0.3", "--rounds", "1", "--connections", "2"]
+    args = [
+        sys.executable,
+        "bench/prices_bench.py",
+        "--duration",
+        "0.3",
+        "--rounds",
+        "1",
+        "--connections",
+        "2",
+        "--warmup",
+        "0",
+    ]
     args += ["--products", "24", "--workers", "1", "--threads", "2", "--no-migrate", "--no-targets"]
     result = subprocess.run(
         [*args, "--json-out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=150

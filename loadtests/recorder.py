@@ -73,6 +73,7 @@ class StageStats:
     target_rate: float | None
     window_start: float | None = None
     window_end: float | None = None
+    measured_from: str = ""
     groups: dict[str, Histogram] = field(default_factory=lambda: {group: Histogram() for group in GROUPS})
     cpu: list[float] = field(default_factory=list)
     machine_cpu: list[float] = field(default_factory=list)
@@ -91,6 +92,7 @@ class StageStats:
         calls = sum(h.requests for group, h in self.groups.items() if group != PAGE_GROUP)
         row: dict[str, Any] = {
             "stage": self.label,
+            "measured_from": self.measured_from,
             "retailers": self.retailers,
             "shoppers": self.shoppers,
             "seconds": round(self.seconds, 1),
@@ -142,6 +144,7 @@ class RunRecorder:
         if stage.measured and stats.window_start is None:
             stats.window_start = now
             stats.window_end = now
+            stats.measured_from = datetime.now(UTC).isoformat(timespec="seconds")
 
     def request(self, name: str, milliseconds: float, failed: bool) -> None:
         if self.current is not None and self.measuring:

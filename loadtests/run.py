@@ -3,7 +3,8 @@
 1. counts what the analytics summary already holds for the run's window,
 2. runs locust (``loadtests/locustfile.py``) with CSV and HTML reports in ``--report-dir``,
 3. applies the SLOs of ``slo.toml`` (with ``--set`` overrides) to the CSV and to each stage,
-4. checks that the ingest queue drained and that every event sent in a batch answered 202 was counted,
+4. checks that the ingest queue drained and that every event sent in a batch answered 202 was counted
+   (``--recheck`` repeats just these checks later, for a backlog that outlived the run),
 5. prints the verdict, writes ``verdict.json``, and exits 0 when every check held, 1 when one broke
    (the output names it, e.g. ``price.p99_ms``), 2 when the run itself could not be made.
 
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests.catalog import CatalogError, retailers_load
+from loadtests.catalog import CatalogError, Retailer, retailers_load
 from loadtests.checks import SummaryError, drain_check, events_baseline, events_check
 from loadtests.options import MODES, PREFIX, SCENARIOS, LoadOptions, OptionsError
 from loadtests.recorder import RUN_FILE, STEPS_FILE
@@ -53,6 +54,11 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--host", required=True, help="base URL of the Storefabric under test, e.g. http://127.0.0.1:8000")
     cli.add_argument("--slo", type=Path, default=DEFAULT_SLO_FILE, help="SLO file (default: loadtests/slo.toml)")
     cli.add_argument("--set", action="append", default=[], metavar="GROUP.KEY=VALUE", help="override one SLO value")
+    cli.add_argument(
+        "--recheck",
+        action="store_true",
+        help="run no load: repeat the drain and event-count checks of the finished run in --report-dir",
+    )
     for field in fields(LoadOptions):
         flag = "--" + field.name.replace("_", "-")
         kind = type(getattr(LoadOptions, field.name))
@@ -164,6 +170,20 @@ def end_checks(
     return checks
 
 
+def recheck(options: LoadOptions, config: dict[str, Any], host: str, retailers: list[Retailer]) -> int:
+    """The end checks again, later: did a backlog that outlived the run's timeouts lose anything?"""
+    try:
+        run = json.loads((options.report_dir / RUN_FILE).read_text())
+        window = json.loads((options.report_dir / "verdict.json").read_text())["events_window"]
+    except (OSError, ValueError, KeyError) as error:
+        print(f"error: {options.report_dir} holds no finished run to recheck: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    since = datetime.fromisoformat(window["since"])
+    checks = end_checks(options, config, host, run, (retailers, since, window["baseline"]))
+    print("\n".join(verdict_lines(checks)))
+    return EXIT_BROKEN if any(not check.passed for check in checks) else EXIT_PASSED
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     host = args.host.rstrip("/")
@@ -175,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     report_dir = options.report_dir
+    if args.recheck:
+        return recheck(options, config, host, retailers)
     report_dir.mkdir(parents=True, exist_ok=True)
     # The summary counts per minute and only whole minutes at or after ``since``: start at the minute.
     since = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -198,7 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     checks += end_checks(options, config, host, run, (retailers, since, baseline))
     table, best = stage_table(config, stages)
     broken = sorted({check.name for check in checks if not check.passed})
-    verdict = {"passed": not broken, "broken": broken, "checks": [c.__dict__ for c in checks], "best_stage": best}
+    verdict = {
+        "passed": not broken,
+        "broken": broken,
+        "checks": [c.__dict__ for c in checks],
+        "best_stage": best,
+        "events_window": {"since": since.isoformat(), "baseline": baseline},
+    }
     (report_dir / "verdict.json").write_text(json.dumps(verdict, indent=2))
     text = ["Stages (measured time only):", *table, best_line(best), *verdict_lines(checks)]
     (report_dir / "verdict.txt").write_text("\n".join(text) + "\n")

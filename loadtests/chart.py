@@ -1,8 +1,9 @@
 """Chart p99 latency against page-view rate from the ``steps.csv`` of one or more runs.
 
 ``python -m loadtests.chart --out docs/capacity.png reports/step-batched reports/step-per-product``
-draws one line per run (labelled by its fan-out mode), the SLO limits as
-dashed lines, and each stage's locust CPU beside its point.
+draws one line per run (labelled by its fan-out mode), stages in order (a line
+that turns back means throughput fell under overload), the SLO limits as dashed
+lines, and each stage's locust CPU beside its point.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def chart_draw(run_dirs: list[Path], out: Path, slo_file: Path = DEFAULT_SLO_FIL
             axis.axhline(float(limit), linestyle="--", color="grey", label=f"SLO p99 ≤ {float(limit):g} ms")
         axis.set_title(f"{group} calls: p99 against load (labels: locust CPU)")
         axis.set_xlabel("page views / s")
-        axis.set_ylabel("p99 latency (ms)")
+        axis.set_ylabel("p99 latency (ms, log scale)")
+        axis.set_yscale("log")
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=8)
     figure.tight_layout()

@@ -120,7 +120,7 @@ def locust_run(options: LoadOptions, host: str) -> int:
 def stage_table(config: dict[str, Any], stages: list[dict[str, str]]) -> tuple[list[str], dict[str, str] | None]:
     """One line per stage, and the stage with the highest page-view rate at which every SLO held."""
     lines = [
-        f"  {'stage':<18}{'retailers':>9}{'pv/s':>9}{'calls/s':>9}{'price p99':>11}{'beacon p99':>12}"
+        f"  {'stage':<22}{'retailers':>9}{'pv/s':>9}{'calls/s':>9}{'price p99':>11}{'beacon p99':>12}"
         f"{'fail':>7}{'ingest q':>10}{'locust cpu':>12}  SLOs"
     ]
     best: dict[str, str] | None = None
@@ -129,7 +129,7 @@ def stage_table(config: dict[str, Any], stages: list[dict[str, str]]) -> tuple[l
         broken = [check.name for check in checks if not check.passed]
         failures = sum(int(stage.get(f"{group}_failures") or 0) for group in config.get("groups", {}))
         lines.append(
-            f"  {stage['stage']:<18}{stage['retailers']:>9}{float(stage['page_views_per_s']):>9.1f}"
+            f"  {stage['stage']:<22}{stage['retailers']:>9}{float(stage['page_views_per_s']):>9.1f}"
             f"{float(stage['calls_per_s']):>9.1f}{float(stage['price_p99_ms']):>9.1f}ms"
             f"{float(stage['beacon_p99_ms']):>10.1f}ms{failures:>7}{stage['ingest_depth_max'] or '-':>10}"
             f"{stage['locust_cpu_mean'] or '-':>11}%"

@@ -116,11 +116,17 @@ class SoakPlan(_PhasedPlan):
         for window in range(windows):
             start = window * options.soak_window_s
             seconds = min(options.soak_window_s, options.soak_s - start)
-            label = f"soak {start / 60:g}-{(start + seconds) / 60:g} min"
+            label = f"soak {_clock(start)}-{_clock(start + seconds)}"
             self.phases.append((label, options.soak_users, seconds))
 
     def _measured(self, label: str, into_phase: float) -> bool:
         return label != self.phases[0][0] or into_phase >= self.settle_s
+
+
+def _clock(seconds: float) -> str:
+    """``h:mm:ss`` of a run time, for stage labels."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 class FixedRatePlan(_PhasedPlan):

@@ -54,7 +54,13 @@ def test_soak_reports_windows_and_only_the_first_one_waits_to_settle():
 
     labels = [plan.stage_at(t).label for t in (0, 299, 300, 600, 699)]
 
-    assert labels == ["soak 0-5 min", "soak 0-5 min", "soak 5-10 min", "soak 10-11.6667 min", "soak 10-11.6667 min"]
+    assert labels == [
+        "soak 0:00:00-0:05:00",
+        "soak 0:00:00-0:05:00",
+        "soak 0:05:00-0:10:00",
+        "soak 0:10:00-0:11:40",
+        "soak 0:10:00-0:11:40",
+    ]
     assert not plan.stage_at(1).measured
     assert plan.stage_at(300).measured
     assert plan.stage_at(700) is None

@@ -136,7 +136,10 @@ class PriceSnapshot(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["retailer", "sku"], name="uniq_price_snapshot")]
-        indexes = [models.Index(fields=["valid_until"], name="snapshot_valid_until")]
+        indexes = [
+            models.Index(fields=["valid_until"], name="snapshot_valid_until"),
+            models.Index(fields=["computed_at"], name="snapshot_computed_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sku} v{self.version}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pricing.services.repricing import repricing_shard_run, schedule_boundaries_reprice
+from pricing.snapshots import snapshots_cache_resync
 from workers.reliable import reliable_task
 from workers.routing import Queue
 
@@ -17,3 +18,9 @@ def shard_run(*, shard_id: int, idempotency_key: str) -> int:
 def schedule_boundaries(*, idempotency_key: str) -> int:
     """Every minute (beat): start repricing jobs for snapshots past a schedule boundary."""
     return len(schedule_boundaries_reprice())
+
+
+@reliable_task(name="pricing.snapshots_resync", queue=Queue.PRICING, soft_time_limit=50, time_limit=60)
+def snapshots_resync(*, idempotency_key: str) -> int:
+    """Every minute (beat): copy recently computed snapshots that Redis may have missed. Idempotent."""
+    return snapshots_cache_resync()

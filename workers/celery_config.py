@@ -71,4 +71,6 @@ beat_schedule = {
     "analytics-demand-refresh": _periodic("analytics.demand_refresh_recent", crontab(minute="*/5")),
     # Schedule windows start and end on minute boundaries: reprice the snapshots that expired.
     "pricing-schedule-boundaries": _periodic("pricing.schedule_boundaries", crontab(minute="*")),
+    # Redis copies a commit could not make (Redis away, process died) are made within a minute.
+    "pricing-snapshots-resync": _periodic("pricing.snapshots_resync", crontab(minute="*")),
 }

@@ -22,7 +22,7 @@ from pricing.money import amount_format
 from pricing.rules.base import PricingInputs, RuleSpec
 from pricing.rules.guardrails import PolicySpec
 from pricing.rules.pipeline import ComputedPrice, price_compute
-from pricing.snapshots import snapshots_cache_write
+from pricing.snapshots import snapshots_cache_store
 from workers.outbox import outbox_announce
 
 NORMAL_DEMAND = Decimal("1.0000")
@@ -271,5 +271,5 @@ def snapshots_refresh(*, retailer_id: int, skus: list[str], reason: str, now: da
                 result.changed.append(snapshot.sku)
         _store(written)
         PriceHistory.objects.bulk_create(history)
-        transaction.on_commit(lambda: snapshots_cache_write(written))
+        transaction.on_commit(lambda: snapshots_cache_store(written))
     return result

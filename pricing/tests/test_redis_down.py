@@ -8,6 +8,8 @@ import pytest
 
 from app.redis_client import reset_for_tests
 from app.tenancy.models import Retailer
+from pricing.snapshots import snapshots_cache_resync
+from pricing.tasks import snapshots_resync as snapshot_resync_task
 from pricing.tests.conftest import prices_get, product_put
 
 DEAD_REDIS = "redis://127.0.0.1:9/0"
@@ -59,3 +61,20 @@ def test_writes_still_work_and_first_requests_are_priced(alice, redis_down) -> N
     )
     body = prices_get(alice, "/NEW-2").json()
     assert (body["price"], body["stale"]) == ("6.00", True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_missed_while_redis_was_away_is_made_by_the_resync(alice, settings) -> None:
+    product_put(alice, "A-1", base_price="10.00")
+    assert prices_get(alice, "/A-1").json()["price"] == "10.00"
+    live = settings.REDIS_URL
+    settings.REDIS_URL = DEAD_REDIS
+    reset_for_tests()
+    assert product_put(alice, "A-1", base_price="12.00").status_code == 200
+    settings.REDIS_URL = live
+    reset_for_tests()
+    assert prices_get(alice, "/A-1").json()["price"] == "10.00"  # the copy made before the outage
+    assert snapshots_cache_resync() >= 1
+    assert prices_get(alice, "/A-1").json()["price"] == "12.00"
+    assert snapshots_cache_resync() >= 1  # overlap: recent copies are made again, harmlessly
+    assert snapshot_resync_task.run(idempotency_key="beat") >= 0

@@ -102,7 +102,14 @@ def events_check(
                 del pending[retailer_name]
             elif counted[retailer_name] > expected:
                 checks.append(
-                    Check(name, retailer_name, counted[retailer_name], expected, False, "more counted than sent")
+                    Check(
+                        name,
+                        retailer_name,
+                        counted[retailer_name],
+                        expected,
+                        False,
+                        "more counted than sent: duplicates, or beacons given up on",
+                    )
                 )
                 del pending[retailer_name]
         if not pending or clock() - started >= timeout_s:

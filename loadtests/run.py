@@ -110,6 +110,10 @@ def locust_run(options: LoadOptions, host: str) -> int:
         "--only-summary",
         "--exit-code-on-error",
         "0",
+        # Users stopping (ramp-down, end of shape) first finish the page view they are in, so no
+        # beacon is cut off after the service accepted it but before its 202 was counted here.
+        "--stop-timeout",
+        f"{round(3 * options.request_timeout_s)}s",
     ]
     timeout = PLANS[options.scenario](options).duration_s + LOCUST_GRACE_SECONDS
     with (report_dir / "locust.log").open("wb") as log:

@@ -127,6 +127,17 @@ def _ingest_serialized(*, retailer_id: int, rows: list[list[Any]], received_at: 
     return len(fresh)
 
 
+def _ingest(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> IngestResult:
+    horizon = purge_horizon(timezone.now())
+    fresh_rows = sorted((row for row in rows if datetime.fromisoformat(row[5]) >= horizon), key=lambda row: row[0])
+    skus = frozenset(row[2] for row in fresh_rows if row[2])
+    if not fresh_rows:
+        return IngestResult(inserted=0, skipped_too_old=len(rows), skus=skus)
+    ingest = _ingest_postgresql if connection.vendor == "postgresql" else _ingest_serialized
+    inserted = ingest(retailer_id=retailer_id, rows=fresh_rows, received_at=received_at)
+    return IngestResult(inserted=inserted, skipped_too_old=len(rows) - len(fresh_rows), skus=skus)
+
+
 @transaction.atomic
 def events_ingest(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> IngestResult:
     """Store a batch's raw events and add to the per-minute counters what was newly stored.
@@ -136,14 +147,26 @@ def events_ingest(*, retailer_id: int, rows: list[list[Any]], received_at: datet
     commit together or not at all. Events older than the purge horizon are
     skipped (their first copy may be gone; see ``analytics/retention.py``).
     """
-    horizon = purge_horizon(timezone.now())
-    fresh_rows = sorted((row for row in rows if datetime.fromisoformat(row[5]) >= horizon), key=lambda row: row[0])
-    skus = frozenset(row[2] for row in fresh_rows if row[2])
-    if not fresh_rows:
-        return IngestResult(inserted=0, skipped_too_old=len(rows), skus=skus)
-    ingest = _ingest_postgresql if connection.vendor == "postgresql" else _ingest_serialized
-    inserted = ingest(retailer_id=retailer_id, rows=fresh_rows, received_at=received_at)
-    return IngestResult(inserted=inserted, skipped_too_old=len(rows) - len(fresh_rows), skus=skus)
+    return _ingest(retailer_id=retailer_id, rows=rows, received_at=received_at)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    ingest: IngestResult
+    pushed: dict[str, Decimal]
+
+
+@transaction.atomic
+def event_batch_ingest(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> BatchResult:
+    """:func:`events_ingest`, then :func:`demand_refresh` of the batch's SKUs, in one transaction.
+
+    The counts and the signals they move commit together (one commit instead of
+    two: the task is bound by database round trips). Idempotent: a redelivered
+    batch counts nothing and pushes only what still differs.
+    """
+    result = _ingest(retailer_id=retailer_id, rows=rows, received_at=received_at)
+    pushed = _refresh(retailer_id=retailer_id, skus=sorted(result.skus), now=timezone.now()) if result.skus else {}
+    return BatchResult(ingest=result, pushed=pushed)
 
 
 class ReaggregateRangeError(ValueError):
@@ -228,6 +251,19 @@ def _moved(stored: Decimal | None, signal: Decimal) -> bool:
     return stored is None or abs(signal - stored) >= PUSH_STEP
 
 
+def _refresh(*, retailer_id: int, skus: list[str], now: datetime) -> dict[str, Decimal]:
+    """Inside a transaction: take the retailer's push lock, compute, push what moved."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DEMAND_LOCK_CLASS, retailer_id])
+    signals = demand_signals(retailer_id=retailer_id, skus=skus, now=now)
+    current = dict(DemandSignal.objects.filter(retailer_id=retailer_id, sku__in=skus).values_list("sku", "signal"))
+    moved = {sku: signal for sku, signal in signals.items() if _moved(current.get(sku), signal)}
+    if moved:
+        demand_signals_set(retailer_id=retailer_id, signals=moved, actor="analytics")
+    return moved
+
+
 def demand_refresh(*, retailer_id: int, skus: Iterable[str], now: datetime | None = None) -> dict[str, Decimal]:
     """Recompute the demand signals of ``skus`` and hand the ones that moved to the pricing engine.
 
@@ -236,24 +272,15 @@ def demand_refresh(*, retailer_id: int, skus: Iterable[str], now: datetime | Non
     0.0100 of the definition while one more view of a busy SKU does not reprice
     it. Pricing stores them and reprices the SKUs whose price moves. Idempotent:
     the signal is a function of the committed counters. Pushes are serialised per
-    retailer, so the last push was computed from every count committed before it
-    (never a stale overwrite by a slower batch). Returns the signals pushed.
+    retailer (the lock is held to the end of the transaction), so the last push
+    saw every count committed before it: never a stale overwrite by a slower
+    batch. Returns the signals pushed.
     """
     wanted = sorted(set(skus))
     if not wanted:
         return {}
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DEMAND_LOCK_CLASS, retailer_id])
-        signals = demand_signals(retailer_id=retailer_id, skus=wanted, now=now or timezone.now())
-        current = dict(
-            DemandSignal.objects.filter(retailer_id=retailer_id, sku__in=wanted).values_list("sku", "signal")
-        )
-        moved = {sku: signal for sku, signal in signals.items() if _moved(current.get(sku), signal)}
-        if moved:
-            demand_signals_set(retailer_id=retailer_id, signals=moved, actor="analytics")
-    return moved
+        return _refresh(retailer_id=retailer_id, skus=wanted, now=now or timezone.now())
 
 
 def demand_refresh_recent(*, retailer_id: int | None = None, now: datetime | None = None) -> int:

@@ -12,6 +12,7 @@ the circuit breaker answers at once), prices come from PostgreSQL marked
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -167,7 +168,7 @@ def _json(body: Body, status: int = 200) -> HttpResponse:
     return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
 
 
-def _serve(request: HttpRequest, skus_of: Any, single: bool) -> HttpResponse:
+def _serve(request: HttpRequest, skus_of: Callable[[HttpRequest], list[str]], single: bool) -> HttpResponse:
     context: AuthContext | None = None
     try:
         if request.method not in READ_METHODS:

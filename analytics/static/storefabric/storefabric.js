@@ -11,7 +11,8 @@
  * batch (a beacon reports no status, so the saved copy is sent again 2 s later or
  * on the next page). Unconfirmed batches stay in localStorage (one key per batch, so tabs
  * never overwrite each other; at most 20 batches, a day old at most) and are
- * retried with jittered backoff that honours Retry-After; a 4xx is dropped.
+ * retried with jittered backoff that honours Retry-After; a 4xx is dropped. At most
+ * 60 KB is in flight per tick (the browser's keepalive limit is 64 KB a page).
  * The server deduplicates by event id, so a resend is harmless. A prerendered
  * page sends nothing until it is shown. Nothing here throws into the page.
  * Source of storefabric.min.js (python manage.py build_insert).
@@ -288,13 +289,16 @@
 
   function tick() {
     var now;
+    var budget = MAX_BYTES;
     while (queue.length) {
       save(take(), 0);
     }
     now = Date.now();
     stored().forEach(function (id) {
       var rec = read(id);
-      if (rec && rec.at <= now) {
+      var size = rec ? JSON.stringify(rec.e).length : 0;
+      if (rec && rec.at <= now && size <= budget) {
+        budget -= size;
         send(id, rec);
       }
     });

@@ -5,7 +5,8 @@ Redis, which never evicts — not in process memory: web processes, worker main
 processes and every prefork pool child add to the same numbers, on any number
 of hosts, so whichever web process is scraped reports the cluster-wide totals
 (scrape one instance, or do not ``sum`` across instances). Each finished task
-costs one pipelined round trip. Gauges (queue depth and age, outbox backlog,
+adds to an in-process tally that a thread writes once a second (one pipelined round trip),
+so counting costs the task no round trip. Gauges (queue depth and age, outbox backlog,
 open dead letters) are read at scrape time. Exposition is prometheus-client's.
 """
 
@@ -13,6 +14,9 @@ from __future__ import annotations
 
 import hmac
 import math
+import os
+import threading
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +37,7 @@ TASKS_KEY = "sf:metrics:tasks"
 RUNTIME_KEY = "sf:metrics:runtime"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, math.inf)
 OUTCOMES = ("succeeded", "retried", "failed", "dead_lettered")
+FLUSH_SECONDS = 1.0
 
 
 def _bucket(duration: float) -> str:
@@ -43,24 +48,80 @@ def _label(le: float) -> str:
     return "+Inf" if math.isinf(le) else repr(le)
 
 
-def task_outcome(task_name: str, outcomes: tuple[str, ...], duration: float | None, forget: str | None = None) -> None:
-    """Count ``outcomes`` of one run of ``task_name`` (and its run time), in one round trip.
+class _Pending:
+    """This process's counts not yet written to the shared store.
 
-    ``forget`` names a key to delete in the same round trip (the message's delivery
-    counter, done with). A Redis error is logged, never raised: metrics must not fail work.
+    Writing them from a daemon thread once a second keeps the store off the task's
+    path: a task costs a dict update here, not a round trip. A process killed with
+    ``kill -9`` loses at most its last second of counts.
     """
-    try:
-        with broker_redis().pipeline(transaction=False) as pipe:
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.sums: defaultdict[str, float] = defaultdict(float)
+        self.forget: list[str] = []
+        self.pid = 0
+
+    def add(self, task_name: str, outcomes: tuple[str, ...], duration: float | None, forget: str | None) -> None:
+        with self.lock:
             for outcome in outcomes:
-                pipe.hincrby(TASKS_KEY, f"{task_name}|{outcome}", 1)
+                self.counts[TASKS_KEY, f"{task_name}|{outcome}"] += 1
             if duration is not None:
-                pipe.hincrby(RUNTIME_KEY, f"{task_name}|{_bucket(duration)}", 1)
-                pipe.hincrbyfloat(RUNTIME_KEY, f"{task_name}|sum", duration)
+                self.counts[RUNTIME_KEY, f"{task_name}|{_bucket(duration)}"] += 1
+                self.sums[f"{task_name}|sum"] += duration
             if forget:
-                pipe.delete(forget)
-            pipe.execute()
-    except (redis.RedisError, OSError) as error:
-        log.warning("metrics_write_failed", error=str(error), task=task_name)
+                self.forget.append(forget)
+            if self.pid != os.getpid():  # first use in this process (or a forked child): start its writer
+                self.pid = os.getpid()
+                threading.Thread(target=self._write_forever, name="metrics-writer", daemon=True).start()
+
+    def _write_forever(self) -> None:
+        while True:
+            self.wake.wait(FLUSH_SECONDS)
+            self.wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending in one round trip; on a Redis error keep it for the next try."""
+        with self.lock:
+            counts, sums, forget = self.counts, self.sums, self.forget
+            self.counts, self.sums, self.forget = Counter(), defaultdict(float), []
+        if not (counts or sums or forget):
+            return
+        try:
+            with broker_redis().pipeline(transaction=False) as pipe:
+                for (key, field), value in counts.items():
+                    pipe.hincrby(key, field, value)
+                for field, total in sums.items():
+                    pipe.hincrbyfloat(RUNTIME_KEY, field, total)
+                if forget:
+                    pipe.delete(*forget)
+                pipe.execute()
+        except (redis.RedisError, OSError) as error:
+            log.warning("metrics_write_failed", error=str(error))
+            with self.lock:
+                self.counts.update(counts)
+                for field, total in sums.items():
+                    self.sums[field] += total
+
+
+_pending = _Pending()
+
+
+def task_outcome(task_name: str, outcomes: tuple[str, ...], duration: float | None, forget: str | None = None) -> None:
+    """Count ``outcomes`` of one run of ``task_name`` (and its run time) for ``/metrics``.
+
+    ``forget`` names a broker key to delete with the next write (a delivery counter that
+    is done with). Never raises and never waits: the write happens within a second.
+    """
+    _pending.add(task_name, outcomes, duration, forget)
+
+
+def metrics_flush() -> None:
+    """Write this process's pending counts now (a worker process about to exit)."""
+    _pending.flush()
 
 
 def _split(raw: dict[bytes, bytes]) -> Iterator[tuple[str, str, bytes]]:

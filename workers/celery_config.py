@@ -22,6 +22,9 @@ _transport = {
     "visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT,
     "unacked_restore_interval": settings.CELERY_UNACKED_RESTORE_INTERVAL,
     "unacked_restore_throttle": settings.CELERY_UNACKED_RESTORE_THROTTLE,
+    # A worker killed during a restore sweep leaves the sweep's lock behind; kombu's
+    # default of 300 s would hold up every restore that long.
+    "unacked_mutex_expire": min(300, settings.CELERY_VISIBILITY_TIMEOUT),
     # A broker that vanishes without closing TCP must not hang a publish forever.
     "socket_timeout": 10.0,
     "socket_connect_timeout": 5.0,
@@ -36,7 +39,6 @@ broker_connection_timeout = 5.0
 imports = tuple(settings.CELERY_IMPORTS)
 task_queues = [KombuQueue(name) for name in ALL_QUEUES]
 task_default_queue = Queue.DEFAULT.value
-task_create_missing_queues = False
 task_acks_late = True
 task_reject_on_worker_lost = True
 task_acks_on_failure = True

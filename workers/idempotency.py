@@ -47,13 +47,14 @@ T = TypeVar("T")
 _CLAIM_SQL = "INSERT INTO {table} (key, created_at) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING"
 
 _REDIS_ONCE = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1])) then
-    for i = 2, #ARGV do
-        redis.call(unpack(cjson.decode(ARGV[i])))
-    end
-    return 1
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return 0
 end
-return 0
+for i = 2, #ARGV do
+    redis.call(unpack(cjson.decode(ARGV[i])))
+end
+redis.call('SET', KEYS[1], '1', 'EX', tonumber(ARGV[1]))
+return 1
 """
 
 
@@ -85,10 +86,14 @@ def db_once(*, key: str, effect: Callable[[], T]) -> tuple[bool, T | None]:
 def redis_once(
     *, client: redis.Redis, key: str, commands: Sequence[Sequence[str | int | float]], ttl: int | None = None
 ) -> bool:
-    """Atomically: if ``key`` was not claimed, claim it (with a TTL) and run ``commands``.
+    """Atomically: if ``key`` was not claimed, run ``commands`` and claim it (with a TTL).
 
     ``commands`` are Redis commands as lists, e.g. ``[["HINCRBY", "views:sku1", "n", 1]]``.
-    Returns True when the commands ran now, False for a duplicate.
+    Returns True when the commands ran now, False for a duplicate. The script runs
+    with no other command in between; the claim is written last, so a command that
+    fails (raising here) leaves the key unclaimed for the retry — commands before it
+    stay applied (Redis does not roll scripts back), so prefer one command, or ones
+    that cannot fail.
     """
     window = ttl or settings.IDEMPOTENCY_WINDOW_SECONDS
     encoded = [orjson.dumps(list(command)).decode() for command in commands]

@@ -12,7 +12,8 @@ idempotency barrier makes the effect once. (SQLite has no ``SKIP LOCKED``; its
 Sent is not finished. A task marks its row done when it succeeds, the event
 dispatcher when every subscriber has run. A row still ``sent`` at its
 ``next_publish_at`` is published again, with a per-row timeout that doubles up
-to ``OUTBOX_REPUBLISH_MAX_SECONDS`` so a long backlog is not multiplied. A
+to ``OUTBOX_REPUBLISH_MAX_SECONDS``, unless its queue still holds a message published
+before it (then it is still waiting its turn), so a long backlog is not multiplied. A
 broker that lost its memory (a Redis without persistence, restarted) is noticed
 at once: the relay keeps a marker key in the broker, and when the marker is
 gone the relay that re-creates it makes every sent row due again.
@@ -26,7 +27,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -38,7 +39,7 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from app.celery import celery_app
 from workers.backoff import backoff_for
-from workers.broker import broker_is_redis, broker_redis
+from workers.broker import broker_is_redis, broker_redis, queue_stats
 from workers.models import OutboxMessage
 
 log = structlog.get_logger(__name__)
@@ -83,14 +84,59 @@ def relay_batch(*, batch_size: int | None = None) -> int:
         )
         if not rows:
             return 0
-        published = _publish(rows)
-        for row in published:
-            row.status = OutboxMessage.Status.SENT
-            row.sent_at = now
-            row.publish_attempts += 1
-            row.next_publish_at = now + republish_after(row.publish_attempts)
-        OutboxMessage.objects.bulk_update(rows, ["status", "sent_at", "publish_attempts", "next_publish_at"])
+        waiting = _probably_still_queued([row for row in rows if row.status == OutboxMessage.Status.SENT])
+        published = _publish([row for row in rows if row.pk not in waiting])
+        _mark_sent(published, now)
+        sent = {row.pk for row in published}
+        for row in rows:
+            if row.pk in waiting:
+                row.next_publish_at = now + republish_after(1)
+        _put_off([row for row in rows if row.pk not in sent])
     return len(published)
+
+
+def _probably_still_queued(sent_rows: list[OutboxMessage]) -> set[int]:
+    """Sent rows whose message is probably still waiting in its queue: a message published
+    no later than the row's is waiting there, and a queue is served oldest first. Their
+    re-publication is put off, so a long backlog is not multiplied; a message that was
+    taken and lost (a broker that forgot it) finds its queue younger than itself."""
+    if not sent_rows or not broker_is_redis():
+        return set()
+    queue_of = {row.pk: getattr(_registered_task(row.task_name), "queue", None) for row in sent_rows}
+    names = tuple(sorted({queue for queue in queue_of.values() if queue}))
+    now = time.time()
+    waiting_since = {
+        stat.name: now - stat.oldest_age_seconds for stat in queue_stats(names) if stat.oldest_age_seconds is not None
+    }
+    still = set()
+    for row in sent_rows:
+        oldest = waiting_since.get(queue_of[row.pk] or "")
+        if oldest is not None and row.sent_at and oldest <= row.sent_at.timestamp() + 1.0:
+            still.add(row.pk)
+    return still
+
+
+def _put_off(rows: list[OutboxMessage]) -> None:
+    by_time: dict[datetime, list[int]] = {}
+    for row in rows:
+        by_time.setdefault(row.next_publish_at, []).append(row.pk)
+    for moment, ids in by_time.items():
+        OutboxMessage.objects.filter(pk__in=ids).update(next_publish_at=moment)
+
+
+def _mark_sent(rows: list[OutboxMessage], now: datetime) -> None:
+    """One UPDATE per distinct attempt count (almost always one). Django's ``bulk_update``
+    builds a CASE per row and field: 7 s for 1,000 rows, measured, against 0.05 s."""
+    by_attempts: dict[int, list[int]] = {}
+    for row in rows:
+        by_attempts.setdefault(row.publish_attempts, []).append(row.pk)
+    for attempts, ids in by_attempts.items():
+        OutboxMessage.objects.filter(pk__in=ids).update(
+            status=OutboxMessage.Status.SENT,
+            sent_at=now,
+            publish_attempts=attempts + 1,
+            next_publish_at=now + republish_after(attempts + 1),
+        )
 
 
 def _registered_task(name: str) -> Any:

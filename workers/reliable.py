@@ -55,6 +55,7 @@ class ReliableTask(Task):  # type: ignore[misc]
     acks_late = True
     reject_on_worker_lost = True
     ignore_result = True
+    queue: str  # set by reliable_task from workers.routing
     max_retries: int | None = None
     backoff_base: float | None = None
     backoff_cap: float | None = None
@@ -102,8 +103,7 @@ class ReliableTask(Task):  # type: ignore[misc]
         request = self.request
         if not key:
             raise PermanentError(f"{self.name} was published without an idempotency_key")
-        ttl = settings.CELERY_VISIBILITY_TIMEOUT * (settings.CELERY_TASK_MAX_DELIVERIES + 1)
-        delivery = delivery_count_increment(request.id, request.retries, ttl) if request.id else 1
+        delivery = self._delivery_number()
         structlog.contextvars.bind_contextvars(delivery=delivery)
         if delivery > settings.CELERY_TASK_MAX_DELIVERIES:
             raise PoisonMessageError(
@@ -124,6 +124,17 @@ class ReliableTask(Task):  # type: ignore[misc]
         metrics.task_outcome(self.name, ("succeeded",), duration, forget=self._delivery_key())
         log.info("task_succeeded", duration_ms=round(duration * 1000, 2))
         return result
+
+    def _delivery_number(self) -> int:
+        """Which delivery of this message this is. A first delivery costs nothing; the
+        broker marks a message it hands out again (restored after a worker died, or
+        requeued when a pool process was lost) as redelivered, and only those are
+        counted, in Redis, so the hot path pays no extra round trip."""
+        if self._delivery_key() is None:
+            return 1
+        request = self.request
+        ttl = settings.CELERY_VISIBILITY_TIMEOUT * (settings.CELERY_TASK_MAX_DELIVERIES + 1)
+        return 1 + delivery_count_increment(str(request.id), request.retries, ttl)
 
     def _body(self, key: str, args: Any, kwargs: dict[str, Any]) -> Any:
         if not self.atomic_once:
@@ -161,8 +172,10 @@ class ReliableTask(Task):  # type: ignore[misc]
         return {name: self.request.get(name) for name in ("outbox_id", "request_id") if self.request.get(name)}
 
     def _delivery_key(self) -> str | None:
-        request_id = self.request.id
-        return f"{DELIVERIES_PREFIX}:{request_id}:{self.request.retries}" if request_id else None
+        """The Redis key counting this message's deliveries, if it was counted (redelivered)."""
+        request = self.request
+        redelivered = request.get("redelivered") or (request.delivery_info or {}).get("redelivered")
+        return f"{DELIVERIES_PREFIX}:{request.id}:{request.retries}" if redelivered and request.id else None
 
     def _finished(self, request: Any) -> None:
         outbox_id = request.get("outbox_id")

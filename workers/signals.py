@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import structlog
-from celery.signals import before_task_publish, worker_ready
+from celery.signals import before_task_publish, worker_process_shutdown, worker_ready, worker_shutdown
 
 from app.request_context import current_request_id
 
@@ -41,8 +41,16 @@ QUIETED_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
 which carry the idempotency key and request id; keep only their warnings and errors."""
 
 
+def flush_metrics(**_: Any) -> None:
+    from app.metrics import metrics_flush
+
+    metrics_flush()
+
+
 def connect() -> None:
     for name in QUIETED_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     before_task_publish.connect(stamp_headers, dispatch_uid="workers.stamp_headers", weak=False)
     worker_ready.connect(check_limits_on_start, dispatch_uid="workers.check_limits", weak=False)
+    worker_process_shutdown.connect(flush_metrics, dispatch_uid="workers.flush_metrics_child", weak=False)
+    worker_shutdown.connect(flush_metrics, dispatch_uid="workers.flush_metrics_main", weak=False)

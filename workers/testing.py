@@ -149,6 +149,12 @@ class ManagedProcess:
         if self.is_running():
             os.kill(self.pid, sig)
 
+    def kill_pid(self, pid: int, sig: int = signal.SIGKILL) -> None:
+        """Signal one process of this group (e.g. a pool child from :meth:`child_pids`)."""
+        if pid not in self.child_pids():
+            raise ValueError(f"{pid} is not a child of {self!r}")
+        os.kill(pid, sig)
+
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout=timeout)
 

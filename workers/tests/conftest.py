@@ -32,6 +32,10 @@ class Effects:
     def executions(self) -> dict[str, int]:
         return fault_tasks.counts(fault_tasks.EXECUTIONS)
 
+    def running(self) -> dict[int, str]:
+        """Process id -> key of the increments running right now."""
+        return {int(pid): key for pid, key in fault_tasks.counts_raw(fault_tasks.RUNNING).items()}
+
     def redelivered(self) -> int:
         return sum(fault_tasks.counts(fault_tasks.REDELIVERED).values())
 
@@ -52,7 +56,9 @@ def effects(transactional_db: None) -> Iterator[Effects]:
             f"CREATE TABLE IF NOT EXISTS {fault_tasks.EFFECT_TABLE} (key text PRIMARY KEY, applied integer NOT NULL)"
         )
         cursor.execute(f"TRUNCATE {fault_tasks.EFFECT_TABLE}")
-    fault_tasks.patient_redis().delete(fault_tasks.EXECUTIONS, fault_tasks.REDELIVERED, fault_tasks.FIXED)
+    fault_tasks.patient_redis().delete(
+        fault_tasks.EXECUTIONS, fault_tasks.REDELIVERED, fault_tasks.FIXED, fault_tasks.RUNNING
+    )
     return Effects()
 
 

@@ -29,6 +29,7 @@ EXECUTIONS = "sf:test:executions"
 REDELIVERED = "sf:test:redelivered"
 FIXED = "sf:test:fixed"
 THING_CHANGED = "test.thing_changed"
+RUNNING = "sf:test:running"
 
 _client: redis.Redis | None = None
 
@@ -45,8 +46,12 @@ def _count(name: str, key: str) -> None:
     patient_redis().hincrby(name, key, 1)
 
 
+def counts_raw(name: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in patient_redis().hgetall(name).items()}
+
+
 def counts(name: str) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in patient_redis().hgetall(name).items()}
+    return {key: int(value) for key, value in counts_raw(name).items()}
 
 
 def _seen(task: object, key: str) -> None:
@@ -72,11 +77,17 @@ def record(*, idempotency_key: str) -> None:
 
 @reliable_task(name="workers_tests.increment", queue=Queue.DEFAULT, soft_time_limit=10, time_limit=15)
 def increment(*, idempotency_key: str, sleep_ms: int = 0, retailer_id: int | None = None) -> None:
-    """The effect of the fault tests: one increment per key, behind the database barrier."""
+    """The effect of the fault tests: one increment per key, behind the database barrier.
+
+    While it runs, ``RUNNING`` maps its process id to its key, so a test can kill a
+    process that is certainly in the middle of a task.
+    """
     _seen(increment, idempotency_key)
+    patient_redis().hset(RUNNING, str(os.getpid()), idempotency_key)
     if sleep_ms:
         time.sleep(sleep_ms / 1000)
     db_once(key=f"test-increment:{idempotency_key}", effect=lambda: _apply(idempotency_key))
+    patient_redis().hdel(RUNNING, str(os.getpid()))
 
 
 @reliable_task(

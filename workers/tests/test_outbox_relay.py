@@ -72,13 +72,27 @@ def test_sent_row_not_done_is_published_again_after_a_doubling_timeout(broker_re
     assert row.next_publish_at - row.sent_at == timedelta(seconds=60)
     assert relay_batch() == 0  # not due yet
 
+    broker_redis.delete("default")  # a worker took the message, and then it was lost
     OutboxMessage.objects.update(next_publish_at=timezone.now())
     assert relay_batch() == 1
 
     row.refresh_from_db()
     assert row.publish_attempts == 2
     assert row.next_publish_at - row.sent_at == timedelta(seconds=120)
+    assert _depth() == 1
+
+
+def test_sent_row_whose_message_still_waits_in_a_backlog_is_not_published_again(broker_redis, settings):
+    settings.OUTBOX_REPUBLISH_AFTER_SECONDS = 60
+    _enqueue("queued-1", "queued-2")
+    relay_batch()
+    OutboxMessage.objects.update(next_publish_at=timezone.now())
+
+    assert relay_batch() == 0
+
     assert _depth() == 2
+    assert set(OutboxMessage.objects.values_list("publish_attempts", flat=True)) == {1}
+    assert all(row.next_publish_at > timezone.now() for row in OutboxMessage.objects.all())
 
 
 def test_broker_that_lost_its_memory_gets_every_sent_row_again_once(broker_redis):

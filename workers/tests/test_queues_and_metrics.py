@@ -101,7 +101,16 @@ def test_metrics_add_up_tasks_from_every_pool_process_and_show_the_backlog(celer
         lambda: len(worker.events("task_succeeded")) == tasks and worker.events("task_dead_lettered"), timeout=10
     )
     pids = {event.get("pid") for event in worker.events("task_succeeded")}
-    text = Client().get("/metrics", **TOKEN).content.decode()
+
+    def scrape_once_counted() -> str | None:
+        text = Client().get("/metrics", **TOKEN).content.decode()
+        try:
+            counted = _sample(text, "storefabric_tasks_total", task="workers_tests.increment", outcome="succeeded")
+        except AssertionError:
+            return None
+        return text if counted >= tasks else None
+
+    text = wait_until(scrape_once_counted, timeout=5, interval=0.25)  # each process writes once a second
 
     assert _sample(text, "storefabric_tasks_total", task="workers_tests.increment", outcome="succeeded") == tasks
     assert _sample(text, "storefabric_task_duration_seconds_count", task="workers_tests.increment") == tasks

@@ -1,0 +1,264 @@
+"""Fault tests: kill and stop real workers, relays and brokers; count what was lost or doubled.
+
+Each test prints ``lost / duplicated / redeliveries`` (``-s`` shows them) and asserts
+lost == duplicated == 0, that the fault struck while work was in flight, and (for
+kills and SIGTERM) that at least one message was delivered again.
+
+Counts: the issue asks for 2,000 tasks (kill -9) and 10,000 queued messages (broker
+loss) and 999 good messages around a poison one. On a 2-core CI machine those take
+minutes, so the suite runs 500 / 1,000 / 300 by default; ``SF_FAULT_FULL=1`` runs the
+issue's numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+from django.db import connection, transaction
+
+from workers.models import DeadLetter, OutboxMessage
+from workers.outbox import outbox_announce, outbox_enqueue_task
+from workers.relay import BROKER_MARKER_KEY
+from workers.testing import current_database_url, private_redis_server, wait_until
+from workers.tests import fault_tasks
+from workers.tests.conftest import FAST_RESTORE_ENV, Effects
+
+pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("faults")]
+
+FULL = os.environ.get("SF_FAULT_FULL") == "1"
+KILL_COUNT = 2000 if FULL else 500
+BROKER_LOSS_COUNT = 10_000 if FULL else 1000
+POISON_NEIGHBOURS = 999 if FULL else 300
+
+
+def _publish_increments(count: int, prefix: str, sleep_ms: int = 0) -> list[str]:
+    keys = [f"{prefix}-{number}" for number in range(count)]
+    for key in keys:
+        fault_tasks.increment.enqueue(idempotency_key=key, sleep_ms=sleep_ms)
+    return keys
+
+
+def _outbox_increments(keys: list[str]) -> None:
+    """Rows as ``outbox_enqueue_task`` writes them, inserted in bulk to keep the test quick."""
+    OutboxMessage.objects.bulk_create(
+        OutboxMessage(task_name="workers_tests.increment", kwargs={}, idempotency_key=key) for key in keys
+    )
+
+
+def _report(name: str, counts: dict[str, int]) -> dict[str, int]:
+    line = f"[{name}] lost={counts['lost']} duplicated={counts['duplicated']} redeliveries={counts['redeliveries']}"
+    print(f"\n{line}")  # noqa: T201 - the fault report (pytest -s shows it)
+    return counts
+
+
+def _settle(effects: Effects, count: int, timeout: float) -> None:
+    wait_until(lambda: len(effects.applied()) >= count, timeout=timeout, interval=0.2)
+    time.sleep(1)  # a late duplicate would land now
+
+
+def _worker_factory(celery_worker: Callable, **options: object) -> Callable:
+    return lambda: celery_worker(["default"], concurrency=2, include=[fault_tasks.MODULE], **options)
+
+
+@pytest.mark.parametrize("victim", ["pool_child", "main_process"])
+def test_1_kill_9_of_a_worker_mid_stream_loses_and_doubles_nothing(celery_worker, outbox_relay, effects, victim):
+    """Tasks come through the outbox, as business work does: kombu's Redis transport takes a
+    message off the queue (BRPOP) and records it as unacknowledged in a second round trip,
+    so a ``kill -9`` of the main process between the two loses that message from the
+    broker; the relay publishes rows not done within ``OUTBOX_REPUBLISH_AFTER_SECONDS`` again."""
+    start = _worker_factory(celery_worker, extra_env=FAST_RESTORE_ENV)
+    keys = [f"{victim}-{number}" for number in range(KILL_COUNT)]
+    _outbox_increments(keys)
+    outbox_relay(include=[fault_tasks.MODULE], extra_env={"OUTBOX_REPUBLISH_AFTER_SECONDS": "15"})
+    worker = start()
+    wait_until(lambda: len(effects.applied()) >= KILL_COUNT // 10, timeout=60)
+
+    if victim == "pool_child":
+        child = wait_until(lambda: next((pid for pid in effects.running() if pid in worker.child_pids()), None))
+        worker.kill_pid(child)  # the pool starts a new child; the message goes back to the queue
+    else:
+        wait_until(effects.running)
+        worker.kill(signal.SIGKILL)
+        worker.wait(timeout=10)
+        start()  # its restore sweep returns the dead worker's unacknowledged messages
+    applied_at_kill = len(effects.applied())
+
+    _settle(effects, KILL_COUNT, timeout=240)
+    counts = _report(f"1: kill -9 {victim}, {KILL_COUNT} tasks", effects.report(keys))
+    republished = OutboxMessage.objects.filter(publish_attempts__gte=2).count()
+    print(f"[1] rows published again by the relay: {republished}")  # noqa: T201
+    assert applied_at_kill < KILL_COUNT
+    assert counts == {"lost": 0, "duplicated": 0, "redeliveries": counts["redeliveries"]}
+    assert counts["redeliveries"] >= 1
+    assert not DeadLetter.objects.exists()
+
+
+def test_2_change_committed_while_the_broker_is_down_is_published_when_it_returns(
+    celery_worker, outbox_relay, effects, settings
+):
+    with private_redis_server() as broker:
+        settings.CELERY_BROKER_URL = broker.url
+        relay = outbox_relay(include=[fault_tasks.MODULE])
+        _worker_factory(celery_worker)()
+        broker.kill()
+
+        with transaction.atomic():  # the business change and its announcement
+            outbox_enqueue_task(task_name="workers_tests.increment", kwargs={}, idempotency_key="while-down")
+        wait_until(lambda: relay.events("outbox_relay_unavailable"), timeout=20)
+        assert OutboxMessage.objects.get().status == OutboxMessage.Status.PENDING
+
+        broker.restart()
+        _settle(effects, 1, timeout=60)
+
+    counts = _report("2: broker down during commit", effects.report(["while-down"]))
+    assert counts["lost"] == counts["duplicated"] == 0
+    assert OutboxMessage.objects.get().status == OutboxMessage.Status.DONE
+    assert relay.events("outbox_relay_recovered")
+
+
+def test_5_sigterm_mid_work_finishes_or_requeues_everything(celery_worker, effects):
+    count = 300
+    start = _worker_factory(celery_worker, extra_args=["--prefetch-multiplier=4"])
+    worker = start()
+    keys = _publish_increments(count, "deploy", sleep_ms=20)
+    wait_until(lambda: len(effects.applied()) >= 20, timeout=60)
+
+    in_flight = dict(effects.running())
+    worker.kill(signal.SIGTERM)  # a deploy: warm shutdown
+    assert worker.wait(timeout=30) == 0
+    applied_at_stop = len(effects.applied())
+    assert all(effects.applied().get(key) == 1 for key in in_flight.values())  # running tasks finished
+    start()
+
+    _settle(effects, count, timeout=120)
+    counts = _report(f"5: SIGTERM mid-work, {count} tasks", effects.report(keys))
+    assert in_flight
+    assert applied_at_stop < count
+    assert counts["lost"] == counts["duplicated"] == 0
+    assert effects.redelivered() >= 1  # prefetched messages went back to the queue and came again
+
+
+def _blocked_on_lock(application_name: str | None = None) -> int:
+    """Relay connections waiting for a lock (their UPDATE behind the test's table lock)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT application_name FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        )
+        names = [row[0] for row in cursor.fetchall()]
+    return sum(1 for name in names if application_name is None or name == application_name)
+
+
+def test_6_two_relays_one_killed_mid_batch_publish_every_row_and_apply_each_once(
+    celery_worker, outbox_relay, effects, broker_redis
+):
+    """The test holds a SHARE lock on the outbox table: both relays can lock and publish a
+    batch, then wait to mark it sent. Relay A is killed exactly there — published, not
+    committed — so its rows go back to pending and relay B publishes them again."""
+    count = KILL_COUNT * 2
+    keys = [f"relay-{number}" for number in range(count)]
+    _outbox_increments(keys)
+    broker_redis.set(BROKER_MARKER_KEY, "present")  # no "lost broker memory" sweep in this test
+    relay_options = ["--batch-size", "100"]
+    a_database = f"{current_database_url()}?application_name=sf-relay-a"
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {OutboxMessage._meta.db_table} IN SHARE MODE")
+        relay_a = outbox_relay(*relay_options, include=[fault_tasks.MODULE], extra_env={"DATABASE_URL": a_database})
+        outbox_relay(*relay_options, include=[fault_tasks.MODULE])
+        wait_until(lambda: _blocked_on_lock("sf-relay-a") and _blocked_on_lock() == 2, timeout=30)
+        queued_at_kill = broker_redis.llen("default")
+        relay_a.kill(signal.SIGKILL)
+        relay_a.wait(timeout=10)
+    pending_after_kill = OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).count()
+    _worker_factory(celery_worker)()
+
+    _settle(effects, count, timeout=240)
+    counts = _report(f"6: two relays, one kill -9 mid-batch, {count} rows", effects.report(keys))
+    assert queued_at_kill == 200  # both batches published, neither marked sent
+    assert pending_after_kill > count - 200  # relay A's batch is pending again
+    assert counts["lost"] == counts["duplicated"] == 0
+    assert counts["redeliveries"] >= 100  # relay A's batch was published twice
+    wait_until(lambda: not OutboxMessage.objects.exclude(status=OutboxMessage.Status.DONE).exists(), timeout=30)
+
+
+def test_7_poison_message_runs_at_most_three_times_then_is_one_dead_letter(celery_worker, effects):
+    good = POISON_NEIGHBOURS
+    _worker_factory(celery_worker)()
+    keys = _publish_increments(good // 2, "before")
+    fault_tasks.poison.enqueue(idempotency_key="poison-1")
+    keys += _publish_increments(good - good // 2, "after")
+
+    letter = wait_until(lambda: DeadLetter.objects.filter(idempotency_key="poison-1").first(), timeout=120)
+    _settle(effects, good, timeout=120)
+
+    counts = _report(f"7: poison among {good} good", effects.report(keys))
+    poison_runs = effects.executions()["poison-1"]
+    print(f"[7] poison executions={poison_runs}")  # noqa: T201
+    assert poison_runs == 3
+    assert letter.exception.startswith("PoisonMessageError: delivered 4 times")
+    assert DeadLetter.objects.count() == 1
+    assert counts == {"lost": 0, "duplicated": 0, "redeliveries": 0}
+
+
+def test_9_task_over_its_hard_time_limit_becomes_one_dead_letter(celery_worker, effects):
+    worker = _worker_factory(celery_worker)()
+    fault_tasks.hangs.enqueue(idempotency_key="stuck-1")
+    keys = _publish_increments(5, "after-stuck")
+
+    letter = wait_until(lambda: DeadLetter.objects.filter(idempotency_key="stuck-1").first(), timeout=30)
+    _settle(effects, 5, timeout=30)
+
+    time.sleep(2)  # nothing redelivers it
+    assert effects.executions()["stuck-1"] == 1
+    assert letter.exception.startswith("TimeLimitExceeded")
+    assert DeadLetter.objects.count() == 1
+    assert worker.events("task_dead_lettered")[0]["idempotency_key"] == "stuck-1"
+    counts = _report("9: hard time limit", effects.report(keys))
+    assert counts["lost"] == counts["duplicated"] == 0
+
+
+def test_8_broker_without_persistence_killed_with_messages_queued_loses_nothing(
+    celery_worker, outbox_relay, effects, settings
+):
+    count = BROKER_LOSS_COUNT
+    keys = [f"lost-broker-{number}" for number in range(count)]
+    with private_redis_server() as broker:
+        settings.CELERY_BROKER_URL = broker.url
+        with transaction.atomic():
+            for key in keys:
+                outbox_announce(topic=fault_tasks.THING_CHANGED, payload={}, key=key, version=1)
+        relay = outbox_relay(include=[fault_tasks.MODULE])
+        wait_until(lambda: not OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).exists(), timeout=120)
+        _worker_factory(celery_worker)()
+        wait_until(
+            lambda: OutboxMessage.objects.filter(status=OutboxMessage.Status.DONE).count() >= count // 20, timeout=60
+        )
+
+        broker.kill()  # everything queued is gone
+        done_at_kill = OutboxMessage.objects.filter(status=OutboxMessage.Status.DONE).count()
+        broker.restart()  # empty
+
+        wait_until(lambda: relay.events("outbox_broker_memory_lost"), timeout=30)
+        wait_until(
+            lambda: OutboxMessage.objects.filter(status=OutboxMessage.Status.DONE).count() == count,
+            timeout=300,
+            interval=0.5,
+        )
+
+    applied = effects.applied()
+    republished = OutboxMessage.objects.filter(publish_attempts__gte=2).count()
+    counts = {
+        "lost": sum(1 for key in keys if f"{key}@1" not in applied),
+        "duplicated": sum(value - 1 for value in applied.values() if value > 1),
+        "redeliveries": republished,
+    }
+    _report(f"8: broker kill -9 with {count} queued", counts)
+    assert 0 < done_at_kill < count
+    assert counts["lost"] == counts["duplicated"] == 0
+    assert republished >= count - done_at_kill - 10  # what the broker lost came again (a few were mid-run)

@@ -46,9 +46,9 @@ def test_kill_9_of_the_ingest_worker_mid_stream_loses_and_duplicates_nothing(
     total = batches * per_batch
 
     worker = celery_worker(["ingest"], concurrency=2, extra_env=FAST_REDELIVERY)
-    wait_until(lambda: RawEvent.objects.count() >= total // 10, timeout=60, message="no progress before the kill")
+    wait_until(lambda: RawEvent.objects.count() >= total // 10, timeout=120, message="no progress before the kill")
     os.kill(worker.child_pids()[0], signal.SIGKILL)  # a pool process dies mid-batch
-    wait_until(lambda: RawEvent.objects.count() >= total // 3, timeout=60, message="no progress after the first kill")
+    wait_until(lambda: RawEvent.objects.count() >= total // 3, timeout=120, message="no progress after the first kill")
     os.killpg(worker.pid, signal.SIGKILL)  # then the whole worker, main process included
     worker.wait(timeout=10)
     stored_at_kill = RawEvent.objects.count()

@@ -20,7 +20,8 @@ def run_label(run_dir: Path) -> str:
     run_file = run_dir / RUN_FILE
     if run_file.exists():
         options = json.loads(run_file.read_text()).get("options", {})
-        return f"{options.get('mode', run_dir.name)} ({options.get('scenario', '')})"
+        mode, scenario, cohort = options.get("mode", run_dir.name), options.get("scenario", ""), options.get("cohort")
+        return f"{mode}, {scenario} of {cohort} shoppers"
     return run_dir.name
 
 

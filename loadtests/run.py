@@ -57,7 +57,8 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument(
         "--recheck",
         action="store_true",
-        help="run no load: repeat the drain and event-count checks of the finished run in --report-dir",
+        help="run no load: repeat the drain and event-count checks of the finished run in --report-dir "
+        "(valid until other load sends events for the same retailers)",
     )
     for field in fields(LoadOptions):
         flag = "--" + field.name.replace("_", "-")

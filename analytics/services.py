@@ -64,10 +64,7 @@ counted AS (
         purchase = analytics_skuminutecount.purchase + EXCLUDED.purchase
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM inserted),
-       (SELECT count(*) FROM (
-           SELECT pg_advisory_xact_lock(%(lock_class)s, %(retailer)s)
-           FROM (SELECT count(*) FROM counted) AS done WHERE %(lock)s) AS push_lock)
+SELECT (SELECT count(*) FROM inserted)
 """
 
 
@@ -78,22 +75,17 @@ class IngestResult:
     skus: frozenset[str]
 
 
-def _ingest_postgresql(*, retailer_id: int, rows: list[list[Any]], received_at: datetime, lock: bool) -> int:
-    """One statement: insert new raw events, and count exactly the rows it inserted.
-
-    With ``lock``, the statement ends by taking the retailer's demand push lock,
-    after the counters (so no batch waits for the lock while holding counter rows
-    another holder needs): one round trip less for :func:`event_batch_ingest`.
-    """
+def _ingest_postgresql(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> int:
+    """One statement: insert new raw events, and count exactly the rows it inserted."""
     names = ("ids", "types", "skus", "variants", "sessions", "occurred", "quantities", "prices")
     params: dict[str, Any] = {name: [row[position] for row in rows] for position, name in enumerate(names)}
-    params.update(retailer=retailer_id, received=received_at, lock_class=DEMAND_LOCK_CLASS, lock=lock)
+    params.update(retailer=retailer_id, received=received_at)
     with connection.cursor() as cursor:
         cursor.execute(_INGEST_SQL, params)
         return int(cursor.fetchone()[0])
 
 
-def _ingest_serialized(*, retailer_id: int, rows: list[list[Any]], received_at: datetime, lock: bool) -> int:
+def _ingest_serialized(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> int:
     """The same effect for a database with one writer at a time (SQLite, embedded mode).
 
     Read-then-insert is race-free only because SQLite's IMMEDIATE transactions
@@ -136,48 +128,28 @@ def _ingest_serialized(*, retailer_id: int, rows: list[list[Any]], received_at: 
     return len(fresh)
 
 
-def _ingest(*, retailer_id: int, rows: list[list[Any]], received_at: datetime, lock: bool = False) -> IngestResult:
-    horizon = purge_horizon(timezone.now())
-    fresh_rows = sorted((row for row in rows if datetime.fromisoformat(row[5]) >= horizon), key=lambda row: row[0])
-    skus = frozenset(row[2] for row in fresh_rows if row[2])
-    if not fresh_rows:
-        return IngestResult(inserted=0, skipped_too_old=len(rows), skus=skus)
-    ingest = _ingest_postgresql if connection.vendor == "postgresql" else _ingest_serialized
-    inserted = ingest(retailer_id=retailer_id, rows=fresh_rows, received_at=received_at, lock=lock and bool(skus))
-    return IngestResult(inserted=inserted, skipped_too_old=len(rows) - len(fresh_rows), skus=skus)
-
-
-@transaction.atomic
 def events_ingest(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> IngestResult:
     """Store a batch's raw events and add to the per-minute counters what was newly stored.
 
     Guarantees: idempotent per (retailer, event id) — a redelivered, re-sent or
     concurrently processed batch counts nothing twice; raw rows and counters
-    commit together or not at all. Events older than the purge horizon are
+    commit together or not at all. On PostgreSQL that is one statement, committed
+    on its own: the counter rows of a busy minute, which every batch updates, stay
+    locked only for that statement (holding them through the demand push made two
+    ingest processes slower than one). Events older than the purge horizon are
     skipped (their first copy may be gone; see ``analytics/retention.py``).
     """
-    return _ingest(retailer_id=retailer_id, rows=rows, received_at=received_at)
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    ingest: IngestResult
-    pushed: dict[str, Decimal]
-
-
-@transaction.atomic
-def event_batch_ingest(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> BatchResult:
-    """:func:`events_ingest`, then :func:`demand_refresh` of the batch's SKUs, in one transaction.
-
-    The counts and the signals they move commit together (one commit instead of
-    two: the task is bound by database round trips). Idempotent: a redelivered
-    batch counts nothing and pushes only what still differs.
-    """
-    result = _ingest(retailer_id=retailer_id, rows=rows, received_at=received_at, lock=True)
-    if not result.skus:
-        return BatchResult(ingest=result, pushed={})
-    pushed = _refresh(retailer_id=retailer_id, skus=sorted(result.skus), now=timezone.now(), locked=True)
-    return BatchResult(ingest=result, pushed=pushed)
+    horizon = purge_horizon(timezone.now())
+    fresh_rows = sorted((row for row in rows if datetime.fromisoformat(row[5]) >= horizon), key=lambda row: row[0])
+    skus = frozenset(row[2] for row in fresh_rows if row[2])
+    if not fresh_rows:
+        return IngestResult(inserted=0, skipped_too_old=len(rows), skus=skus)
+    if connection.vendor == "postgresql":
+        inserted = _ingest_postgresql(retailer_id=retailer_id, rows=fresh_rows, received_at=received_at)
+    else:
+        with transaction.atomic():
+            inserted = _ingest_serialized(retailer_id=retailer_id, rows=fresh_rows, received_at=received_at)
+    return IngestResult(inserted=inserted, skipped_too_old=len(rows) - len(fresh_rows), skus=skus)
 
 
 class ReaggregateRangeError(ValueError):
@@ -271,9 +243,9 @@ def _stored_signals(*, retailer_id: int, skus: list[str]) -> dict[str, Decimal]:
         return {sku: Decimal(str(signal)).quantize(SIGNAL_PLACES) for sku, signal in cursor.fetchall()}
 
 
-def _refresh(*, retailer_id: int, skus: list[str], now: datetime, locked: bool = False) -> dict[str, Decimal]:
-    """Inside a transaction: take the retailer's push lock (unless ``locked``), compute, push what moved."""
-    if connection.vendor == "postgresql" and not locked:
+def _refresh(*, retailer_id: int, skus: list[str], now: datetime) -> dict[str, Decimal]:
+    """Inside a transaction: take the retailer's push lock, compute, push what moved."""
+    if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DEMAND_LOCK_CLASS, retailer_id])
     signals = demand_signals(retailer_id=retailer_id, skus=skus, now=now)

@@ -89,7 +89,7 @@ def test_single_writer_path_gives_the_same_counts(alice, bob):
     rows = mixed_batch()
     events_ingest(retailer_id=alice.retailer.id, rows=rows, received_at=NOW)
     for _ in range(2):
-        _ingest_serialized(retailer_id=bob.retailer.id, rows=sorted(rows), received_at=NOW, lock=False)
+        _ingest_serialized(retailer_id=bob.retailer.id, rows=sorted(rows), received_at=NOW)
     assert totals(bob.retailer.id) == totals(alice.retailer.id)
     assert SkuMinuteCount.objects.filter(retailer=bob.retailer).count() == 5
 
@@ -123,27 +123,3 @@ def test_purge_removes_only_what_is_past_the_horizons(alice, settings):
     assert (removed.raw_events, removed.counters) == (1, 1)
     assert RawEvent.objects.count() == 1
     assert SkuMinuteCount.objects.filter(sku="A").count() == 2
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_ingest_statement_ends_holding_the_retailers_push_lock(alice):
-    from django.db import connection, transaction
-
-    from analytics.services import DEMAND_LOCK_CLASS, _ingest
-
-    def held() -> int:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s"
-                " AND pid = pg_backend_pid()",
-                [DEMAND_LOCK_CLASS, alice.retailer.id],
-            )
-            return cursor.fetchone()[0]
-
-    with transaction.atomic():
-        _ingest(retailer_id=alice.retailer.id, rows=[event_row(sku="A", ts=NOW)], received_at=NOW, lock=True)
-        assert held() == 1
-    with transaction.atomic():
-        _ingest(retailer_id=alice.retailer.id, rows=[event_row(type="page_view", ts=NOW)], received_at=NOW, lock=True)
-        assert held() == 0  # no SKU, nothing to push: no lock
-    assert held() == 0  # released at commit

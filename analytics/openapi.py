@@ -6,7 +6,6 @@ view below describes the operation and delegates to the plain view.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpResponse
@@ -79,10 +78,3 @@ class EventsIngestApi(APIView):
     )
     def post(self, request: Request) -> HttpResponse:
         return events_ingest_view(request._request)
-
-
-def documented(view: Callable[..., HttpResponse], documentation: type[APIView]) -> Callable[..., HttpResponse]:
-    """Route ``view`` while drf-spectacular describes it with ``documentation``."""
-    view.cls = documentation  # type: ignore[attr-defined]
-    view.initkwargs = {}  # type: ignore[attr-defined]
-    return view

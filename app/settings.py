@@ -209,6 +209,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Real-time dynamic prices, catalog and rules, analytics ingestion.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
 }
 

@@ -1,13 +1,14 @@
 from django.urls import path
 
+from app.schema import documented
 from pricing.apis import catalog, prices, rules, switches
 from pricing.hotpath import price_detail, price_list
 
 app_name = "pricing"
 
 urlpatterns = [
-    path("prices", prices.documented(price_list, prices.PriceListApi), name="prices"),
-    path("prices/<str:sku>", prices.documented(price_detail, prices.PriceDetailApi), name="price"),
+    path("prices", documented(price_list, prices.PriceListApi), name="prices"),
+    path("prices/<str:sku>", documented(price_detail, prices.PriceDetailApi), name="price"),
     path("products", catalog.ProductListApi.as_view(), name="products"),
     path("products/bulk", catalog.ProductBulkApi.as_view(), name="products-bulk"),
     path("products/<str:sku>", catalog.ProductDetailApi.as_view(), name="product"),

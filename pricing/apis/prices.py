@@ -1,13 +1,12 @@
 """OpenAPI description of the price lookups, which are served by the plain views in ``pricing.hotpath``.
 
 The views below document the same operations and delegate to the plain views;
-:func:`documented` attaches them to the routed plain views so drf-spectacular
+:func:`app.schema.documented` attaches them to the routed plain views so drf-spectacular
 lists the hot path in ``/v1/schema`` without DRF sitting on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpResponse
@@ -86,10 +85,3 @@ class PriceListApi(APIView):
     )
     def get(self, request: Request) -> HttpResponse:
         return price_list(request._request)
-
-
-def documented(view: Callable[..., HttpResponse], documentation: type[APIView]) -> Callable[..., HttpResponse]:
-    """Route ``view`` while drf-spectacular describes it with ``documentation``."""
-    view.cls = documentation  # type: ignore[attr-defined]
-    view.initkwargs = {}  # type: ignore[attr-defined]
-    return view

@@ -8,7 +8,8 @@ import pytest
 from django.db.models import Sum
 
 from analytics.models import RawEvent, SkuMinuteCount
-from analytics.services import _ingest_serialized, counters_reaggregate, events_ingest, events_purge
+from analytics.services import counters_reaggregate, events_ingest, events_purge
+from analytics.services.ingest import _ingest_serialized
 from analytics.tests.factories import event_row
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)

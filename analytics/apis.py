@@ -37,6 +37,7 @@ from workers.publish import publish_or_unavailable
 MAX_BATCH_BYTES = 256 * 1024
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
 DEFAULT_WINDOW = timedelta(hours=24)
+SKU_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Crawlers, link previewers and monitors: answered 202 and not counted.
 KNOWN_BOTS = re.compile(
     r"bot\b|bot/|spider|crawl|slurp|archiver|facebookexternalhit|bingpreview|mediapartners|lighthouse|"
@@ -129,6 +130,8 @@ class AnalyticsSkuApi(APIView):
     @extend_schema(parameters=[SINCE], responses=OutputSerializer, summary="Events of one SKU in a window")
     def get(self, request: Request, sku: str) -> Response:
         retailer_id = auth_context(request).retailer_id
+        if not SKU_PATTERN.match(sku):
+            raise ApiError("invalid_sku", details=[{"field": "sku", "code": "invalid_sku", "message": repr(sku)}])
         since, until = _window(request)
         body = {
             "sku": sku,

@@ -44,6 +44,7 @@ def test_sku_counts_for_the_last_24_hours_by_default(alice, shop_events):
 def test_since_widens_the_window_and_must_be_a_zoned_time(alice, shop_events):
     since = quote((NOW - timedelta(days=3)).isoformat())
     assert alice.client().get(f"/v1/analytics/skus/A?since={since}").json()["counts"]["product_view"] == 7
+    assert alice.client().get("/v1/analytics/skus/bad%20sku").json()["error"]["code"] == "invalid_sku"
     for bad in ("yesterday", "2025-01-01T00:00:00"):
         response = alice.client().get(f"/v1/analytics/skus/A?since={bad}")
         assert response.status_code == 400

@@ -31,6 +31,7 @@ from pricing.rules.experiment import variant_for
 from pricing.selectors import snapshots_of
 from pricing.services.refresh import snapshots_refresh
 from pricing.snapshots import (
+    UnreadableSnapshotError,
     misses_cache_write,
     snapshot_body,
     snapshot_decode,
@@ -129,10 +130,14 @@ def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | Non
     bodies: dict[str, Body | None] = {}
     unresolved = []
     for sku, value in zip(skus, values, strict=True):
+        try:
+            body = None if value is None else snapshot_decode(value)
+        except UnreadableSnapshotError:
+            body, value = None, None
         if value is None:
             unresolved.append(sku)
         else:
-            bodies[sku] = snapshot_decode(value)
+            bodies[sku] = body
     if unresolved:
         bodies.update(_fill(context.retailer_id, unresolved))
         return {sku: bodies[sku] for sku in skus}, False

@@ -46,9 +46,13 @@ return 1
 """
 
 
+# Bump when the encoding below changes, so a release never reads the previous one's copies.
+ENCODING_VERSION = 2
+
+
 def snapshot_key_prefix(retailer_id: int) -> str:
-    """``<prefix>:ps:<retailer>:``; a SKU appended to it is the key of its snapshot."""
-    return f"{settings.REDIS_KEY_PREFIX}:ps:{retailer_id}:"
+    """``<prefix>:ps<encoding>:<retailer>:``; a SKU appended to it is the key of its snapshot."""
+    return f"{settings.REDIS_KEY_PREFIX}:ps{ENCODING_VERSION}:{retailer_id}:"
 
 
 def snapshot_key(retailer_id: int, sku: str) -> str:
@@ -74,12 +78,21 @@ def snapshot_encode(snapshot: PriceSnapshot) -> bytes:
     return prefix + orjson.dumps(snapshot_body(snapshot)) + b"\n" + orjson.dumps(snapshot.steps)
 
 
+class UnreadableSnapshotError(ValueError):
+    """A cached value this code cannot decode (corrupt, or written in another format)."""
+
+
 def snapshot_decode(value: bytes) -> dict[str, Any] | None:
     """The snapshot body (steps kept raw under ``"s"``), or None for an inactive product or a miss."""
     if value == MISS or value[VERSION_WIDTH:] == MISS:
         return None
     split = value.find(b"\n", VERSION_WIDTH)
-    body: dict[str, Any] = orjson.loads(value[VERSION_WIDTH:split])
+    try:
+        body: dict[str, Any] = orjson.loads(value[VERSION_WIDTH:split])
+    except orjson.JSONDecodeError as error:
+        raise UnreadableSnapshotError(str(error)) from error
+    if split < 0 or not isinstance(body, dict) or not {"c", "b", "p", "x"} <= body.keys():
+        raise UnreadableSnapshotError("not a snapshot body")
     body["s"] = value[split + 1 :]
     return body
 

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from app.redis_client import cache_redis
 from app.tenancy.models import Retailer
+from pricing.snapshots import snapshot_key
 from pricing.tests.conftest import prices_get, product_put, shards_run_all
 
 # Snapshots reach Redis after the commit, as in production: these tests commit.
@@ -204,3 +205,14 @@ def test_rate_limit_is_429_with_retry_after(alice) -> None:
     limited = prices_get(alice, "/A-1")
     assert _code(limited) == "rate_limited"
     assert 1 <= int(limited["Retry-After"]) <= 60
+
+
+@pytest.mark.parametrize("cached", [b"000000000001{not json", b'000000000001{"old": "format"}', b"garbage"])
+def test_an_unreadable_cached_copy_is_treated_as_a_miss(alice, cached: bytes) -> None:
+    product_put(alice, "SHOE-1", base_price="19.99")
+
+    cache_redis().set(snapshot_key(alice.retailer.id, "SHOE-1"), cached)
+    response = prices_get(alice, "?skus=SHOE-1")
+    assert response.status_code == 200
+    assert response.json()["prices"][0]["price"] == "19.99"
+    assert prices_get(alice, "/SHOE-1").json()["price"] == "19.99"

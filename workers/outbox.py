@@ -7,8 +7,12 @@ Two kinds of row, one table:
   task to every function registered with :func:`outbox_subscriber` for its topic.
 
 Both must be called inside the ``transaction.atomic`` block of the business
-change; the relay publishes committed rows, so a broker outage delays work but
-loses none. No ordering is promised: payloads carry a per-key ``version``.
+change; the relay (``workers.relay``, ``manage.py outbox_relay``) publishes
+committed rows, so a broker outage delays work but loses none. The task runs with
+``idempotency_key`` = the row's key (unless ``kwargs`` carries its own, as a
+dead-letter replay does); its row is marked done when it succeeds. An event row
+is marked done by the dispatcher in the transaction that runs its subscribers.
+No ordering is promised: payloads carry a per-key ``version``.
 """
 
 from __future__ import annotations
@@ -55,7 +59,13 @@ def outbox_announce(*, topic: str, payload: dict[str, Any], key: str, version: i
 
 def outbox_subscriber(topic: str) -> Callable[[Subscriber], Subscriber]:
     """Register a handler for ``topic``. It runs inside the dispatcher's transaction,
-    so it may write rows (and outbox rows) but must do no network I/O."""
+    so it may write rows (and outbox rows) but must do no network I/O.
+
+    The handler gets the payload with ``topic``, ``key`` and ``version`` added (payload
+    fields win). It may run again for the same event (a failure of any subscriber of
+    the topic rolls back and retries them all), so it compares ``version`` per ``key``.
+    The module holding it must be imported by the worker (``<app>/tasks.py`` or an
+    app's ``ready()``)."""
 
     def register(handler: Subscriber) -> Subscriber:
         _subscribers.setdefault(topic, []).append(handler)

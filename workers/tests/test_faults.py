@@ -119,26 +119,41 @@ def test_2_change_committed_while_the_broker_is_down_is_published_when_it_return
     assert relay.events("outbox_relay_recovered")
 
 
-def test_5_sigterm_mid_work_finishes_or_requeues_everything(celery_worker, effects):
-    count = 300
-    start = _worker_factory(celery_worker, extra_args=["--prefetch-multiplier=4"])
+def test_5_sigterm_mid_work_finishes_short_tasks_and_requeues_long_ones(celery_worker, effects):
+    """A deploy sends SIGTERM. The Procfile's workers remap it to Celery's soft shutdown
+    (``REMAP_SIGTERM=SIGQUIT``): running tasks get ``CELERY_SOFT_SHUTDOWN_TIMEOUT`` to
+    finish, what is still running then is cancelled and goes back to the queue, so the
+    worker is gone before the orchestrator's SIGKILL."""
+    shutdown_env = {"REMAP_SIGTERM": "SIGQUIT", "CELERY_SOFT_SHUTDOWN_TIMEOUT": "2"}
+    start = _worker_factory(celery_worker, extra_env=shutdown_env, extra_args=["--prefetch-multiplier=4"])
     worker = start()
-    keys = _publish_increments(count, "deploy", sleep_ms=20)
-    wait_until(lambda: len(effects.applied()) >= 20, timeout=60)
+    keys = _publish_increments(1, "long", sleep_ms=8000)
+    keys += _publish_increments(200, "short", sleep_ms=30)
 
-    in_flight = dict(effects.running())
-    worker.kill(signal.SIGTERM)  # a deploy: warm shutdown
-    assert worker.wait(timeout=30) == 0
-    applied_at_stop = len(effects.applied())
-    assert all(effects.applied().get(key) == 1 for key in in_flight.values())  # running tasks finished
+    def both_kinds_running() -> dict[int, str]:
+        running = effects.running()
+        kinds = {key.split("-")[0] for key in running.values()}
+        return running if kinds == {"long", "short"} else {}
+
+    in_flight = wait_until(both_kinds_running, timeout=60, interval=0.01)
+    worker.kill(signal.SIGTERM)
+    stopped = time.monotonic()
+    worker.wait(timeout=30)
+    stop_seconds = time.monotonic() - stopped
+    applied_at_stop = effects.applied()
     start()
 
-    _settle(effects, count, timeout=120)
-    counts = _report(f"5: SIGTERM mid-work, {count} tasks", effects.report(keys))
-    assert in_flight
-    assert applied_at_stop < count
-    assert counts["lost"] == counts["duplicated"] == 0
-    assert effects.redelivered() >= 1  # prefetched messages went back to the queue and came again
+    _settle(effects, len(keys), timeout=120)
+    counts = _report(f"5: SIGTERM mid-work, {len(keys)} tasks", effects.report(keys))
+    short_in_flight = [key for key in in_flight.values() if not key.startswith("long")]
+    long_in_flight = [key for key in in_flight.values() if key.startswith("long")]
+    assert short_in_flight
+    assert long_in_flight
+    assert all(applied_at_stop.get(key) == 1 for key in short_in_flight)  # finished before exiting
+    assert not any(applied_at_stop.get(key) for key in long_in_flight)  # cancelled, not lost:
+    assert counts["lost"] == counts["duplicated"] == 0  # ... run again by the next worker
+    assert effects.redelivered() >= 1
+    assert stop_seconds < 10
 
 
 def _blocked_on_lock(application_name: str | None = None) -> int:

@@ -76,4 +76,3 @@ beat_schedule = {
     # Redis copies a commit could not make (Redis away, process died) are made within a minute.
     "pricing-snapshots-resync": _periodic("pricing.snapshots_resync", crontab(minute="*")),
 }
-CELERY_DB_REUSE_MAX = 1000

@@ -65,3 +65,17 @@ class SkuMinuteCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sku or '(page)'} {self.minute:%Y-%m-%d %H:%M}"
+
+
+class DemandMark(models.Model):
+    """A SKU whose demand signal must be recomputed: written by an ingested batch, taken by a refresh.
+
+    Append-only (no unique key), so marking never waits on a refresh that is
+    taking marks at the same moment.
+    """
+
+    retailer = models.ForeignKey(Retailer, on_delete=models.CASCADE)
+    sku = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"{self.sku} (retailer {self.retailer_id})"

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import structlog
 
-from analytics.services import demand_refresh, demand_refresh_recent, events_ingest, events_purge
+from analytics.services import demand_refresh_marked, demand_refresh_recent, events_ingest, events_purge
 from analytics.validation import batch_rows
 from workers.reliable import reliable_task
 from workers.routing import Queue
@@ -24,14 +24,14 @@ def events_ingest_batch(*, retailer_id: int, batch: str, received_at: str, idemp
     ``batch`` is the body the API validated, as text: one string keeps Celery's
     argument repr and the message encoding cheap on the web request (~3 ms less).
     Safe to run any number of times: raw events are unique per (retailer, event
-    id) and counters grow only by newly inserted rows, in one statement. A run
-    that dies after it is redelivered; it then counts nothing and still pushes
-    the signals. Six database round trips for any batch size.
+    id) and counters grow only by newly inserted rows, in one statement that also
+    marks the batch's SKUs for the (coalesced) demand refresh. A run that dies
+    after it is redelivered; it then counts nothing and marks the SKUs again.
     """
     received = datetime.fromisoformat(received_at)
     rows = batch_rows(batch, received_at=received)
     result = events_ingest(retailer_id=retailer_id, rows=rows, received_at=received)
-    pushed = demand_refresh(retailer_id=retailer_id, skus=result.skus)
+    pushed = demand_refresh_marked(retailer_id=retailer_id)
     log.info(
         "events_ingested",
         retailer_id=retailer_id,

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from analytics.demand import PLACES as SIGNAL_PLACES
 from analytics.demand import RECENT, demand_signals
-from analytics.models import SkuMinuteCount
+from analytics.models import DemandMark, SkuMinuteCount
 from pricing.models import DemandSignal
 from pricing.services import demand_signals_set
 
@@ -27,6 +27,14 @@ PUSH_STEP = Decimal("0.0100")
 # The periodic sweep (every 5 minutes) also covers SKUs whose last activity just left the hour.
 RECENT_SLACK = timedelta(minutes=15)
 REFRESH_CHUNK = 500  # SKUs per demand push: one pricing transaction of bounded size
+# Rounds a refresh runs for marks other batches left meanwhile; under a steady stream the next
+# batch takes over, and the 5-minute sweep covers SKUs whose marks outlive a burst's last round.
+MAX_ROUNDS = 10
+_TAKE_MARKS_SQL = """
+DELETE FROM analytics_demandmark
+WHERE retailer_id = %s AND pg_try_advisory_xact_lock(%s, %s)
+RETURNING sku
+"""
 
 
 def _moved(stored: Decimal | None, signal: Decimal) -> bool:
@@ -42,17 +50,56 @@ def _stored_signals(*, retailer_id: int, skus: list[str]) -> dict[str, Decimal]:
         return {sku: Decimal(str(signal)).quantize(SIGNAL_PLACES) for sku, signal in cursor.fetchall()}
 
 
-def _refresh(*, retailer_id: int, skus: list[str], now: datetime) -> dict[str, Decimal]:
-    """Inside a transaction: take the retailer's push lock, compute, push what moved."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DEMAND_LOCK_CLASS, retailer_id])
+def _compute_and_push(*, retailer_id: int, skus: list[str], now: datetime) -> dict[str, Decimal]:
+    """Inside a transaction holding the retailer's push lock: compute, push what moved."""
     signals = demand_signals(retailer_id=retailer_id, skus=skus, now=now)
     current = _stored_signals(retailer_id=retailer_id, skus=skus)
     moved = {sku: signal for sku, signal in signals.items() if _moved(current.get(sku), signal)}
     if moved:
         demand_signals_set(retailer_id=retailer_id, signals=moved, actor="analytics")
     return moved
+
+
+def _take_marks(retailer_id: int) -> list[str]:
+    """Inside a transaction: the retailer's marked SKUs, taken together with its push lock.
+
+    Empty when nothing is marked, or when another refresh holds the lock (that
+    one looks for marks again after its commit). The lock is tried per deleted
+    row, so it is held from this statement to the end of the transaction; the
+    statements after it see every count committed before it was taken.
+    """
+    if connection.vendor != "postgresql":
+        marks = DemandMark.objects.filter(retailer_id=retailer_id)
+        skus = sorted(set(marks.values_list("sku", flat=True)))
+        marks.delete()
+        return skus
+    with connection.cursor() as cursor:
+        cursor.execute(_TAKE_MARKS_SQL, [retailer_id, DEMAND_LOCK_CLASS, retailer_id])
+        return sorted({sku for (sku,) in cursor.fetchall()})
+
+
+def demand_refresh_marked(*, retailer_id: int, now: datetime | None = None) -> dict[str, Decimal]:
+    """After a batch: recompute the retailer's marked SKUs and push the signals that moved.
+
+    Coalesced: while one refresh of a retailer runs, the batches finishing
+    meanwhile only leave their marks, and the running refresh takes them in its
+    next round (it looks again after each commit), so each SKU is recomputed
+    after every batch that touched it, from counts committed after that batch,
+    without recomputing once per batch. Pushes are serialised per retailer, so
+    the last push saw every count committed before it. Returns the signals pushed.
+    """
+    pushed: dict[str, Decimal] = {}
+    for _ in range(MAX_ROUNDS):
+        with transaction.atomic():
+            skus = _take_marks(retailer_id)
+            if not skus:
+                return pushed
+            for start in range(0, len(skus), REFRESH_CHUNK):
+                chunk = skus[start : start + REFRESH_CHUNK]
+                pushed.update(_compute_and_push(retailer_id=retailer_id, skus=chunk, now=now or timezone.now()))
+        if not DemandMark.objects.filter(retailer_id=retailer_id).exists():
+            return pushed
+    return pushed
 
 
 def demand_refresh(*, retailer_id: int, skus: Iterable[str], now: datetime | None = None) -> dict[str, Decimal]:
@@ -62,16 +109,19 @@ def demand_refresh(*, retailer_id: int, skus: Iterable[str], now: datetime | Non
     pricing holds (or pricing holds none), so the stored signal is always within
     0.0100 of the definition while one more view of a busy SKU does not reprice
     it. Pricing stores them and reprices the SKUs whose price moves. Idempotent:
-    the signal is a function of the committed counters. Pushes are serialised per
-    retailer (the lock is held to the end of the transaction), so the last push
-    saw every count committed before it: never a stale overwrite by a slower
-    batch. Returns the signals pushed.
+    the signal is a function of the committed counters. Waits for the retailer's
+    push lock, then takes the marks left meanwhile (see :func:`demand_refresh_marked`).
+    Returns the signals pushed.
     """
     wanted = sorted(set(skus))
     if not wanted:
         return {}
     with transaction.atomic():
-        return _refresh(retailer_id=retailer_id, skus=wanted, now=now or timezone.now())
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DEMAND_LOCK_CLASS, retailer_id])
+        pushed = _compute_and_push(retailer_id=retailer_id, skus=wanted, now=now or timezone.now())
+    return {**pushed, **demand_refresh_marked(retailer_id=retailer_id, now=now)}
 
 
 def demand_refresh_recent(*, retailer_id: int | None = None, now: datetime | None = None) -> int:

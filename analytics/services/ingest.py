@@ -16,7 +16,7 @@ from django.db.models import Count, F, Q
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from analytics.models import EventType, RawEvent, SkuMinuteCount
+from analytics.models import DemandMark, EventType, RawEvent, SkuMinuteCount
 from analytics.retention import counter_horizon, purge_horizon
 
 PURGE_SLICE = 10_000  # rows per DELETE: ~50 ms on PostgreSQL, short enough not to stall ingestion
@@ -50,6 +50,11 @@ counted AS (
         add_to_cart = analytics_skuminutecount.add_to_cart + EXCLUDED.add_to_cart,
         purchase = analytics_skuminutecount.purchase + EXCLUDED.purchase
     RETURNING 1
+),
+marked AS (
+    INSERT INTO analytics_demandmark (retailer_id, sku)
+    SELECT DISTINCT %(retailer)s, sku FROM incoming WHERE sku <> ''
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted)
 """
@@ -63,7 +68,7 @@ class IngestResult:
 
 
 def _ingest_postgresql(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> int:
-    """One statement: insert new raw events, and count exactly the rows it inserted."""
+    """One statement: insert new raw events, count exactly the rows it inserted, mark the SKUs for a refresh."""
     names = ("ids", "types", "skus", "variants", "sessions", "occurred", "quantities", "prices")
     params: dict[str, Any] = {name: [row[position] for row in rows] for position, name in enumerate(names)}
     params.update(retailer=retailer_id, received=received_at)
@@ -102,6 +107,9 @@ def _ingest_serialized(*, retailer_id: int, rows: list[list[Any]], received_at: 
             price=None if price is None else Decimal(price),
         )
     RawEvent.objects.bulk_create(fresh.values())
+    DemandMark.objects.bulk_create(
+        DemandMark(retailer_id=retailer_id, sku=sku) for sku in sorted({r[2] for r in rows} - {""})
+    )
     buckets: Counter[tuple[str, datetime, str, int]] = Counter(
         (event.sku, event.occurred_at.replace(second=0, microsecond=0), event.variant, event.type)
         for event in fresh.values()
@@ -116,7 +124,8 @@ def _ingest_serialized(*, retailer_id: int, rows: list[list[Any]], received_at: 
 
 
 def events_ingest(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> IngestResult:
-    """Store a batch's raw events and add to the per-minute counters what was newly stored.
+    """Store a batch's raw events, add to the per-minute counters what was newly stored, and
+    mark the batch's SKUs for :func:`analytics.services.demand_refresh_marked`.
 
     Guarantees: idempotent per (retailer, event id) — a redelivered, re-sent or
     concurrently processed batch counts nothing twice; raw rows and counters

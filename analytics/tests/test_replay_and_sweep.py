@@ -6,13 +6,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 
-from analytics.models import SkuMinuteCount
-from analytics.services import demand_refresh, demand_refresh_recent, events_ingest
+from analytics.models import DemandMark, SkuMinuteCount
+from analytics.services import demand_refresh, demand_refresh_marked, demand_refresh_recent, events_ingest
+from analytics.services.demand import DEMAND_LOCK_CLASS
 from analytics.tests.factories import event_row
 from pricing.models import DemandSignal
+from workers.testing import current_database_url
 
 
 def signals(retailer_id: int) -> dict[str, Decimal]:
@@ -27,9 +30,13 @@ def test_the_sweep_lets_a_signal_fall_back_when_activity_stops(alice):
     rows += [event_row(sku="A", ts=now - timedelta(minutes=30)) for _ in range(3)]
     rows += [event_row(sku="OLD", ts=now - timedelta(hours=3))]
     events_ingest(retailer_id=alice.retailer.id, rows=rows, received_at=now)
+    assert demand_refresh_marked(retailer_id=alice.retailer.id, now=now) == {
+        "A": Decimal("0.8571"),
+        "OLD": Decimal("0.0000"),
+    }
 
-    assert demand_refresh_recent(now=now) == 1
-    assert signals(alice.retailer.id) == {"A": Decimal("0.8571")}
+    assert demand_refresh_recent(now=now) == 1  # OLD's activity left the last hour long ago
+    assert signals(alice.retailer.id) == {"A": Decimal("0.8571"), "OLD": Decimal("0.0000")}
 
     assert demand_refresh_recent(now=now + timedelta(minutes=40)) == 1  # still within the hour + slack
     assert signals(alice.retailer.id)["A"] == Decimal("0.0000")  # the views left the last hour
@@ -74,3 +81,31 @@ def test_a_signal_is_pushed_only_when_it_moves_by_a_step(alice):
     recent.save()
     assert demand_refresh(retailer_id=rid, skus=["A"], now=now) == {"A": Decimal("1.0100")}
     assert signals(rid) == {"A": Decimal("1.0100")}
+
+
+@pytest.mark.django_db
+def test_one_refresh_takes_the_marks_of_several_batches(alice):
+    now = datetime.now(UTC)
+    rid = alice.retailer.id
+    for sku in ("A", "B", "C"):
+        events_ingest(retailer_id=rid, rows=[event_row(sku=sku, ts=now), event_row(sku=sku, ts=now)], received_at=now)
+    assert DemandMark.objects.filter(retailer_id=rid).count() == 3
+
+    assert demand_refresh_marked(retailer_id=rid, now=now) == dict.fromkeys("ABC", Decimal("1.0000"))
+    assert not DemandMark.objects.filter(retailer_id=rid).exists()
+    assert demand_refresh_marked(retailer_id=rid, now=now) == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_another_refresh_runs_a_batch_only_leaves_its_marks(alice):
+    now = datetime.now(UTC)
+    rid = alice.retailer.id
+    with psycopg.connect(current_database_url()) as other:  # another worker, mid-refresh of this retailer
+        other.execute("SELECT pg_advisory_xact_lock(%s, %s)", (DEMAND_LOCK_CLASS, rid))
+        events_ingest(retailer_id=rid, rows=[event_row(sku="A", ts=now)], received_at=now)
+
+        assert demand_refresh_marked(retailer_id=rid, now=now) == {}
+        assert DemandMark.objects.filter(retailer_id=rid).count() == 1  # left for the running refresh
+    # the other refresh committed; it (or the next batch) takes the mark
+    assert demand_refresh_marked(retailer_id=rid, now=now) == {"A": Decimal("1.0000")}
+    assert not DemandMark.objects.filter(retailer_id=rid).exists()

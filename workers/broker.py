@@ -56,7 +56,9 @@ def _decode(raw: bytes) -> dict[str, Any]:
 
 
 def queue_peek(queue: str) -> dict[str, Any] | None:
-    """The next message of ``queue`` (raw kombu envelope), without taking it."""
+    """The next message of ``queue`` (raw kombu envelope), without taking it (Redis broker)."""
+    if not broker_is_redis():
+        raise NotImplementedError("peeking reads the Redis list; use the broker's own console on AMQP")
     client = broker_redis()
     for key in _priority_keys(queue):
         raw = client.lindex(key, -1)
@@ -70,8 +72,21 @@ def message_sent_at(message: dict[str, Any]) -> float | None:
     return float(sent_at) if sent_at is not None else None
 
 
+def _declared_depths(queues: tuple[str, ...]) -> list[QueueStats]:
+    """Depth from a passive declare (RabbitMQ and other AMQP brokers); no age there."""
+    stats = []
+    with celery_app.connection_for_read() as connection:
+        channel: Any = connection.default_channel
+        for queue in queues:
+            declared = channel.queue_declare(queue=queue, passive=True)
+            stats.append(QueueStats(queue, int(declared.message_count), None))
+    return stats
+
+
 def queue_stats(queues: tuple[str, ...] = ALL_QUEUES) -> list[QueueStats]:
-    """Depth and age of the oldest message per queue, in two round trips."""
+    """Depth and age of the oldest message per queue, in one round trip on Redis."""
+    if not broker_is_redis():
+        return _declared_depths(queues)
     client = broker_redis()
     with client.pipeline(transaction=False) as pipe:
         for queue in queues:

@@ -86,7 +86,7 @@ def test_1_kill_9_of_a_worker_mid_stream_loses_and_doubles_nothing(celery_worker
         start()  # its restore sweep returns the dead worker's unacknowledged messages
     applied_at_kill = len(effects.applied())
 
-    _settle(effects, KILL_COUNT, timeout=240)
+    _settle(effects, KILL_COUNT, timeout=360)
     counts = _report(f"1: kill -9 {victim}, {KILL_COUNT} tasks", effects.report(keys))
     republished = OutboxMessage.objects.filter(publish_attempts__gte=2).count()
     print(f"[1] rows published again by the relay: {republished}")  # noqa: T201
@@ -143,7 +143,7 @@ def test_5_sigterm_mid_work_finishes_short_tasks_and_requeues_long_ones(celery_w
     applied_at_stop = effects.applied()
     start()
 
-    _settle(effects, len(keys), timeout=120)
+    _settle(effects, len(keys), timeout=240)
     counts = _report(f"5: SIGTERM mid-work, {len(keys)} tasks", effects.report(keys))
     short_in_flight = [key for key in in_flight.values() if not key.startswith("long")]
     long_in_flight = [key for key in in_flight.values() if key.startswith("long")]
@@ -173,7 +173,7 @@ def test_6_two_relays_one_killed_mid_batch_publish_every_row_and_apply_each_once
     """The test holds a SHARE lock on the outbox table: both relays can lock and publish a
     batch, then wait to mark it sent. Relay A is killed exactly there — published, not
     committed — so its rows go back to pending and relay B publishes them again."""
-    count = KILL_COUNT * 2
+    count = KILL_COUNT
     keys = [f"relay-{number}" for number in range(count)]
     _outbox_increments(keys)
     broker_redis.set(BROKER_MARKER_KEY, "present")  # no "lost broker memory" sweep in this test
@@ -185,20 +185,20 @@ def test_6_two_relays_one_killed_mid_batch_publish_every_row_and_apply_each_once
             cursor.execute(f"LOCK TABLE {OutboxMessage._meta.db_table} IN SHARE MODE")
         relay_a = outbox_relay(*relay_options, include=[fault_tasks.MODULE], extra_env={"DATABASE_URL": a_database})
         outbox_relay(*relay_options, include=[fault_tasks.MODULE])
-        wait_until(lambda: _blocked_on_lock("sf-relay-a") and _blocked_on_lock() == 2, timeout=30)
+        wait_until(lambda: _blocked_on_lock("sf-relay-a") and _blocked_on_lock() == 2, timeout=60)
         queued_at_kill = broker_redis.llen("default")
         relay_a.kill(signal.SIGKILL)
         relay_a.wait(timeout=10)
     pending_after_kill = OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).count()
     _worker_factory(celery_worker)()
 
-    _settle(effects, count, timeout=240)
+    _settle(effects, count, timeout=360)
     counts = _report(f"6: two relays, one kill -9 mid-batch, {count} rows", effects.report(keys))
     assert queued_at_kill == 200  # both batches published, neither marked sent
     assert pending_after_kill > count - 200  # relay A's batch is pending again
     assert counts["lost"] == counts["duplicated"] == 0
     assert counts["redeliveries"] >= 100  # relay A's batch was published twice
-    wait_until(lambda: not OutboxMessage.objects.exclude(status=OutboxMessage.Status.DONE).exists(), timeout=30)
+    wait_until(lambda: not OutboxMessage.objects.exclude(status=OutboxMessage.Status.DONE).exists(), timeout=60)
 
 
 def test_7_poison_message_runs_at_most_three_times_then_is_one_dead_letter(celery_worker, effects):
@@ -209,7 +209,7 @@ def test_7_poison_message_runs_at_most_three_times_then_is_one_dead_letter(celer
     keys += _publish_increments(good - good // 2, "after")
 
     letter = wait_until(lambda: DeadLetter.objects.filter(idempotency_key="poison-1").first(), timeout=120)
-    _settle(effects, good, timeout=120)
+    _settle(effects, good, timeout=240)
 
     counts = _report(f"7: poison among {good} good", effects.report(keys))
     poison_runs = effects.executions()["poison-1"]

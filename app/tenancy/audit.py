@@ -33,24 +33,18 @@ def audit_record(
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Write one audit row; call it inside the transaction of the change it records."""
-    return AuditEntry.objects.create(
-        actor=actor,
-        retailer_id=retailer_id,
-        entity=entity,
-        entity_id=entity_id,
-        action=action,
-        before=before,
-        after=after,
-        request_id=current_request_id() or "",
+    (entry,) = audit_record_many(
+        actor=actor, retailer_id=retailer_id, entity=entity, changes=[(entity_id, action, before, after)]
     )
+    return entry
 
 
 def audit_record_many(
     *, actor: str, retailer_id: int | None, entity: str, changes: list[tuple[str, str, Any, Any]]
-) -> None:
+) -> list[AuditEntry]:
     """Write one audit row per ``(entity_id, action, before, after)`` in one INSERT (bulk writes)."""
     request_id = current_request_id() or ""
-    AuditEntry.objects.bulk_create(
+    return AuditEntry.objects.bulk_create(
         [
             AuditEntry(
                 actor=actor,

@@ -156,15 +156,20 @@ def test_5_sigterm_mid_work_finishes_short_tasks_and_requeues_long_ones(celery_w
     assert stop_seconds < 10
 
 
-def _blocked_on_lock(application_name: str | None = None) -> int:
-    """Relay connections waiting for a lock (their UPDATE behind the test's table lock)."""
+RELAY_NAMES = ("sf-relay-a", "sf-relay-b")
+
+
+def _blocked_on_lock() -> set[str]:
+    """Application names of the connections waiting for a lock (a relay's UPDATE behind the
+    test's table lock). ``pg_stat_activity`` is read once per transaction and kept until it
+    ends, and the test polls inside its own transaction: the snapshot is cleared each time."""
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT application_name FROM pg_stat_activity "
             "WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
         )
-        names = [row[0] for row in cursor.fetchall()]
-    return sum(1 for name in names if application_name is None or name == application_name)
+        return {row[0] for row in cursor.fetchall()}
 
 
 def test_6_two_relays_one_killed_mid_batch_publish_every_row_and_apply_each_once(
@@ -178,14 +183,17 @@ def test_6_two_relays_one_killed_mid_batch_publish_every_row_and_apply_each_once
     _outbox_increments(keys)
     broker_redis.set(BROKER_MARKER_KEY, "present")  # no "lost broker memory" sweep in this test
     relay_options = ["--batch-size", "100"]
-    a_database = f"{current_database_url()}?application_name=sf-relay-a"
+    relays = {name: {"DATABASE_URL": f"{current_database_url()}?application_name={name}"} for name in RELAY_NAMES}
 
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {OutboxMessage._meta.db_table} IN SHARE MODE")
-        relay_a = outbox_relay(*relay_options, include=[fault_tasks.MODULE], extra_env={"DATABASE_URL": a_database})
-        outbox_relay(*relay_options, include=[fault_tasks.MODULE])
-        wait_until(lambda: _blocked_on_lock("sf-relay-a") and _blocked_on_lock() == 2, timeout=60)
+        relay_a, _relay_b = [
+            outbox_relay(*relay_options, include=[fault_tasks.MODULE], extra_env=env) for env in relays.values()
+        ]
+        wait_until(
+            lambda: _blocked_on_lock() == set(RELAY_NAMES), timeout=60, message="the two relays did not both block"
+        )
         queued_at_kill = broker_redis.llen("default")
         relay_a.kill(signal.SIGKILL)
         relay_a.wait(timeout=10)

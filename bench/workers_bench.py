@@ -187,7 +187,7 @@ def warm_up(worker: Worker) -> None:
 
 
 def measure_relay(rows: int) -> float:
-    """Outbox rows published per second by one in-process relay."""
+    """Outbox rows published per second by one in-process relay (every due row counts)."""
     run = uuid.uuid4().hex[:8]
     OutboxMessage.objects.bulk_create(
         OutboxMessage(task_name="bench.reliable", kwargs={}, idempotency_key=f"relay-{run}-{number}")
@@ -198,12 +198,15 @@ def measure_relay(rows: int) -> float:
     while count := relay_batch():
         published += count
     seconds = time.monotonic() - started
+    ours = OutboxMessage.objects.filter(idempotency_key__startswith=f"relay-{run}-")
+    sent = ours.filter(status=OutboxMessage.Status.SENT).count()
     with transaction.atomic():
-        OutboxMessage.objects.filter(idempotency_key__startswith=f"relay-{run}-").delete()
+        ours.delete()
     purge_bench_queue()
-    if published != rows:
-        raise RuntimeError(f"relay published {published} of {rows} rows")
-    return rows / seconds
+    if sent != rows:
+        raise RuntimeError(f"relay published {sent} of {rows} rows")
+    # Rows left pending by another benchmark's seed in this database are published too: count them.
+    return published / seconds
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,11 +3,14 @@ snapshots, history, jobs and the inputs are read-only."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from app.errors import ApiError
@@ -28,6 +31,7 @@ from pricing.rules.base import ParamsError
 from pricing.rules.pipeline import rule_params_validate
 from pricing.services import policy_update, product_upsert, rule_create, rule_delete, rule_update
 from pricing.services.products import PRODUCT_COLUMNS
+from pricing.services.rules import rules_delete
 from pricing.services.switches import POLICY_FIELDS
 
 
@@ -136,6 +140,18 @@ class RuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def delete_model(self, request: HttpRequest, obj: Rule) -> None:
         rule_delete(retailer_id=obj.retailer_id, rule_id=obj.pk, actor=actor_for_request(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
+        """The changelist's "Delete selected": each retailer's rules go in one audited delete and
+        one repricing job, as a single delete does; the rows are locked first, so none can vanish."""
+        by_retailer: dict[int, list[int]] = defaultdict(list)
+        actor = actor_for_request(request)
+        with transaction.atomic():
+            selected = Rule.objects.select_for_update().filter(pk__in=queryset.values("pk"))
+            for retailer_id, rule_id in selected.values_list("retailer_id", "pk"):
+                by_retailer[retailer_id].append(rule_id)
+            for retailer_id, rule_ids in by_retailer.items():
+                rules_delete(retailer_id=retailer_id, rule_ids=rule_ids, actor=actor)
 
 
 @admin.register(PricingPolicy)

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from app.errors import ApiError
-from app.tenancy.audit import audit_record
+from app.tenancy.audit import audit_record, audit_record_many
 from pricing.models import RepricingJob, Rule
 from pricing.product_fields import sku_valid
 from pricing.rules.base import ParamsError
@@ -71,10 +71,10 @@ def _clean(kind: str, values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _reprice(rule: Rule, *, previous_skus: list[str] | None, actor: str, action: str) -> RepricingJob:
-    covered = [rule.skus] if previous_skus is None else [rule.skus, previous_skus]
-    skus = None if any(not scope for scope in covered) else sorted(set().union(*covered))
-    return repricing_job_create(retailer_id=rule.retailer_id, skus=skus, reason=f"rule {rule.id} {action} by {actor}")
+def _reprice(*, retailer_id: int, scopes: list[list[str]], subject: str, actor: str, action: str) -> RepricingJob:
+    """One job over the SKUs the rules' scopes cover; an empty scope covers the whole catalog."""
+    skus = None if any(not scope for scope in scopes) else sorted(set().union(*scopes))
+    return repricing_job_create(retailer_id=retailer_id, skus=skus, reason=f"{subject} {action} by {actor}")
 
 
 def rule_create(*, retailer_id: int, kind: str, values: dict[str, Any], actor: str) -> RuleChange:
@@ -92,7 +92,9 @@ def rule_create(*, retailer_id: int, kind: str, values: dict[str, Any], actor: s
             action="create",
             after=rule_json(rule),
         )
-        job = _reprice(rule, previous_skus=None, actor=actor, action="created")
+        job = _reprice(
+            retailer_id=retailer_id, scopes=[rule.skus], subject=f"rule {rule.id}", actor=actor, action="created"
+        )
     return RuleChange(rule=rule, job=job)
 
 
@@ -120,20 +122,44 @@ def rule_update(*, retailer_id: int, rule_id: int, changes: dict[str, Any], acto
             before=before,
             after=rule_json(rule),
         )
-        job = _reprice(rule, previous_skus=before["skus"], actor=actor, action="updated")
+        job = _reprice(
+            retailer_id=retailer_id,
+            scopes=[rule.skus, before["skus"]],
+            subject=f"rule {rule.id}",
+            actor=actor,
+            action="updated",
+        )
     return RuleChange(rule=rule, job=job)
 
 
 def rule_delete(*, retailer_id: int, rule_id: int, actor: str) -> RepricingJob:
     """Delete a rule (404 for another retailer's rule) and reprice what it covered."""
+    return rules_delete(retailer_id=retailer_id, rule_ids=[rule_id], actor=actor)
+
+
+def rules_delete(*, retailer_id: int, rule_ids: list[int], actor: str) -> RepricingJob:
+    """Delete some of a retailer's rules in one transaction, one audit row each, and reprice
+    what they covered with one job. All or nothing: 404 if any is missing or another retailer's.
+    """
+    wanted = sorted(set(rule_ids))
     with transaction.atomic():
-        rule = Rule.objects.select_for_update().filter(retailer_id=retailer_id, pk=rule_id).first()
-        if rule is None:
-            raise ApiError("not_found", f"No rule {rule_id}.")
-        before = rule_json(rule)
-        rule.delete()
-        rule.id = rule_id
-        audit_record(
-            actor=actor, retailer_id=retailer_id, entity="rule", entity_id=str(rule_id), action="delete", before=before
+        rules = list(Rule.objects.select_for_update().filter(retailer_id=retailer_id, pk__in=wanted).order_by("pk"))
+        missing = sorted(set(wanted) - {rule.pk for rule in rules})
+        if missing:
+            raise ApiError("not_found", f"No rule {missing[0]}.")
+        befores = [(str(rule.pk), rule_json(rule)) for rule in rules]
+        Rule.objects.filter(pk__in=wanted).delete()
+        audit_record_many(
+            actor=actor,
+            retailer_id=retailer_id,
+            entity="rule",
+            changes=[(rule_id, "delete", before, None) for rule_id, before in befores],
         )
-        return _reprice(rule, previous_skus=before["skus"], actor=actor, action="deleted")
+        subject = f"rule {wanted[0]}" if len(wanted) == 1 else f"rules {', '.join(map(str, wanted))}"
+        return _reprice(
+            retailer_id=retailer_id,
+            scopes=[before["skus"] for _, before in befores],
+            subject=subject,
+            actor=actor,
+            action="deleted",
+        )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
 from app.tenancy.models import AuditEntry
 from pricing.models import PriceSnapshot, Product, RepricingJob, Rule
+from pricing.services import rule_create
+from pricing.tests.conftest import product_put, shards_run_all
 
 
 @pytest.fixture
@@ -89,3 +93,36 @@ def test_admin_rule_add_starts_a_repricing_job(staff, alice) -> None:
 )
 def test_admin_lists_open(staff, alice, model) -> None:
     assert staff.get(f"/admin/pricing/{model}/", HTTP_X_FORWARDED_PROTO="https").status_code == 200
+
+
+def test_admin_delete_selected_is_audited_and_reprices(staff, alice, bob) -> None:
+    product_put(alice, "A-1", base_price="100.00", inventory=1)
+    scarce = {"name": "Scarce", "params": {"scarce_at_or_below": 3, "scarcity_raise_percent": "10"}}
+    alices = [rule_create(retailer_id=alice.retailer.id, kind="inventory", values=scarce, actor="test") for _ in "ab"]
+    bobs = rule_create(retailer_id=bob.retailer.id, kind="inventory", values=scarce, actor="test")
+    kept = rule_create(retailer_id=bob.retailer.id, kind="inventory", values=scarce, actor="test")
+    shards_run_all()
+    assert PriceSnapshot.objects.get(sku="A-1").effective_price == Decimal("121.00")
+    selected = [change.rule.id for change in [*alices, bobs]]
+
+    response = staff.post(
+        "/admin/pricing/rule/",
+        {"action": "delete_selected", "_selected_action": selected, "post": "yes"},
+        HTTP_X_FORWARDED_PROTO="https",
+    )
+
+    assert response.status_code == 302, response.content[:2000]
+    assert list(Rule.objects.values_list("id", flat=True)) == [kept.rule.id]
+    deleted = AuditEntry.objects.filter(entity="rule", action="delete")
+    assert sorted(int(entry.entity_id) for entry in deleted) == sorted(selected)
+    assert {entry.actor for entry in deleted} == {"staff:ops"}
+    assert deleted.get(entity_id=str(bobs.rule.id)).before["params"]["scarcity_raise_percent"] == "10"
+    first, second = sorted(selected[:2])
+    assert RepricingJob.objects.get(retailer=alice.retailer, reason__contains="deleted").reason == (
+        f"rules {first}, {second} deleted by staff:ops"
+    )
+    assert RepricingJob.objects.filter(
+        retailer=bob.retailer, reason=f"rule {bobs.rule.id} deleted by staff:ops"
+    ).exists()
+    shards_run_all()
+    assert PriceSnapshot.objects.get(sku="A-1").effective_price == Decimal("100.00")

@@ -38,9 +38,11 @@ MAX_BATCH_BYTES = 256 * 1024
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
 DEFAULT_WINDOW = timedelta(hours=24)
 SKU_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-# Crawlers, link previewers and monitors: answered 202 and not counted.
+# Crawlers, link previewers and monitors: answered 202 and not counted. "bot" must end a word
+# (Googlebot/2.1, bingbot/2.0, AdsBot-Google, TelegramBot (...)) but not be the end of "CUBOT", a
+# phone brand whose Android user agents say "CUBOT X30". HeadlessChrome is a shopper here.
 KNOWN_BOTS = re.compile(
-    r"bot\b|bot/|spider|crawl|slurp|archiver|facebookexternalhit|bingpreview|mediapartners|lighthouse|"
+    r"(?<!cu)bot\b|spider|crawl|slurp|archiver|facebookexternalhit|bingpreview|mediapartners|lighthouse|"
     r"pingdom|uptimerobot|python-requests|curl/|wget/",
     re.IGNORECASE,
 )

@@ -45,12 +45,36 @@ def body_limit(max_bytes: int) -> Callable[[Any], Any]:
     return mark
 
 
-def _view_limit(view_func: Any) -> int:
+def view_body_limit(view_func: Any) -> int:
+    """The body limit in bytes a view declared with :func:`body_limit`, or ``MAX_BODY_BYTES``."""
     for candidate in (view_func, getattr(view_func, "cls", None), getattr(view_func, "view_class", None)):
         limit = getattr(candidate, "max_body_bytes", None)
         if limit is not None:
             return int(limit)
     return int(settings.MAX_BODY_BYTES)
+
+
+def body_limit_refusal(request: HttpRequest, limit: int) -> HttpResponse | None:
+    """A JSON 413 when the body is over ``limit`` bytes (declared, or read from a chunked stream)."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    too_large = ApiError("payload_too_large", f"The body must be at most {limit} bytes.")
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared:
+        try:
+            if int(declared) > limit:
+                return error_response(too_large)
+        except ValueError:
+            return error_response(ApiError("malformed_request", "Content-Length is not a number."))
+        return None
+    if request.META.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+        stream = request.META["wsgi.input"]
+        body = stream.read(limit + 1)
+        if len(body) > limit:
+            return error_response(too_large)
+        request._stream = io.BytesIO(body)  # type: ignore[attr-defined]
+        request.META["CONTENT_LENGTH"] = str(len(body))
+    return None
 
 
 class BodySizeLimitMiddleware:
@@ -70,23 +94,4 @@ class BodySizeLimitMiddleware:
     def process_view(
         self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any
     ) -> HttpResponse | None:
-        if request.method in ("GET", "HEAD", "OPTIONS"):
-            return None
-        limit = _view_limit(view_func)
-        too_large = ApiError("payload_too_large", f"The body must be at most {limit} bytes.")
-        declared = request.META.get("CONTENT_LENGTH")
-        if declared:
-            try:
-                if int(declared) > limit:
-                    return error_response(too_large)
-            except ValueError:
-                return error_response(ApiError("malformed_request", "Content-Length is not a number."))
-            return None
-        if request.META.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
-            stream = request.META["wsgi.input"]
-            body = stream.read(limit + 1)
-            if len(body) > limit:
-                return error_response(too_large)
-            request._stream = io.BytesIO(body)  # type: ignore[attr-defined]
-            request.META["CONTENT_LENGTH"] = str(len(body))
-        return None
+        return body_limit_refusal(request, view_body_limit(view_func))

@@ -64,8 +64,8 @@ MIDDLEWARE = [
     "app.middleware.RequestIdMiddleware",
     "app.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # The price lookups are answered here, skipping the rest of the stack (see the class).
-    "pricing.hotpath.PriceRouteMiddleware",
+    # The price lookups and event batches are answered here, skipping the rest of the stack.
+    "app.hot_routes.HotRouteMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -74,6 +74,13 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Served by app.hot_routes.HotRouteMiddleware ahead of sessions, CSRF, auth and the rest.
+HOT_ROUTES = {
+    "/v1/prices": "pricing.hotpath.price_list",
+    "/v1/prices/": "pricing.hotpath.price_detail",
+    "/v1/events": "analytics.apis.events_ingest_view",
+}
 
 ROOT_URLCONF = "app.urls"
 WSGI_APPLICATION = "app.wsgi.application"

@@ -195,7 +195,6 @@ def _serve(request: HttpRequest, skus_of: Callable[[HttpRequest], list[str]], si
             response = _json({"prices": prices, "missing": [sku for sku, body in bodies.items() if body is None]})
     except ApiError as error:
         response = error_response(error)
-    response["Content-Length"] = str(len(response.content))  # keep-alive (CommonMiddleware is skipped)
     return cors_apply(request, response, context)
 
 
@@ -213,27 +212,3 @@ def price_detail(request: HttpRequest, sku: str) -> HttpResponse:
 def price_list(request: HttpRequest) -> HttpResponse:
     """``GET /v1/prices?skus=A,B``: up to 100 prices and the SKUs that are not sold."""
     return _serve(request, lambda req: _skus_param(req.GET.get("skus", "")), single=False)
-
-
-class PriceRouteMiddleware:
-    """Answer the price lookups right after ``SecurityMiddleware``, before the rest of the stack.
-
-    Sessions, CSRF, auth, messages, static files and clickjacking headers do nothing
-    for a GET answered with JSON to an API key, yet cost about as much as the lookup
-    itself (~0.2 ms a request, measured with bench/prices_bench.py). The routes stay in
-    ``pricing/urls.py`` for the OpenAPI schema and in case this middleware is removed.
-    """
-
-    LIST_PATH = "/v1/prices"
-    DETAIL_PREFIX = "/v1/prices/"
-
-    def __init__(self, get_response: Any) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        path = request.path_info
-        if path == self.LIST_PATH:
-            return price_list(request)
-        if path.startswith(self.DETAIL_PREFIX) and "/" not in path[len(self.DETAIL_PREFIX) :]:
-            return price_detail(request, path[len(self.DETAIL_PREFIX) :])
-        return self.get_response(request)  # type: ignore[no-any-return]

@@ -57,5 +57,5 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 class OutboxMessageAdmin(ReadOnlyAdmin):
     list_display = ("id", "task_name", "idempotency_key", "status", "publish_attempts", "created_at", "done_at")
     list_filter = ("status", "task_name")
-    search_fields = ("idempotency_key",)
+    search_fields = ("idempotency_key", "request_id")
     ordering = ("-id",)

@@ -12,6 +12,8 @@ class OutboxMessage(models.Model):
     ``pending`` → (relay) ``sent`` → (task succeeded / events dispatched) ``done``,
     or ``failed`` when its task became a dead letter. A ``sent`` row that is not
     ``done`` by ``next_publish_at`` is published again (the broker may have lost it).
+    ``request_id`` is the id of the web request (or task) that wrote the row; the relay
+    publishes it with the message, so the task's log lines name the request that caused it.
     """
 
     class Status(models.TextChoices):
@@ -29,6 +31,7 @@ class OutboxMessage(models.Model):
     done_at = models.DateTimeField(null=True, blank=True)
     publish_attempts = models.PositiveIntegerField(default=0)
     next_publish_at = models.DateTimeField(default=timezone.now)
+    request_id = models.CharField(max_length=128, null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -13,6 +13,11 @@ committed rows, so a broker outage delays work but loses none. The task runs wit
 dead-letter replay does); its row is marked done when it succeeds. An event row
 is marked done by the dispatcher in the transaction that runs its subscribers.
 No ordering is promised: payloads carry a per-key ``version``.
+
+A row keeps the id of the request (or task) that wrote it (``X-Request-ID``,
+``app.request_context``), and the relay publishes it with the message, as a direct
+publish carries it (``workers.signals``): repricing shards started by ``POST
+/v1/rules`` log the request id of that POST.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 from django.db import transaction
 
+from app.request_context import current_request_id
 from workers.models import OutboxMessage
 
 EVENT_DISPATCH_TASK = "workers.event_dispatch"
@@ -40,10 +46,13 @@ def _require_atomic() -> None:
 
 
 def outbox_enqueue_task(*, task_name: str, kwargs: dict[str, Any], idempotency_key: str) -> OutboxMessage:
-    """Queue ``task_name(**kwargs, idempotency_key=…)`` to run once this transaction commits."""
+    """Queue ``task_name(**kwargs, idempotency_key=…)`` to run once this transaction commits.
+
+    A second call with the same key returns the first row unchanged (its request id too)."""
     _require_atomic()
     message, _ = OutboxMessage.objects.get_or_create(
-        idempotency_key=idempotency_key, defaults={"task_name": task_name, "kwargs": kwargs}
+        idempotency_key=idempotency_key,
+        defaults={"task_name": task_name, "kwargs": kwargs, "request_id": current_request_id()},
     )
     return message
 

@@ -69,6 +69,15 @@ def message_kwargs(row: OutboxMessage) -> dict[str, object]:
     return {"idempotency_key": row.idempotency_key, **row.kwargs}
 
 
+def message_headers(row: OutboxMessage) -> dict[str, object]:
+    """The row's id (the task marks it done or failed) and the id of the request that wrote
+    it, in the header a direct publish carries it in (``workers.signals.stamp_headers``)."""
+    headers: dict[str, object] = {"outbox_id": row.pk}
+    if row.request_id:
+        headers["request_id"] = row.request_id
+    return headers
+
+
 def relay_batch(*, batch_size: int | None = None) -> int:
     """Publish one batch of due rows; returns how many were published.
 
@@ -163,7 +172,7 @@ def _publish(rows: list[OutboxMessage]) -> list[OutboxMessage]:
                 row.task_name,
                 kwargs=message_kwargs(row),
                 queue=getattr(task, "queue", None),
-                headers={"outbox_id": row.pk},
+                headers=message_headers(row),
                 producer=producer,
                 retry=False,
             )

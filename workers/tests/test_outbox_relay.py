@@ -5,16 +5,20 @@ from __future__ import annotations
 import signal
 from datetime import timedelta
 
+import orjson
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.test import Client
 from django.utils import timezone
 
+from app.request_context import bind_request_id, reset_request_id
 from workers.broker import queue_peek, queue_stats
 from workers.idempotency import idempotency_purge
 from workers.models import IdempotencyRecord, OutboxMessage
 from workers.outbox import OutsideTransactionError, outbox_announce, outbox_enqueue_task
 from workers.relay import broker_memory_check, relay_batch
-from workers.services import outbox_event_dispatch, outbox_purge
+from workers.services import deadletter_record, outbox_event_dispatch, outbox_purge
 from workers.testing import wait_until
 from workers.tests import fault_tasks
 
@@ -44,6 +48,49 @@ def test_relay_publishes_each_committed_row_once_and_marks_it_sent(broker_redis)
     message = queue_peek("default")
     assert message["headers"]["outbox_id"] == rows[0].pk
     assert "'idempotency_key': 'a'" in message["headers"]["kwargsrepr"]
+
+
+def test_row_keeps_the_id_of_the_request_that_wrote_it_and_the_relay_publishes_it(broker_redis):
+    token = bind_request_id("req-rules-42")  # what RequestIdMiddleware does for X-Request-ID
+    try:
+        _enqueue("in-request")
+    finally:
+        reset_request_id(token)
+    _enqueue("outside-request")
+
+    assert relay_batch() == 2
+
+    rows = {row.idempotency_key: row for row in OutboxMessage.objects.all()}
+    assert rows["in-request"].request_id == "req-rules-42"
+    assert rows["outside-request"].request_id is None
+    published = [orjson.loads(raw)["headers"] for raw in broker_redis.lrange("default", 0, -1)]
+    by_row = {headers["outbox_id"]: headers.get("request_id") for headers in published}
+    assert by_row == {rows["in-request"].pk: "req-rules-42", rows["outside-request"].pk: None}
+
+
+def test_task_published_by_the_relay_logs_the_request_id_of_the_request_that_wrote_its_row(celery_worker, effects):
+    worker = celery_worker(["default"], include=[fault_tasks.MODULE])
+    letter = deadletter_record(
+        task_name="workers_tests.increment",
+        task_id="first-run",
+        queue="default",
+        kwargs={"idempotency_key": "replayed-by-staff"},
+        exception="TransientError: remote answered 503",
+        traceback="",
+        attempts=6,
+    )
+    staff = Client()
+    staff.force_login(get_user_model().objects.create_user(username="ops", password=None, is_staff=True))
+
+    # The replay's outbox row is written inside the staff request, through the middleware.
+    replayed = staff.post(f"/ops/deadletters/{letter.pk}/replay", HTTP_X_REQUEST_ID="req-replay-77")
+    assert replayed.status_code == 202
+    assert relay_batch() == 1  # the relay runs outside any request
+
+    wait_until(lambda: worker.events("task_succeeded"), timeout=20)
+    assert [event["request_id"] for event in worker.events("task_started")] == ["req-replay-77"]
+    assert worker.events("task_succeeded")[0]["request_id"] == "req-replay-77"
+    assert effects.applied() == {"replayed-by-staff": 1}
 
 
 def test_outbox_write_outside_the_change_transaction_is_refused():

@@ -28,6 +28,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -68,10 +69,10 @@ class ReliableTask(Task):  # type: ignore[misc]
         return self.apply_async(kwargs={**kwargs, "idempotency_key": idempotency_key})
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:  # type: ignore[override]
-        countdown = options.get("countdown") or 0
-        if countdown > max_countdown():
+        delay = _delay_seconds(options.get("countdown"), options.get("eta"))
+        if delay > max_countdown():
             raise ValueError(
-                f"{self.name}: countdown {countdown}s exceeds half the visibility timeout; "
+                f"{self.name}: a delay of {delay:.0f}s (countdown or eta) exceeds half the visibility timeout; "
                 "schedule long delays with a database next_attempt_at instead"
             )
         return super().apply_async(args, kwargs, **options)
@@ -211,6 +212,18 @@ class ReliableTask(Task):  # type: ignore[misc]
             dead_letter_id=letter.pk,
             attempts=retries + 1,
         )
+
+
+def _delay_seconds(countdown: float | None, eta: datetime | str | None) -> float:
+    """How far in the future a publish asks to run: the longer of ``countdown`` and ``eta``
+    (Celery reads a naive ``eta`` in the app's time zone, UTC)."""
+    if isinstance(eta, str):
+        eta = datetime.fromisoformat(eta)
+    until_eta = 0.0
+    if eta is not None:
+        aware = eta if eta.tzinfo else eta.replace(tzinfo=UTC)
+        until_eta = (aware - datetime.now(UTC)).total_seconds()
+    return max(countdown or 0.0, until_eta)
 
 
 def reliable_task(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -130,3 +130,27 @@ def test_countdown_longer_than_half_the_visibility_timeout_is_refused(settings):
     settings.CELERY_VISIBILITY_TIMEOUT = 100
     with pytest.raises(ValueError, match="half the visibility timeout"):
         fault_tasks.record.apply_async(kwargs={"idempotency_key": "late"}, countdown=51)
+
+
+@pytest.mark.parametrize(
+    "eta",
+    [
+        pytest.param(lambda: datetime.now(UTC) + timedelta(seconds=60), id="aware"),
+        pytest.param(lambda: datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=60), id="naive-utc"),
+        pytest.param(lambda: (datetime.now(UTC) + timedelta(seconds=60)).isoformat(), id="iso-string"),
+    ],
+)
+def test_eta_further_than_half_the_visibility_timeout_is_refused_like_a_countdown(settings, broker_redis, eta):
+    settings.CELERY_VISIBILITY_TIMEOUT = 100
+    with pytest.raises(ValueError, match="half the visibility timeout"):
+        fault_tasks.record.apply_async(kwargs={"idempotency_key": "late"}, eta=eta())
+    assert broker_redis.llen("default") == 0
+
+
+def test_countdown_or_eta_within_half_the_visibility_timeout_is_published(settings, broker_redis):
+    settings.CELERY_VISIBILITY_TIMEOUT = 100
+
+    fault_tasks.record.apply_async(kwargs={"idempotency_key": "soon-1"}, countdown=49)
+    fault_tasks.record.apply_async(kwargs={"idempotency_key": "soon-2"}, eta=datetime.now(UTC) + timedelta(seconds=45))
+
+    assert broker_redis.llen("default") == 2

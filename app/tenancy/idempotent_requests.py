@@ -1,7 +1,8 @@
 """``Idempotency-Key`` for POSTs that create things.
 
-Same key + same body → the first answer again; same key while the first is still
-running → 409; same key with another body → 422. Answers of 5xx are not kept
+Same key + same body → the first answer again (status, body, ``Content-Type``,
+``Location``, ``Retry-After``); same key while the first is still running → 409;
+same key with another body → 422. Answers of 5xx are not kept
 (the client should retry). A claim left by a process that died is taken over
 after ``ABANDONED_AFTER_SECONDS``; records expire after IDEMPOTENCY_KEY_TTL_SECONDS.
 """
@@ -28,6 +29,9 @@ from app.tenancy.models import IdempotentRequest
 HEADER = "Idempotency-Key"
 ABANDONED_AFTER_SECONDS = 60
 MAX_KEY_LENGTH = 255
+# Headers a client acts on (where the created thing is, when to look again). The rest belong
+# to each answer: X-Request-ID is the repeat's own, CORS and Vary follow the repeat's request.
+REPLAYED_HEADERS = ("Location", "Retry-After")
 
 
 def _claim(retailer_id: int, route: str, key: str, body_hash: str) -> IdempotentRequest | HttpResponse:
@@ -43,7 +47,12 @@ def _claim(retailer_id: int, route: str, key: str, body_hash: str) -> Idempotent
     abandoned = not earlier.completed and earlier.created_at < now - timedelta(seconds=ABANDONED_AFTER_SECONDS)
     if expired or abandoned:
         taken = IdempotentRequest.objects.filter(pk=earlier.pk, created_at=earlier.created_at).update(
-            created_at=now, body_hash=body_hash, completed=False, response_status=None, response_body=None
+            created_at=now,
+            body_hash=body_hash,
+            completed=False,
+            response_status=None,
+            response_body=None,
+            response_headers=None,
         )
         if taken == 1:
             earlier.refresh_from_db()
@@ -52,11 +61,27 @@ def _claim(retailer_id: int, route: str, key: str, body_hash: str) -> Idempotent
         raise ApiError("idempotency_key_reused")
     if not earlier.completed:
         raise ApiError("idempotency_key_in_flight")
+    headers = earlier.response_headers or {}  # None: kept before headers were
     replay = HttpResponse(
-        bytes(earlier.response_body or b""), status=earlier.response_status, content_type="application/json"
+        bytes(earlier.response_body or b""),
+        status=earlier.response_status,
+        content_type=headers.get("Content-Type", JSONRenderer.media_type),
     )
+    for name in REPLAYED_HEADERS:
+        if name in headers:
+            replay[name] = headers[name]
     replay["Idempotent-Replayed"] = "true"
     return replay
+
+
+def _kept(response: HttpResponse) -> tuple[bytes, dict[str, str]]:
+    """The body and headers to replay; a DRF answer is kept as the JSON it renders to."""
+    if isinstance(response, Response):
+        body, content_type = JSONRenderer().render(response.data), JSONRenderer.media_type
+    else:
+        body, content_type = response.content, response["Content-Type"]
+    kept = {name: response[name] for name in REPLAYED_HEADERS if name in response}
+    return body, {"Content-Type": content_type, **kept}
 
 
 def idempotent_post(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,9 +107,9 @@ def idempotent_post(method: Callable[..., Any]) -> Callable[..., Any]:
         if response.status_code >= 500:
             claim.delete()
             return response
-        body = JSONRenderer().render(response.data) if isinstance(response, Response) else response.content
+        body, headers = _kept(response)
         IdempotentRequest.objects.filter(pk=claim.pk).update(
-            completed=True, response_status=response.status_code, response_body=body
+            completed=True, response_status=response.status_code, response_body=body, response_headers=headers
         )
         return response
 

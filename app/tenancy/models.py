@@ -94,6 +94,7 @@ class IdempotentRequest(models.Model):
     completed = models.BooleanField(default=False)
     response_status = models.PositiveSmallIntegerField(null=True)
     response_body = models.BinaryField(null=True)
+    response_headers = models.JSONField(null=True, help_text="Headers replayed with the body.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

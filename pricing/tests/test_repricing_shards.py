@@ -106,6 +106,8 @@ def test_rule_post_with_an_idempotency_key_creates_one_rule(alice) -> None:
     assert (first.status_code, again.status_code) == (202, 202)
     assert again.json() == first.json()
     assert again["Idempotent-Replayed"] == "true"
+    assert again["Location"] == first["Location"] == first.json()["job"]["url"]
+    assert again["Content-Type"] == first["Content-Type"] == "application/json"
     assert RepricingJob.objects.count() == 1
     other = alice.client().post("/v1/rules", {**body, "name": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="rule-1")
     assert other.status_code == 422

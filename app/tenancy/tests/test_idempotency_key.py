@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.test import APIRequestFactory
+from rest_framework.views import APIView
+
+from app.tenancy.idempotent_requests import idempotent_post
 from app.tenancy.models import ApiKey, IdempotentRequest
 
 ROUTE = "v1/keys/rotate"
@@ -58,3 +65,41 @@ def test_a_failed_validation_is_replayed_too(alice) -> None:
     second = _rotate(client, {"kind": "zz"}, "rotate-4")
     assert first.status_code == second.status_code == 400
     assert second.json()["error"]["code"] == "validation_failed"
+
+
+class AcceptedApi(APIView):
+    """A creating POST that answers 202 with where to look and when, counting its runs."""
+
+    runs = 0
+
+    @idempotent_post
+    def post(self, request: Request) -> Response:
+        AcceptedApi.runs += 1
+        response = Response({"job": AcceptedApi.runs}, status=202)
+        response["Location"] = f"/v1/jobs/{AcceptedApi.runs}"
+        response["Retry-After"] = "5"
+        return response
+
+
+def test_a_replay_keeps_the_headers_a_client_acts_on(alice) -> None:
+    AcceptedApi.runs = 0
+
+    def post() -> Any:
+        request = APIRequestFactory().post(
+            "/v1/jobs",
+            {"size": 1},
+            format="json",
+            HTTP_AUTHORIZATION=f"Bearer {alice.secret_key}",
+            HTTP_IDEMPOTENCY_KEY="job-1",
+        )
+        return AcceptedApi.as_view()(request)
+
+    first = post().render()  # the view's own answer is a DRF Response, rendered later by the stack
+    again = post()
+
+    assert AcceptedApi.runs == 1
+    assert "Idempotent-Replayed" not in first
+    assert again["Idempotent-Replayed"] == "true"
+    assert (again.status_code, again.content) == (first.status_code, first.content) == (202, b'{"job":1}')
+    for header in ("Location", "Retry-After", "Content-Type"):
+        assert again[header] == first[header], header

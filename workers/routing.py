@@ -1,10 +1,14 @@
-"""The one table of queues. Every task names its queue from here.
+"""The one table of queues, and of the worker groups (Procfile processes) serving them.
 
-Queues are split by latency class so a backlog in one never starves another.
+Every task names its queue from here. Queues are split by latency class so a
+backlog in one never starves another. ``WORKER_GROUPS`` mirrors the Procfile's
+worker lines (``workers/tests/test_worker_groups.py`` holds them together); the
+visibility-timeout check (``workers.limits``) reads each group's prefetch.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -19,3 +23,33 @@ class Queue(StrEnum):
 
 
 ALL_QUEUES: tuple[str, ...] = tuple(queue.value for queue in Queue)
+
+
+LONG_QUEUES: frozenset[Queue] = frozenset({Queue.BACKUPS, Queue.MAINTENANCE})
+"""Queues whose tasks may run for minutes. Their worker groups prefetch one message per
+pool process: a prefetched message waits, unacknowledged, behind the tasks running before
+it, and its visibility clock runs from the prefetch."""
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    """One Procfile worker process: the queues it serves and its ``--prefetch-multiplier``."""
+
+    process: str
+    queues: tuple[Queue, ...]
+    prefetch_multiplier: int
+
+
+WORKER_GROUPS: tuple[WorkerGroup, ...] = (
+    WorkerGroup("worker_realtime", (Queue.PRICING, Queue.DEFAULT), prefetch_multiplier=1),
+    WorkerGroup("worker_bulk", (Queue.INGEST, Queue.EMAIL, Queue.WEBHOOKS), prefetch_multiplier=4),
+    WorkerGroup("worker_backups", (Queue.BACKUPS, Queue.MAINTENANCE), prefetch_multiplier=1),
+)
+
+
+def worker_group_of(queue: str) -> WorkerGroup:
+    """The group serving ``queue``; raises ``LookupError`` for a queue no group serves."""
+    for group in WORKER_GROUPS:
+        if queue in group.queues:
+            return group
+    raise LookupError(f"no worker group serves the {queue!r} queue")

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.db.models.functions import TruncMinute
@@ -24,10 +25,10 @@ COUNT_COLUMNS = {int(value): label for value, label in EventType.choices}
 
 _INGEST_SQL = """
 WITH incoming AS (
-    SELECT * FROM unnest(
-        %(ids)s::uuid[], %(types)s::smallint[], %(skus)s::text[], %(variants)s::text[],
-        %(sessions)s::text[], %(occurred)s::timestamptz[], %(quantities)s::integer[], %(prices)s::numeric[]
-    ) AS e(event_id, type, sku, variant, session, occurred_at, quantity, price)
+    SELECT (r->>0)::uuid AS event_id, (r->>1)::smallint AS type, r->>2 AS sku, r->>3 AS variant,
+           r->>4 AS session, (r->>5)::timestamptz AS occurred_at, (r->>6)::integer AS quantity,
+           (r->>7)::numeric AS price
+    FROM jsonb_array_elements(%(rows)s::jsonb) AS r
 ),
 inserted AS (
     INSERT INTO analytics_rawevent
@@ -68,10 +69,13 @@ class IngestResult:
 
 
 def _ingest_postgresql(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> int:
-    """One statement: insert new raw events, count exactly the rows it inserted, mark the SKUs for a refresh."""
-    names = ("ids", "types", "skus", "variants", "sessions", "occurred", "quantities", "prices")
-    params: dict[str, Any] = {name: [row[position] for row in rows] for position, name in enumerate(names)}
-    params.update(retailer=retailer_id, received=received_at)
+    """One statement: insert new raw events, count exactly the rows it inserted, mark the SKUs for a refresh.
+
+    The rows travel as one JSON array: psycopg adapts eight Python lists into arrays
+    element by element (~1.3 ms of worker CPU for 50 events), orjson writes the
+    same in microseconds and PostgreSQL reads it faster too (bench/ingest_bench.py).
+    """
+    params = {"rows": orjson.dumps(rows).decode(), "retailer": retailer_id, "received": received_at}
     with connection.cursor() as cursor:
         cursor.execute(_INGEST_SQL, params)
         return int(cursor.fetchone()[0])

@@ -3,11 +3,15 @@
 The visibility timeout of the Redis transport is the time after which an
 unacknowledged message is handed to another worker. kombu counts it from the
 moment a message is *prefetched*, and the unacknowledged set is shared by every
-queue, so one value serves all and it must exceed: the longest wait of a
-prefetched message + the longest hard time limit + the longest countdown.
-Every task is time-boxed (``reliable_task`` requires limits) and countdowns are
-capped at half the timeout (``workers.backoff``), so the default of one hour
-holds with tasks of up to ~25 minutes. It is set everywhere Celery reads it.
+queue, so one value serves all and it must exceed, for every task: the longest
+wait of a prefetched message (prefetch multiplier x the longest hard limit of
+its worker group) + its hard time limit + its longest countdown. Every task is
+time-boxed (``reliable_task`` requires limits), countdowns and ETAs are capped at
+half the timeout, retry countdowns at ``CELERY_RETRY_BACKOFF_CAP`` (600 s), so
+the default of one hour holds for tasks of up to ~25 minutes in a prefetch-1
+group and ~10 minutes in the prefetch-4 group; ``workers.limits`` checks it
+when a worker starts, and a test with the default settings. It is set
+everywhere Celery reads it.
 """
 
 from __future__ import annotations

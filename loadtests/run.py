@@ -1,6 +1,7 @@
 """Run one scenario headless and give the verdict: ``python -m loadtests.run --scenario step --host …``.
 
-1. counts what the analytics summary already holds for the run's window,
+1. checks that the service answers and takes the metrics token, and counts what the analytics
+   summary already holds for the run's window (so a run that cannot be judged fails before any load),
 2. runs locust (``loadtests/locustfile.py``) with CSV and HTML reports in ``--report-dir``,
 3. applies the SLOs of ``slo.toml`` (with ``--set`` overrides) to the CSV and to each stage,
 4. checks that the ingest queue drained and that every event sent in a batch answered 202 was counted
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.catalog import CatalogError, Retailer, retailers_load
-from loadtests.checks import SummaryError, drain_check, events_baseline, events_check
+from loadtests.checks import NO_AUTH_NOTE, SummaryError, drain_check, events_baseline, events_check
+from loadtests.metrics import MetricsError, queue_depth
 from loadtests.options import MODES, PREFIX, SCENARIOS, LoadOptions, OptionsError
 from loadtests.recorder import RUN_FILE, STEPS_FILE
 from loadtests.shapes import PLANS
@@ -47,6 +49,10 @@ EXIT_PASSED, EXIT_BROKEN, EXIT_ERROR = 0, 1, 2
 LOCUST_GRACE_SECONDS = 120
 # Stage checks that judge the whole run; the stages' latency checks only locate the knee.
 RUN_WIDE_CHECKS = ("loadgen.", "fixed_rate.")
+
+
+class RunError(Exception):
+    """The run cannot be made or judged (exit 2); the message says what to fix."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -91,6 +97,23 @@ def options_resolve(args: argparse.Namespace) -> LoadOptions:
     return LoadOptions.from_env(environ)
 
 
+def metrics_preflight(host: str, token: str, queue: str) -> None:
+    """``/metrics`` answers this token and reports the queue: else the drain check could only fail."""
+    if not token:
+        raise RunError(NO_AUTH_NOTE)
+    try:
+        queue_depth(host, token, queue)
+    except MetricsError as error:
+        raise RunError(f"cannot read the {queue} queue's depth from /metrics: {error}") from error
+
+
+def baseline_read(host: str, retailers: list[Retailer], since: datetime) -> dict[str, int]:
+    try:
+        return events_baseline(host, retailers, since)
+    except (SummaryError, KeyError, TypeError, ValueError) as error:
+        raise RunError(f"cannot read the analytics summary before the run: {error}") from error
+
+
 def locust_run(options: LoadOptions, host: str) -> int:
     """Run locust headless with the scenario's options; its output goes to ``locust.log``."""
     report_dir = options.report_dir
@@ -118,7 +141,12 @@ def locust_run(options: LoadOptions, host: str) -> int:
     ]
     timeout = PLANS[options.scenario](options).duration_s + LOCUST_GRACE_SECONDS
     with (report_dir / "locust.log").open("wb") as log:
-        completed = subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False)  # noqa: S603
+        try:
+            completed = subprocess.run(  # noqa: S603
+                argv, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as error:
+            raise RunError(f"locust did not end within {timeout:g} s; see {report_dir / 'locust.log'}") from error
     return completed.returncode
 
 
@@ -180,10 +208,10 @@ def recheck(options: LoadOptions, config: dict[str, Any], host: str, retailers: 
     try:
         run = json.loads((options.report_dir / RUN_FILE).read_text())
         window = json.loads((options.report_dir / "verdict.json").read_text())["events_window"]
-    except (OSError, ValueError, KeyError) as error:
-        print(f"error: {options.report_dir} holds no finished run to recheck: {error}", file=sys.stderr)
-        return EXIT_ERROR
-    since = datetime.fromisoformat(window["since"])
+        since = datetime.fromisoformat(window["since"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise RunError(f"{options.report_dir} holds no finished run to recheck: {error}") from error
+    metrics_preflight(host, options.metrics_token, config["drain"]["queue"])
     checks = end_checks(options, config, host, run, (retailers, since, window["baseline"]))
     print("\n".join(verdict_lines(checks)))
     return EXIT_BROKEN if any(not check.passed for check in checks) else EXIT_PASSED
@@ -196,28 +224,28 @@ def main(argv: list[str] | None = None) -> int:
         options = options_resolve(args)
         config = slo_load(args.slo, args.set)
         retailers = retailers_load(options.keys_file)[: options.max_retailers]
-    except (OptionsError, SloConfigError, CatalogError) as error:
+        if args.recheck:
+            return recheck(options, config, host, retailers)
+        return load_run(options, config, host, retailers)
+    except (OptionsError, SloConfigError, CatalogError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    report_dir = options.report_dir
-    if args.recheck:
-        return recheck(options, config, host, retailers)
-    report_dir.mkdir(parents=True, exist_ok=True)
+
+
+def load_run(options: LoadOptions, config: dict[str, Any], host: str, retailers: list[Retailer]) -> int:
+    """Check the service can be judged, run the load, judge it; the verdict's exit code."""
+    metrics_preflight(host, options.metrics_token, config["drain"]["queue"])
     # The summary counts per minute and only whole minutes at or after ``since``: start at the minute.
     since = datetime.now(UTC).replace(second=0, microsecond=0)
-    try:
-        baseline = events_baseline(host, retailers, since)
-    except (SummaryError, KeyError, TypeError, ValueError) as error:
-        print(f"error: cannot read the analytics summary before the run: {error}", file=sys.stderr)
-        return EXIT_ERROR
-
+    baseline = baseline_read(host, retailers, since)
+    report_dir = options.report_dir
+    report_dir.mkdir(parents=True, exist_ok=True)
     print(f"Running {options.scenario} ({options.mode}) against {host}; reports in {report_dir}", flush=True)
     code = locust_run(options, host)
     stats_csv, run_file = report_dir / f"{CSV_PREFIX}_stats.csv", report_dir / RUN_FILE
     if not stats_csv.exists() or not run_file.exists():
         log = (report_dir / "locust.log").read_text(errors="replace")
-        print(f"error: locust exited {code} without its reports; last output:\n{log[-3000:]}", file=sys.stderr)
-        return EXIT_ERROR
+        raise RunError(f"locust exited {code} without its reports; last output:\n{log[-3000:]}")
     run = json.loads(run_file.read_text())
     stages = stages_read(report_dir / STEPS_FILE)
     checks = request_checks(config, stats_rows_read(stats_csv))

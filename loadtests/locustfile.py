@@ -44,7 +44,7 @@ class Shopper(ShopperUser):
     network_timeout = OPTIONS.request_timeout_s
     connection_timeout = OPTIONS.request_timeout_s
     wait_time = (
-        constant_throughput(OPTIONS.pace_per_user)
+        constant_throughput(shapes.fixed_rate_pace(OPTIONS))
         if OPTIONS.scenario == "fixed"
         else between(OPTIONS.think_min_s, OPTIONS.think_max_s)
     )

@@ -58,6 +58,7 @@ class LoadOptions:
     # Fixed rate
     rate: float = 50.0
     pace_per_user: float = 0.5
+    rate_headroom: float = 0.1
     ramp_s: float = 10.0
     hold_s: float = 60.0
     # Background work observation
@@ -81,6 +82,8 @@ class LoadOptions:
         for name in ("rate", "pace_per_user", "retailer_ops_per_s", "hold_s", "soak_window_s"):
             if getattr(self, name) <= 0:
                 raise OptionsError(f"{name} must be positive")
+        if not 0 <= self.rate_headroom <= 1:
+            raise OptionsError("rate_headroom must be 0..1 (0.1 runs 10 % more, slower-paced users)")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> LoadOptions:

@@ -130,22 +130,36 @@ def _clock(seconds: float) -> str:
 
 
 class FixedRatePlan(_PhasedPlan):
-    """A target page-view rate: enough shoppers, each paced at ``pace_per_user`` page views/s.
+    """A target page-view rate from paced shoppers, with headroom for slow pages.
 
-    Locust's ``constant_throughput`` only caps each user's pace, so the shape runs
-    ``ceil(rate / pace)`` users, each of which must finish a page well within its
-    ``1 / pace`` seconds; the verdict then checks the achieved rate.
+    Locust's ``constant_throughput(p)`` only caps each user's pace: it waits
+    ``1 / p`` minus the page's time, and a page that took longer than ``1 / p`` is
+    never caught up. So the shape runs ``rate_headroom`` (10 %) more users than
+    ``rate / pace_per_user`` and paces each at ``rate / users``: together they aim
+    at exactly the target, and each user's period is 10 % longer than the nominal
+    ``1 / pace_per_user``, so a page may take that much longer before its user
+    falls behind. The verdict then checks the achieved rate.
     """
 
     def __init__(self, options: LoadOptions) -> None:
         super().__init__(options)
         self.target_rate = options.rate
-        users = math.ceil(options.rate / options.pace_per_user)
+        users = fixed_rate_users(options)
         self.spawn_rate = max(users / options.ramp_s, 1.0)
         self.phases = [("ramp", users, options.ramp_s), ("hold", users, options.hold_s)]
 
     def _measured(self, label: str, into_phase: float) -> bool:
         return label == "hold"
+
+
+def fixed_rate_users(options: LoadOptions) -> int:
+    """``rate / pace_per_user`` users and ``rate_headroom`` more (rounded so 90 * 1.1 is 99, not 100)."""
+    return math.ceil(round(options.rate / options.pace_per_user * (1 + options.rate_headroom), 9))
+
+
+def fixed_rate_pace(options: LoadOptions) -> float:
+    """Page views/s of each fixed-rate user: at most ``pace_per_user``, and all users together make ``rate``."""
+    return options.rate / fixed_rate_users(options)
 
 
 Plan = StepPlan | SpikePlan | SoakPlan | FixedRatePlan

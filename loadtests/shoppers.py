@@ -33,6 +33,7 @@ from locust.contrib.fasthttp import FastHttpUser
 
 from loadtests.catalog import Retailer, ZipfSampler
 from loadtests.scenario import Scenario
+from loadtests.shapes import fixed_rate_pace
 
 JS_PATH = "/v1/js/storefabric.js"
 MAX_AGE = re.compile(r"max-age=(\d+)")
@@ -79,7 +80,7 @@ class ShopperUser(FastHttpUser):
         self._session_start()
         if scenario.options.scenario == "fixed":
             # Paced users all spawned in one second would march in step; spread them over one period.
-            time.sleep(self.rng.random() / scenario.options.pace_per_user)
+            time.sleep(self.rng.random() / fixed_rate_pace(scenario.options))
 
     def _session_start(self) -> None:
         options = self.scenario.options

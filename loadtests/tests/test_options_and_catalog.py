@@ -32,6 +32,7 @@ def test_options_read_typed_values_from_the_environment():
         ({"LOADTEST_PRODUCTS_PER_PAGE": "101"}, "1..100"),
         ({"LOADTEST_STEP_SECONDS": "3", "LOADTEST_SETTLE_S": "5"}, "step_seconds must exceed settle_s"),
         ({"LOADTEST_RATE": "0"}, "rate must be positive"),
+        ({"LOADTEST_RATE_HEADROOM": "-0.1"}, "rate_headroom must be 0..1"),
     ],
 )
 def test_options_refuse_values_a_scenario_cannot_use(variables, complaint):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from loadtests.options import LoadOptions
-from loadtests.shapes import PLANS, FixedRatePlan, SoakPlan, SpikePlan, StepPlan
+from loadtests.shapes import (
+    PLANS,
+    FixedRatePlan,
+    SoakPlan,
+    SpikePlan,
+    StepPlan,
+    fixed_rate_pace,
+    fixed_rate_users,
+)
 
 
 def test_step_growth_adds_one_cohort_per_step_and_ends_after_the_last():
@@ -71,10 +77,23 @@ def test_fixed_rate_runs_enough_paced_users_and_measures_only_the_hold():
 
     ramp, hold = plan.stage_at(0), plan.stage_at(10)
 
-    assert ramp.shoppers == hold.shoppers == math.ceil(45 / 0.5)
+    assert ramp.shoppers == hold.shoppers == 99  # 45 / 0.5 = 90 users, and 10 % headroom
     assert (ramp.measured, hold.measured) == (False, True)
     assert hold.target_rate == 45
     assert plan.stage_at(30) is None
+
+
+@pytest.mark.parametrize(("rate", "pace", "headroom"), [(45, 0.5, 0.1), (50, 0.5, 0.1), (7, 0.3, 0.25), (10, 1, 0)])
+def test_fixed_rate_users_aim_at_the_target_each_below_its_pace_with_headroom(rate, pace, headroom):
+    options = LoadOptions(rate=rate, pace_per_user=pace, rate_headroom=headroom)
+
+    users, each = fixed_rate_users(options), fixed_rate_pace(options)
+
+    assert users * each == pytest.approx(rate)
+    assert each <= pace
+    # Each user's period (the time a page may take before that user falls behind) has the headroom.
+    assert 1 / each >= (1 + headroom) / pace - 1e-9
+    assert users < (rate / pace) * (1 + headroom) + 1
 
 
 @pytest.mark.parametrize("scenario", sorted(PLANS))

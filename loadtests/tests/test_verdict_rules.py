@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.metrics import MetricsError, sample_value
-from loadtests.recorder import Histogram, RunRecorder, Stage
+from loadtests.recorder import CPU_SUSTAINED_SAMPLES, Histogram, RunRecorder, Stage, sustained
 from loadtests.slo import SloConfigError, request_checks, slo_load, stage_checks, stats_rows_read
 
 HEADER = ["Type", "Name", "Request Count", "Failure Count", "95%", "99%"]
@@ -79,6 +79,41 @@ def test_a_stage_is_judged_on_its_own_cpu_backlog_and_achieved_rate():
     assert float(row["page_views_per_s"]) == 9.0
     assert set(broken) == {"loadgen.max_cpu_percent", "fixed_rate.min_achieved_ratio", "drain.max_backlog"}
     assert broken["fixed_rate.min_achieved_ratio"].measured == 0.9
+
+
+def test_a_sustained_stretch_of_locust_cpu_breaks_a_stage_whose_mean_is_under_the_limit():
+    recorder = RunRecorder(clock=iter([0.0, 60.0]).__next__)
+    recorder.stage_enter(Stage("step 3", 150, 50, True, 3))
+    for second in range(60):
+        recorder.cpu_sample(95.0 if 20 <= second < 40 else 60.0, 90.0)  # 20 s at 95 %, a mean of 71.7 %
+    recorder.stage_enter(None)
+    row = {key: str(value) for key, value in recorder.summary()["stages"][0].items()}
+
+    (cpu,) = [check for check in stage_checks(slo_load(), row) if check.name == "loadgen.max_cpu_percent"]
+
+    assert (float(row["locust_cpu_mean"]), float(row["locust_cpu_sustained"])) == (71.7, 95.0)
+    assert (cpu.passed, cpu.measured) == (False, 95.0)
+    assert "the load generator, not the service, was the limit" in cpu.note
+
+
+@pytest.mark.parametrize(
+    ("samples", "expected"),
+    [
+        ([99.0] + [50.0] * 30, 54.9),  # one busy second (a GC pause, a cohort spawning) is not sustained
+        ([81.0] * 10, 81.0),
+        ([40.0, 60.0], 50.0),  # a stage shorter than the run: its mean
+    ],
+)
+def test_sustained_cpu_is_the_highest_mean_of_ten_consecutive_samples(samples, expected):
+    assert sustained(samples, CPU_SUSTAINED_SAMPLES) == pytest.approx(expected)
+
+
+def test_a_report_from_before_the_sustained_column_is_judged_on_its_mean():
+    row = {"stage": "step 1", "locust_cpu_mean": "85.0"}
+
+    (cpu,) = stage_checks(slo_load(), row)
+
+    assert (cpu.name, cpu.passed, cpu.measured) == ("loadgen.max_cpu_percent", False, 85.0)
 
 
 def test_histogram_percentiles_are_exact_to_a_tenth_of_a_millisecond():

@@ -108,6 +108,7 @@ class StageStats:
             "locust_cpu_sustained": round(sustained(self.cpu, CPU_SUSTAINED_SAMPLES), 1) if self.cpu else "",
             "machine_cpu_mean": round(sum(self.machine_cpu) / len(self.machine_cpu), 1) if self.machine_cpu else "",
             "ingest_depth_max": max(self.queue_depth) if self.queue_depth else "",
+            "ingest_depth_mean": round(sum(self.queue_depth) / len(self.queue_depth), 1) if self.queue_depth else "",
         }
         for group, histogram in self.groups.items():
             row[f"{group}_requests"] = histogram.requests

@@ -3,7 +3,8 @@
 1. checks that the service answers and takes the metrics token, and counts what the analytics
    summary already holds for the run's window (so a run that cannot be judged fails before any load),
 2. runs locust (``loadtests/locustfile.py``) with CSV and HTML reports in ``--report-dir``,
-3. applies the SLOs of ``slo.toml`` (with ``--set`` overrides) to the CSV and to each stage,
+3. applies the SLOs of ``slo.toml`` (with ``--set`` overrides) to the CSV and to each stage
+   (and, for a soak, compares its windows: ``loadtests/soak.py``),
 4. checks that the ingest queue drained and that every event sent in a batch answered 202 was counted
    (``--recheck`` repeats just these checks later, for a backlog that outlived the run),
 5. prints the verdict, writes ``verdict.json``, and exits 0 when every check held, 1 when one broke
@@ -40,6 +41,7 @@ from loadtests.slo import (
     stages_read,
     stats_rows_read,
 )
+from loadtests.soak import soak_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -250,6 +252,8 @@ def load_run(options: LoadOptions, config: dict[str, Any], host: str, retailers:
     stages = stages_read(report_dir / STEPS_FILE)
     checks = request_checks(config, stats_rows_read(stats_csv))
     checks += [c for stage in stages for c in stage_checks(config, stage) if c.name.startswith(RUN_WIDE_CHECKS)]
+    if options.scenario == "soak":
+        checks += soak_checks(config, stages)
     checks += end_checks(options, config, host, run, (retailers, since, baseline))
     table, best = stage_table(config, stages)
     broken = sorted({check.name for check in checks if not check.passed})

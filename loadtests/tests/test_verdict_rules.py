@@ -77,6 +77,7 @@ def test_a_stage_is_judged_on_its_own_cpu_backlog_and_achieved_rate():
     broken = {check.name: check for check in stage_checks(slo_load(), row) if not check.passed}
 
     assert float(row["page_views_per_s"]) == 9.0
+    assert (row["ingest_depth_max"], row["ingest_depth_mean"]) == ("150", "150.0")
     assert set(broken) == {"loadgen.max_cpu_percent", "fixed_rate.min_achieved_ratio", "drain.max_backlog"}
     assert broken["fixed_rate.min_achieved_ratio"].measured == 0.9
 

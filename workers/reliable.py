@@ -11,8 +11,9 @@ hard time limits, late acknowledgement, re-queue on worker loss, and a required
 * retries transient errors (:mod:`workers.errors`) with capped exponential
   backoff and full jitter (:mod:`workers.backoff`), up to ``max_retries``;
 * turns everything else — a permanent error, the last retry, a hard time limit
-  (Celery 5.7 calls ``on_failure`` for it in the worker's main process) — into
-  one :class:`~workers.models.DeadLetter`, and marks its outbox row failed;
+  (Celery 5.7 calls ``on_failure`` for it in the worker's main process, see
+  :mod:`workers.failed_runs`) — into one :class:`~workers.models.DeadLetter`, and
+  marks its outbox row failed;
 * marks the outbox row that published the message done when the body succeeds;
 * logs one structured line per start / success / retry / failure with the task
   id, idempotency key, retailer, request id (from the web request that
@@ -42,6 +43,7 @@ from app.request_context import bind_request_id, reset_request_id
 from workers.backoff import backoff_for, max_countdown
 from workers.broker import DELIVERIES_PREFIX, delivery_count_increment
 from workers.errors import PermanentError, PoisonMessageError, is_transient
+from workers.failed_runs import STARTED_AT, failed_run
 from workers.idempotency import db_once
 from workers.routing import Queue
 from workers.services import deadletter_record, outbox_mark_done
@@ -53,6 +55,7 @@ CONTEXT_FIELDS = ("task", "task_id", "idempotency_key", "retailer_id", "request_
 
 class ReliableTask(Task):  # type: ignore[misc]
     abstract = True
+    Request = "workers.failed_runs:HardLimitRequest"
     acks_late = True
     reject_on_worker_lost = True
     ignore_result = True
@@ -112,6 +115,7 @@ class ReliableTask(Task):  # type: ignore[misc]
             )
         log.info("task_started")
         started = time.monotonic()
+        setattr(request, STARTED_AT, started)
         try:
             result = self._body(key, args, kwargs)
         except Retry:
@@ -186,9 +190,7 @@ class ReliableTask(Task):  # type: ignore[misc]
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Every final failure becomes a dead letter. Runs in the pool process for errors
         raised by the body, and in the worker's main process for a hard time limit."""
-        request = self.request
-        own_request = request.id == task_id  # False in the main process after a hard time limit
-        retries = (request.retries or 0) if own_request else 0
+        run = failed_run(self.request, task_id)
         letter = deadletter_record(
             task_name=self.name,
             task_id=task_id,
@@ -196,21 +198,22 @@ class ReliableTask(Task):  # type: ignore[misc]
             kwargs=dict(kwargs or {}),
             exception=f"{type(exc).__name__}: {exc}",
             traceback=str(einfo or ""),
-            attempts=retries + 1,
-            outbox_id=request.get("outbox_id") if own_request else None,
+            attempts=run.retries + 1,
+            outbox_id=run.outbox_id,
         )
-        metrics.task_outcome(
-            self.name, ("failed", "dead_lettered"), None, forget=self._delivery_key() if own_request else None
-        )
+        forget = self._delivery_key() if run.in_task_process else None
+        metrics.task_outcome(self.name, ("failed", "dead_lettered"), run.duration, forget=forget)
         log.error(
             "task_dead_lettered",
             task=self.name,
             task_id=task_id,
             idempotency_key=(kwargs or {}).get("idempotency_key"),
             retailer_id=(kwargs or {}).get("retailer_id"),
+            request_id=run.request_id,
             error=f"{type(exc).__name__}: {exc}",
             dead_letter_id=letter.pk,
-            attempts=retries + 1,
+            attempts=run.retries + 1,
+            duration_ms=None if run.duration is None else round(run.duration * 1000, 2),
         )
 
 

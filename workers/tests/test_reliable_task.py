@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from app.celery import celery_app
 from app.request_context import bind_request_id, reset_request_id
@@ -124,6 +125,36 @@ def test_task_log_lines_carry_key_retailer_duration_and_the_publishing_request_i
     failed = worker.events("task_dead_lettered")[0]
     assert failed["idempotency_key"] == "logged-1"
     assert failed["retailer_id"] == 7
+    assert failed["task_id"]
+    assert failed["request_id"] == "req-abc-123"
+    assert failed["duration_ms"] >= 0
+
+
+def test_replay_that_hits_its_hard_time_limit_is_recorded_failed_and_not_published_again(celery_worker, effects):
+    worker = celery_worker(["default"], include=[fault_tasks.MODULE])
+    fault_tasks.hangs.enqueue(idempotency_key="stuck-twice")
+    letter = wait_until(lambda: DeadLetter.objects.filter(idempotency_key="stuck-twice").first(), timeout=30)
+
+    token = bind_request_id("req-replay-stuck")
+    try:
+        deadletter_replay(deadletter_id=letter.pk, actor="test")
+    finally:
+        reset_request_id(token)
+    assert relay_batch() == 1
+
+    replay_row = OutboxMessage.objects.get(idempotency_key=f"replay:{letter.pk}:1")
+    wait_until(lambda: len(worker.events("task_dead_lettered")) == 2, timeout=30)
+    replay_row.refresh_from_db()
+    letter.refresh_from_db()
+    assert replay_row.status == OutboxMessage.Status.FAILED
+    assert (letter.status, letter.failures, letter.attempts) == (DeadLetter.Status.OPEN, 2, 2)
+    OutboxMessage.objects.update(next_publish_at=timezone.now())  # due now, were it still open
+    assert relay_batch() == 0
+    timed_out = worker.events("task_dead_lettered")
+    assert all(line["error"].startswith("TimeLimitExceeded") for line in timed_out)
+    assert all(line["duration_ms"] >= 2000 for line in timed_out)  # hangs: hard limit 2 s
+    assert [line["request_id"] for line in timed_out] == [None, "req-replay-stuck"]
+    assert effects.executions()["stuck-twice"] == 2
 
 
 def test_countdown_longer_than_half_the_visibility_timeout_is_refused(settings):

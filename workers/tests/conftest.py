@@ -49,6 +49,14 @@ class Effects:
         }
 
 
+def fault_report(name: str, counts: dict[str, int]) -> dict[str, int]:
+    """Print one fault scenario's ``lost / duplicated / redeliveries`` (``pytest -s`` shows
+    it) and return the counts, so every scenario reports the same way."""
+    line = f"[{name}] lost={counts['lost']} duplicated={counts['duplicated']} redeliveries={counts['redeliveries']}"
+    print(f"\n{line}")  # noqa: T201 - the fault report
+    return counts
+
+
 @pytest.fixture
 def effects(transactional_db: None) -> Iterator[Effects]:
     with connection.cursor() as cursor:

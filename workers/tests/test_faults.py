@@ -2,7 +2,9 @@
 
 Each test prints ``lost / duplicated / redeliveries`` (``-s`` shows them) and asserts
 lost == duplicated == 0, that the fault struck while work was in flight, and (for
-kills and SIGTERM) that at least one message was delivered again.
+kills and SIGTERM) that at least one message was delivered again. Scenarios 3 (retries,
+dead letter, replay) and 4 (one message published twice) kill nothing and live in
+``test_reliable_task.py``; they print the same report (``conftest.fault_report``).
 
 Counts: the issue asks for 2,000 tasks (kill -9) and 10,000 queued messages (broker
 loss) and 999 good messages around a poison one. On a 2-core CI machine those take
@@ -25,7 +27,7 @@ from workers.outbox import outbox_announce, outbox_enqueue_task
 from workers.relay import BROKER_MARKER_KEY
 from workers.testing import current_database_url, private_redis_server, wait_until
 from workers.tests import fault_tasks
-from workers.tests.conftest import FAST_RESTORE_ENV, Effects
+from workers.tests.conftest import FAST_RESTORE_ENV, Effects, fault_report
 
 FULL = os.environ.get("SF_FAULT_FULL") == "1"
 pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("faults"), pytest.mark.timeout(900 if FULL else 420)]
@@ -46,12 +48,6 @@ def _outbox_increments(keys: list[str]) -> None:
     OutboxMessage.objects.bulk_create(
         OutboxMessage(task_name="workers_tests.increment", kwargs={}, idempotency_key=key) for key in keys
     )
-
-
-def _report(name: str, counts: dict[str, int]) -> dict[str, int]:
-    line = f"[{name}] lost={counts['lost']} duplicated={counts['duplicated']} redeliveries={counts['redeliveries']}"
-    print(f"\n{line}")  # noqa: T201 - the fault report (pytest -s shows it)
-    return counts
 
 
 def _settle(effects: Effects, count: int, timeout: float) -> None:
@@ -87,7 +83,7 @@ def test_1_kill_9_of_a_worker_mid_stream_loses_and_doubles_nothing(celery_worker
     applied_at_kill = len(effects.applied())
 
     _settle(effects, KILL_COUNT, timeout=360)
-    counts = _report(f"1: kill -9 {victim}, {KILL_COUNT} tasks", effects.report(keys))
+    counts = fault_report(f"1: kill -9 {victim}, {KILL_COUNT} tasks", effects.report(keys))
     republished = OutboxMessage.objects.filter(publish_attempts__gte=2).count()
     print(f"[1] rows published again by the relay: {republished}")  # noqa: T201
     assert applied_at_kill < KILL_COUNT
@@ -113,7 +109,7 @@ def test_2_change_committed_while_the_broker_is_down_is_published_when_it_return
         broker.restart()
         _settle(effects, 1, timeout=60)
 
-    counts = _report("2: broker down during commit", effects.report(["while-down"]))
+    counts = fault_report("2: broker down during commit", effects.report(["while-down"]))
     assert counts["lost"] == counts["duplicated"] == 0
     assert OutboxMessage.objects.get().status == OutboxMessage.Status.DONE
     assert relay.events("outbox_relay_recovered")
@@ -144,7 +140,7 @@ def test_5_sigterm_mid_work_finishes_short_tasks_and_requeues_long_ones(celery_w
     start()
 
     _settle(effects, len(keys), timeout=240)
-    counts = _report(f"5: SIGTERM mid-work, {len(keys)} tasks", effects.report(keys))
+    counts = fault_report(f"5: SIGTERM mid-work, {len(keys)} tasks", effects.report(keys))
     short_in_flight = [key for key in in_flight.values() if not key.startswith("long")]
     long_in_flight = [key for key in in_flight.values() if key.startswith("long")]
     assert short_in_flight
@@ -201,7 +197,7 @@ def test_6_two_relays_one_killed_mid_batch_publish_every_row_and_apply_each_once
     _worker_factory(celery_worker)()
 
     _settle(effects, count, timeout=360)
-    counts = _report(f"6: two relays, one kill -9 mid-batch, {count} rows", effects.report(keys))
+    counts = fault_report(f"6: two relays, one kill -9 mid-batch, {count} rows", effects.report(keys))
     assert queued_at_kill == 200  # both batches published, neither marked sent
     assert pending_after_kill > count - 200  # relay A's batch is pending again
     assert counts["lost"] == counts["duplicated"] == 0
@@ -219,7 +215,7 @@ def test_7_poison_message_runs_at_most_three_times_then_is_one_dead_letter(celer
     letter = wait_until(lambda: DeadLetter.objects.filter(idempotency_key="poison-1").first(), timeout=120)
     _settle(effects, good, timeout=240)
 
-    counts = _report(f"7: poison among {good} good", effects.report(keys))
+    counts = fault_report(f"7: poison among {good} good", effects.report(keys))
     poison_runs = effects.executions()["poison-1"]
     print(f"[7] poison executions={poison_runs}")  # noqa: T201
     assert poison_runs == 3
@@ -241,7 +237,7 @@ def test_9_task_over_its_hard_time_limit_becomes_one_dead_letter(celery_worker, 
     assert letter.exception.startswith("TimeLimitExceeded")
     assert DeadLetter.objects.count() == 1
     assert worker.events("task_dead_lettered")[0]["idempotency_key"] == "stuck-1"
-    counts = _report("9: hard time limit", effects.report(keys))
+    counts = fault_report("9: hard time limit", effects.report(keys))
     assert counts["lost"] == counts["duplicated"] == 0
 
 
@@ -280,7 +276,7 @@ def test_8_broker_without_persistence_killed_with_messages_queued_loses_nothing(
         "duplicated": sum(value - 1 for value in applied.values() if value > 1),
         "redeliveries": republished,
     }
-    _report(f"8: broker kill -9 with {count} queued", counts)
+    fault_report(f"8: broker kill -9 with {count} queued", counts)
     assert 0 < done_at_kill < count
     assert counts["lost"] == counts["duplicated"] == 0
     assert republished >= count - done_at_kill - 10  # what the broker lost came again (a few were mid-run)

@@ -15,6 +15,7 @@ from workers.relay import relay_batch
 from workers.services import DeadLetterNotReplayableError, deadletter_replay
 from workers.testing import wait_until
 from workers.tests import fault_tasks
+from workers.tests.conftest import fault_report
 
 
 def _at(event: dict) -> float:
@@ -39,6 +40,8 @@ def test_transient_failures_retry_with_growing_backoff_and_succeed_on_try_three(
     assert gaps[1] >= 0.6
     assert effects.executions()["flaky-1"] == 3
     assert not DeadLetter.objects.exists()
+    counts = fault_report("3: two transient failures, then success", effects.report(["flaky-1"]))
+    assert counts == {"lost": 0, "duplicated": 0, "redeliveries": 2}  # the two retries
 
 
 def test_task_that_always_fails_becomes_one_dead_letter_and_its_replay_applies_once(celery_worker, effects):
@@ -69,6 +72,8 @@ def test_task_that_always_fails_becomes_one_dead_letter_and_its_replay_applies_o
     wait_until(lambda: effects.executions()["order-7"] == 5, timeout=20)
     assert effects.applied()["order-7"] == 1
     assert DeadLetter.objects.count() == 1
+    counts = fault_report("3: always fails, dead letter, replay, late duplicate", effects.report(["order-7"]))
+    assert counts == {"lost": 0, "duplicated": 0, "redeliveries": 4}  # 2 retries, the replay, the duplicate
 
 
 def test_permanent_error_is_not_retried(celery_worker, effects):
@@ -91,7 +96,8 @@ def test_same_message_published_twice_applies_once(celery_worker, effects):
 
     wait_until(lambda: effects.executions().get("evt-1") == 2, timeout=20)
     wait_until(lambda: effects.applied().get("evt-1"), timeout=5)
-    assert effects.report(["evt-1"]) == {"lost": 0, "duplicated": 0, "redeliveries": 1}
+    counts = fault_report("4: same message published twice", effects.report(["evt-1"]))
+    assert counts == {"lost": 0, "duplicated": 0, "redeliveries": 1}
 
 
 def test_message_without_idempotency_key_becomes_a_dead_letter(celery_worker, effects):

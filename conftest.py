@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 import redis
+from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
-from app.redis_client import cache_redis, reset_for_tests
+from app.redis_client import reset_for_tests
 from app.tenancy.authentication import key_cache_clear
 from app.tenancy.models import Retailer
 from app.tenancy.services import retailer_create
@@ -39,10 +40,15 @@ def tenant_make(name: str) -> Tenant:
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
-    """Every test starts with empty in-process caches and an empty cache Redis database."""
+    """Every test starts with empty in-process caches and an empty cache Redis database.
+
+    The flush uses a patient client: the hot path's own gives up after 50 ms, which a
+    busy CI machine sometimes takes before the test has even started.
+    """
     key_cache_clear()
     reset_for_tests()
-    cache_redis().flushdb()
+    with redis.Redis.from_url(django_settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5) as client:
+        client.flushdb()
     yield
     key_cache_clear()
 

@@ -59,36 +59,73 @@ def _worker_factory(celery_worker: Callable, **options: object) -> Callable:
     return lambda: celery_worker(["default"], concurrency=2, include=[fault_tasks.MODULE], **options)
 
 
+LONG_TASK_MS = 2000
+"""Run time of the two tasks a kill aims at: long enough to strike them mid-run, shorter
+than the fault tests' 4 s visibility timeout, so a live worker never restores them."""
+
+
+def _outbox_increments_with_two_long(keys: list[str]) -> set[str]:
+    """Rows for ``keys``; two neighbours a fifth of the way in sleep ``LONG_TASK_MS``, so the
+    worker's two pool processes run them together. Returns their keys."""
+    long_keys = set(keys[len(keys) // 5 : len(keys) // 5 + 2])
+    OutboxMessage.objects.bulk_create(
+        OutboxMessage(
+            task_name="workers_tests.increment",
+            kwargs={"sleep_ms": LONG_TASK_MS} if key in long_keys else {},
+            idempotency_key=key,
+        )
+        for key in keys
+    )
+    return long_keys
+
+
 @pytest.mark.parametrize("victim", ["pool_child", "main_process"])
 def test_1_kill_9_of_a_worker_mid_stream_loses_and_doubles_nothing(celery_worker, outbox_relay, effects, victim):
-    """Tasks come through the outbox, as business work does: kombu's Redis transport takes a
-    message off the queue (BRPOP) and records it as unacknowledged in a second round trip,
-    so a ``kill -9`` of the main process between the two loses that message from the
-    broker; the relay publishes rows not done within ``OUTBOX_REPUBLISH_AFTER_SECONDS`` again."""
+    """Tasks come through the outbox, as business work does.
+
+    A pool child is killed while it runs a long task: the worker rejects the message back
+    to the queue (``reject_on_worker_lost``), marked redelivered.
+
+    The main process is killed while both pool processes run the long tasks. The worker
+    (prefetch 1 x 2 processes) then holds exactly those two messages, unacknowledged, and
+    has no BRPOP in flight — kombu's Redis transport takes a message (BRPOP) and records
+    it as unacknowledged in a second round trip, and a kill between the two would lose it
+    from the broker. The relay re-publishes nothing within the test (republish after an
+    hour), so only the restarted worker's restore sweep (visibility 4 s, a sweep a second)
+    can bring the two back: it marks them redelivered, and every effect is still applied."""
     start = _worker_factory(celery_worker, extra_env=FAST_RESTORE_ENV)
     keys = [f"{victim}-{number}" for number in range(KILL_COUNT)]
-    _outbox_increments(keys)
-    outbox_relay(include=[fault_tasks.MODULE], extra_env={"OUTBOX_REPUBLISH_AFTER_SECONDS": "15"})
+    long_keys = _outbox_increments_with_two_long(keys)
+    republish_after = "15" if victim == "pool_child" else "3600"
+    outbox_relay(include=[fault_tasks.MODULE], extra_env={"OUTBOX_REPUBLISH_AFTER_SECONDS": republish_after})
     worker = start()
     wait_until(lambda: len(effects.applied()) >= KILL_COUNT // 10, timeout=60)
 
+    def children_running_long() -> list[int]:
+        children = worker.child_pids()
+        return [pid for pid, key in effects.running().items() if key in long_keys and pid in children]
+
     if victim == "pool_child":
-        child = wait_until(lambda: next((pid for pid in effects.running() if pid in worker.child_pids()), None))
+        child = wait_until(children_running_long, timeout=60, interval=0.01)[0]
         worker.kill_pid(child)  # the pool starts a new child; the message goes back to the queue
     else:
-        wait_until(effects.running)
+        wait_until(lambda: len(children_running_long()) == 2, timeout=60, interval=0.01)
         worker.kill(signal.SIGKILL)
         worker.wait(timeout=10)
         start()  # its restore sweep returns the dead worker's unacknowledged messages
-    applied_at_kill = len(effects.applied())
+    applied_at_kill = effects.applied()
 
     _settle(effects, KILL_COUNT, timeout=360)
     counts = fault_report(f"1: kill -9 {victim}, {KILL_COUNT} tasks", effects.report(keys))
     republished = OutboxMessage.objects.filter(publish_attempts__gte=2).count()
-    print(f"[1] rows published again by the relay: {republished}")  # noqa: T201
-    assert applied_at_kill < KILL_COUNT
+    print(f"[1] runs of redelivered messages: {effects.redelivered()}; rows published again: {republished}")  # noqa: T201
+    assert len(applied_at_kill) < KILL_COUNT
+    assert not all(applied_at_kill.get(key) for key in long_keys)  # the kill struck them mid-run
     assert counts == {"lost": 0, "duplicated": 0, "redeliveries": counts["redeliveries"]}
     assert counts["redeliveries"] >= 1
+    assert effects.redelivered() >= 1  # the broker gave a message back (the relay's copies are not marked)
+    if victim == "main_process":
+        assert republished == 0  # so every message that came back came through the restore sweep
     assert not DeadLetter.objects.exists()
 
 

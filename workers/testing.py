@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -284,6 +287,36 @@ def start_outbox_relay(
     """
     env = {**(extra_env or {}), **({"CELERY_IMPORTS": ",".join(include)} if include else {})}
     return start_manage_command("outbox_relay", *args, extra_env=env, ready_line=RELAY_READY_LINE)
+
+
+WEB_LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
+
+
+class WebServer:
+    """A ``gunicorn`` web process of the test's own, on a port the kernel chose."""
+
+    def __init__(self, *, extra_env: dict[str, str] | None = None) -> None:
+        args = [sys.executable, "-m", "gunicorn", "app.wsgi:application", "--bind", "127.0.0.1:0"]
+        args += ["--workers", "1", "--worker-class", "gthread", "--threads", "2", "--timeout", "30"]
+        self.process = ManagedProcess(args, env=subprocess_env(extra_env), name="gunicorn")
+        try:
+            self.process.wait_for_output("Booting worker")
+            listening = WEB_LISTENING.search(self.process.output())
+            if listening is None:
+                raise ProcessTimeoutError(f"gunicorn did not say where it listens:\n{self.process.output()[-2000:]}")
+        except BaseException:
+            self.process.stop(timeout=2)
+            raise
+        self.url = listening.group(1)
+
+    def get(self, path: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, str]:
+        """``GET path``: the status and the body as text (an error status is returned, not raised)."""
+        request = urllib.request.Request(self.url + path, headers=headers or {})  # noqa: S310 - http to 127.0.0.1
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
 
 
 PRIVATE_REDIS_PORTS = range(6391, 6400)

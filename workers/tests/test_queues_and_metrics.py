@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from contextlib import suppress
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from workers.testing import wait_until
+from workers.testing import ProcessTimeoutError, WebServer, wait_until
 from workers.tests import fault_tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,37 +90,84 @@ def test_metrics_need_the_bearer_token():
     assert wrong.json()["error"]["code"] == "invalid_key"
 
 
-def test_metrics_add_up_tasks_from_every_pool_process_and_show_the_backlog(celery_worker, effects):
+def test_metrics_add_up_tasks_from_every_process_and_every_web_process_reports_the_same(
+    celery_worker, web_server, effects
+):
     tasks = 40
+    webs = [web_server(), web_server()]  # two gunicorn processes, each with its own memory
     worker = celery_worker(["default"], concurrency=2, include=[fault_tasks.MODULE])
     _park_on_email(3)
     for number in range(tasks):
         fault_tasks.increment.enqueue(idempotency_key=f"m-{number}", sleep_ms=20)
-    fault_tasks.rejects_input.enqueue(idempotency_key="m-bad")
+    fault_tasks.flaky.enqueue(idempotency_key="m-flaky", failures=2)  # fails twice, retried twice
+    fault_tasks.rejects_input.enqueue(idempotency_key="m-bad")  # fails once, dead-lettered
 
-    wait_until(lambda: len(effects.applied()) == tasks, timeout=30)
+    wait_until(lambda: len(effects.applied()) == tasks + 1, timeout=30)
     wait_until(
-        lambda: len(worker.events("task_succeeded")) == tasks and worker.events("task_dead_lettered"), timeout=10
+        lambda: len(worker.events("task_succeeded")) == tasks + 1 and worker.events("task_dead_lettered"), timeout=10
     )
     pids = {event.get("pid") for event in worker.events("task_succeeded")}
+    scrapes = {
+        "this process": lambda: Client().get("/metrics", **TOKEN).content.decode(),
+        **{f"gunicorn {web.process.pid}": _scraper(web) for web in webs},
+    }
 
-    def scrape_once_counted() -> str | None:
-        text = Client().get("/metrics", **TOKEN).content.decode()
-        try:
-            counted = _sample(text, "storefabric_tasks_total", task="workers_tests.increment", outcome="succeeded")
-        except AssertionError:
-            return None
-        return text if counted >= tasks else None
+    expected = EXPECTED_COUNTERS | {("increment", "succeeded"): tasks}
 
-    text = wait_until(scrape_once_counted, timeout=5, interval=0.25)  # each process writes once a second
+    def scraped_once_all_counted() -> dict[str, str] | None:
+        texts = {source: scrape() for source, scrape in scrapes.items()}
+        return texts if all(_counters(text) == expected for text in texts.values()) else None
 
-    assert _sample(text, "storefabric_tasks_total", task="workers_tests.increment", outcome="succeeded") == tasks
-    assert _sample(text, "storefabric_task_duration_seconds_count", task="workers_tests.increment") == tasks
-    assert _sample(text, "storefabric_tasks_total", task="workers_tests.rejects_input", outcome="dead_lettered") == 1
-    assert _sample(text, "storefabric_queue_depth", queue="email") == 3
-    assert _sample(text, "storefabric_queue_oldest_age_seconds", queue="email") > 0
-    assert _sample(text, "storefabric_queue_depth", queue="default") == 0
-    assert _sample(text, "storefabric_dead_letters_open") == 1
-    assert _sample(text, "storefabric_outbox_backlog", status="pending") == 0
-    assert _sample(text, "storefabric_broker_up") == 1
+    with suppress(ProcessTimeoutError):  # each process writes its counts once a second
+        wait_until(scraped_once_all_counted, timeout=5, interval=0.25)
+    texts = {source: scrape() for source, scrape in scrapes.items()}
+
+    for source, text in texts.items():
+        assert _counters(text) == expected, source
+        assert _sample(text, "storefabric_task_duration_seconds_count", task="workers_tests.increment") == tasks
+        assert _sample(text, "storefabric_queue_depth", queue="email") == 3, source
+        assert _sample(text, "storefabric_queue_oldest_age_seconds", queue="email") > 0, source
+        assert _sample(text, "storefabric_queue_depth", queue="default") == 0, source
+        assert _sample(text, "storefabric_dead_letters_open") == 1, source
+        assert _sample(text, "storefabric_outbox_backlog", status="pending") == 0, source
+        assert _sample(text, "storefabric_broker_up") == 1, source
     assert len(pids) == 2  # both pool processes counted into the same totals
+
+
+COUNTED = (
+    ("increment", "succeeded"),
+    ("flaky", "succeeded"),
+    ("flaky", "retried"),
+    ("flaky", "failed"),
+    ("rejects_input", "failed"),
+    ("rejects_input", "dead_lettered"),
+)
+EXPECTED_COUNTERS = {
+    ("flaky", "succeeded"): 1,
+    ("flaky", "retried"): 2,
+    ("flaky", "failed"): 2,  # every failed run counts, retried or not
+    ("rejects_input", "failed"): 1,
+    ("rejects_input", "dead_lettered"): 1,
+}
+
+
+def _scraper(web: WebServer) -> Callable[[], str]:
+    def scrape() -> str:
+        status, text = web.get("/metrics", headers={"Authorization": TOKEN["HTTP_AUTHORIZATION"]})
+        assert status == 200, text
+        return text
+
+    return scrape
+
+
+def _counters(text: str) -> dict[tuple[str, str], float]:
+    """The ``COUNTED`` task counters of one scrape (0 for one not written yet)."""
+    counters = {}
+    for task, outcome in COUNTED:
+        try:
+            counters[task, outcome] = _sample(
+                text, "storefabric_tasks_total", task=f"workers_tests.{task}", outcome=outcome
+            )
+        except AssertionError:
+            counters[task, outcome] = 0.0
+    return counters

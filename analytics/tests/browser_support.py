@@ -1,4 +1,5 @@
-"""Servers for the browser tests: the live API (gunicorn), a retailer's page server, a broken API.
+"""Servers for the browser tests: the live API (gunicorn), a retailer's page server, a broken API,
+and the live storefront the fixtures in ``conftest.py`` build from them.
 
 The API runs as a real gunicorn process on the test database; its access log
 records every request, so the tests can count what the browser sent (OPTIONS
@@ -16,10 +17,20 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import StringIO
 from pathlib import Path
+from typing import Any
 
+import orjson
+from django.core.management import call_command
+from playwright.sync_api import Page
+
+from analytics.demo import DEMO_RETAILER
 from analytics.jsmin import MINIFIED
+from app.tenancy.models import ApiKey, Retailer
+from app.tenancy.services import origin_add
 from workers.testing import ManagedProcess, subprocess_env, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
@@ -32,6 +43,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+PRODUCTS = 12
+STORED_BATCHES = "Object.keys(localStorage).filter(k => k.startsWith('sf1:b:')).length"
+ALL_PRICED = "[...document.querySelectorAll('[data-sf-sku]')].every(e => e.hasAttribute('data-sf-price'))"
 
 
 def free_port() -> int:
@@ -154,9 +168,13 @@ def html_page(body: bytes) -> Route:
     return lambda handler: (200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}, body)
 
 
+def insert_script() -> Route:
+    script = MINIFIED.read_bytes()
+    return lambda handler: (200, {"Content-Type": "text/javascript"}, script)
+
+
 def broken_api(mode: str) -> LocalServer:
     """An API that serves the insert but fails everything else: ``error`` (500s) or ``hang`` (8 s, then 500)."""
-    script = MINIFIED.read_bytes()
 
     def failing(handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
         if mode == "hang":
@@ -165,7 +183,7 @@ def broken_api(mode: str) -> LocalServer:
 
     return LocalServer(
         {
-            ("GET", "/v1/js/storefabric.js"): lambda handler: (200, {"Content-Type": "text/javascript"}, script),
+            ("GET", "/v1/js/storefabric.js"): insert_script(),
             ("GET", "/v1/prices"): failing,
             ("POST", "/v1/events"): failing,
         }
@@ -180,3 +198,74 @@ def http_error_status(url: str, headers: dict[str, str]) -> tuple[int, dict[str,
             return response.status, dict(response.headers)
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers)
+
+
+@dataclass
+class Shopper:
+    """A page in its own browser context, with what reached its console."""
+
+    page: Page
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+    def uncaught(self) -> list[str]:
+        return self.page_errors + [text for text in self.console_errors if "Uncaught" in text]
+
+    def stored_batches(self) -> int:
+        return int(self.page.evaluate(STORED_BATCHES))
+
+
+def shown_prices(page: Page) -> dict[str, str]:
+    """The text of every marked product, by SKU."""
+    return dict(
+        page.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('[data-sf-sku]')]"
+            ".map(e => [e.dataset.sfSku, e.textContent]))"
+        )
+    )
+
+
+def shopper_watch(page: Page) -> Shopper:
+    watched = Shopper(page)
+    page.on("pageerror", lambda error: watched.page_errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and watched.console_errors.append(message.text))
+    return watched
+
+
+@dataclass
+class Storefront:
+    """The demo retailer's page on its own origin, the live API, and a real ingest worker."""
+
+    api: LiveApi
+    pages: LocalServer
+    worker: ManagedProcess
+    retailer: Retailer
+    key: str
+
+    def url(self, host: str = "127.0.0.1", path: str = "/shop") -> str:
+        return self.pages.url(path, host)
+
+    def prices(self, visitor: str) -> dict[str, dict[str, Any]]:
+        skus = ",".join(f"DEMO-{n:05d}" for n in range(1, PRODUCTS + 1))
+        body = orjson.loads(self.api.get(f"/v1/prices?skus={skus}&key={self.key}&visitor={visitor}"))
+        return {price["sku"]: price for price in body["prices"]}
+
+    def stop(self) -> None:
+        self.api.stop()
+        self.pages.stop()
+
+
+def storefront_start(settings: Any, tmp_path: Path, celery_worker: Callable[..., ManagedProcess]) -> Storefront:
+    """Seed the demo retailer, start gunicorn and an ingest worker, serve the demo page at ``/shop``."""
+    settings.DEMO_STOREFRONT = True
+    call_command(
+        "seed_demo", "--products", str(PRODUCTS), "--keys-file", str(tmp_path / "keys.json"), stdout=StringIO()
+    )
+    retailer = Retailer.objects.get(name=DEMO_RETAILER)
+    key = ApiKey.objects.filter(retailer=retailer, kind="pk", expires_at__isnull=True).latest("created_at")
+    pages = LocalServer({})
+    origin_add(retailer=retailer, origin=f"http://127.0.0.1:{pages.port}", actor="test")
+    api = LiveApi()
+    worker = celery_worker(["ingest"], concurrency=1)
+    pages.routes[("GET", "/shop")] = html_page(api.get("/demo/"))
+    return Storefront(api, pages, worker, retailer, key.publishable_value)

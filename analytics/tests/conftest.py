@@ -1,14 +1,24 @@
-"""Fixtures of the analytics tests: posting batches through the API, waiting for the ingest queue."""
+"""Fixtures of the analytics tests: posting batches through the API, waiting for the ingest queue,
+and the browser tests' Chromium, shopper and live storefront."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 from django.test import Client
+from playwright.sync_api import Browser, sync_playwright
 
+from analytics.tests.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Shopper,
+    Storefront,
+    shopper_watch,
+    storefront_start,
+)
 from analytics.tests.probes import CHROME_UA, ingest_drained
 from workers.testing import wait_until
 
@@ -45,3 +55,29 @@ def post_batch() -> Callable[[str, bytes], int]:
         return response.status_code
 
     return post
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still synchronous.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def shopper(browser: Browser) -> Iterator[Shopper]:
+    """A page in a fresh en-US, UTC browser context (its own localStorage)."""
+    context = browser.new_context(locale="en-US", timezone_id="UTC")
+    yield shopper_watch(context.new_page())
+    context.close()
+
+
+@pytest.fixture
+def storefront(settings, tmp_path, celery_worker) -> Iterator[Storefront]:
+    """The demo page on another origin than the live API (gunicorn), with a real ingest worker."""
+    shop = storefront_start(settings, tmp_path, celery_worker)
+    yield shop
+    shop.stop()

@@ -6,113 +6,28 @@ worker, the demo retailer from ``seed_demo``, and a page server on another port.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from decimal import Decimal
-from io import StringIO
-from typing import Any
 
-import orjson
 import pytest
-from django.core.management import call_command
-from playwright.sync_api import Browser, Page, sync_playwright
 
-from analytics.demo import DEMO_RETAILER
 from analytics.models import EventType, RawEvent
 from analytics.tests.browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    LiveApi,
+    ALL_PRICED,
+    PRODUCTS,
     LocalServer,
+    Storefront,
     broken_api,
     html_page,
     http_error_status,
+    shown_prices,
+    storefront_start,
 )
 from analytics.tests.probes import counted_by_sku, counted_total
-from app.tenancy.models import ApiKey, Retailer
-from app.tenancy.services import origin_add
 from workers import publish
-from workers.testing import ManagedProcess, PrivateRedis, private_redis_server, wait_until
+from workers.testing import PrivateRedis, private_redis_server, wait_until
 
 pytestmark = pytest.mark.browser
-
-PRODUCTS = 12
-STORED_BATCHES = "Object.keys(localStorage).filter(k => k.startsWith('sf1:b:')).length"
-ALL_PRICED = "[...document.querySelectorAll('[data-sf-sku]')].every(e => e.hasAttribute('data-sf-price'))"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still synchronous.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-@dataclass
-class Shopper:
-    page: Page
-    page_errors: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-
-    def uncaught(self) -> list[str]:
-        return self.page_errors + [text for text in self.console_errors if "Uncaught" in text]
-
-    def stored_batches(self) -> int:
-        return int(self.page.evaluate(STORED_BATCHES))
-
-
-@pytest.fixture
-def shopper(browser: Browser) -> Iterator[Shopper]:
-    context = browser.new_context(locale="en-US", timezone_id="UTC")
-    page = context.new_page()
-    watched = Shopper(page)
-    page.on("pageerror", lambda error: watched.page_errors.append(str(error)))
-    page.on("console", lambda message: message.type == "error" and watched.console_errors.append(message.text))
-    yield watched
-    context.close()
-
-
-@dataclass
-class Storefront:
-    api: LiveApi
-    pages: LocalServer
-    worker: ManagedProcess
-    retailer: Retailer
-    key: str
-
-    def url(self, host: str = "127.0.0.1") -> str:
-        return self.pages.url("/shop", host)
-
-    def prices(self, visitor: str) -> dict[str, dict[str, Any]]:
-        skus = ",".join(f"DEMO-{n:05d}" for n in range(1, PRODUCTS + 1))
-        body = orjson.loads(self.api.get(f"/v1/prices?skus={skus}&key={self.key}&visitor={visitor}"))
-        return {price["sku"]: price for price in body["prices"]}
-
-
-def _storefront(settings: Any, tmp_path: Any, celery_worker: Callable[..., ManagedProcess]) -> Storefront:
-    settings.DEMO_STOREFRONT = True
-    call_command(
-        "seed_demo", "--products", str(PRODUCTS), "--keys-file", str(tmp_path / "keys.json"), stdout=StringIO()
-    )
-    retailer = Retailer.objects.get(name=DEMO_RETAILER)
-    key = ApiKey.objects.filter(retailer=retailer, kind="pk", expires_at__isnull=True).latest("created_at")
-    pages = LocalServer({})
-    origin_add(retailer=retailer, origin=f"http://127.0.0.1:{pages.port}", actor="test")
-    api = LiveApi()
-    worker = celery_worker(["ingest"], concurrency=1)
-    pages.routes[("GET", "/shop")] = html_page(api.get("/demo/"))
-    return Storefront(api, pages, worker, retailer, key.publishable_value)
-
-
-@pytest.fixture
-def storefront(settings, tmp_path, celery_worker) -> Iterator[Storefront]:
-    shop = _storefront(settings, tmp_path, celery_worker)
-    yield shop
-    shop.api.stop()
-    shop.pages.stop()
 
 
 @pytest.fixture
@@ -120,21 +35,14 @@ def storefront_on_private_broker(settings, tmp_path, celery_worker) -> Iterator[
     with private_redis_server() as broker:
         settings.CELERY_BROKER_URL = broker.url  # gunicorn and the worker started below use it
         publish.web_publish_reset()
-        shop = _storefront(settings, tmp_path, celery_worker)
+        shop = storefront_start(settings, tmp_path, celery_worker)
         yield shop, broker
-        shop.api.stop()
-        shop.pages.stop()
+        shop.stop()
     publish.web_publish_reset()
 
 
 def us_dollars(amount: str) -> str:
     return f"${Decimal(amount):,.2f}"
-
-
-def shown_prices(page: Page) -> dict[str, str]:
-    return page.evaluate(
-        "Object.fromEntries([...document.querySelectorAll('[data-sf-sku]')].map(e => [e.dataset.sfSku, e.textContent]))"
-    )
 
 
 def test_prices_arrive_and_events_count_once_across_a_reload_without_preflights(storefront, shopper):

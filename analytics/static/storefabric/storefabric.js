@@ -10,9 +10,15 @@
  * fetch (text/plain, status read), on pagehide with sendBeacon after saving the
  * batch (a beacon reports no status, so the saved copy is sent again 2 s later or
  * on the next page). Unconfirmed batches stay in localStorage (one key per batch, so tabs
- * never overwrite each other; at most 20 batches, a day old at most) and are
- * retried with jittered backoff that honours Retry-After; a 4xx is dropped. At most
- * 60 KB is in flight per tick (the browser's keepalive limit is 64 KB a page).
+ * never overwrite each other; at most 20 batches, a day old at most, pruned oldest
+ * first on every tick) and are retried with jittered backoff that honours
+ * Retry-After; a 4xx other than 408/429 is dropped. Tabs of one origin share the
+ * stored batches: a tab sends one only while holding its Web Lock (where the page
+ * has navigator.locks: secure contexts), re-reading it under the lock, and writes a
+ * lease into the record (the only guard without Web Locks, and what keeps a batch
+ * whose keepalive fetch outlives its page from being resent at once). A failure
+ * never rewrites a batch that another tab confirmed meanwhile. At most 60 KB is in
+ * flight per tick (the browser's keepalive limit is 64 KB a page).
  * The server deduplicates by event id, so a resend is harmless. A prerendered
  * page sends nothing until it is shown. Nothing here throws into the page.
  * Source of storefabric.min.js (python manage.py build_insert).
@@ -253,7 +259,6 @@
   function save(events, lease) {
     var id = 'b:' + uuid();
     write(id, { t: Date.now(), n: 0, at: Date.now() + lease, e: events });
-    prune();
     return id;
   }
 
@@ -263,6 +268,9 @@
 
   function backoff(id, rec, retryAfter) {
     var wait = Math.min(300000, 1000 * Math.pow(2, rec.n));
+    if (!read(id)) {
+      return;
+    }
     rec.n += 1;
     rec.at = Date.now() + Math.max(wait * (0.5 + Math.random()), (parseInt(retryAfter, 10) || 0) * 1000);
     write(id, rec);
@@ -271,7 +279,7 @@
   function send(id, rec) {
     rec.at = Date.now() + LEASE;
     write(id, rec);
-    fetch(endpoint(), {
+    return fetch(endpoint(), {
       method: 'POST',
       body: JSON.stringify({ events: rec.e }),
       keepalive: true,
@@ -287,19 +295,32 @@
     });
   }
 
+  function claim(id) {
+    var rec = read(id);
+    return rec && rec.at <= Date.now() ? send(id, rec) : null;
+  }
+
   function tick() {
     var now;
     var budget = MAX_BYTES;
+    var locks = navigator.locks;
     while (queue.length) {
       save(take(), 0);
     }
+    prune();
     now = Date.now();
     stored().forEach(function (id) {
       var rec = read(id);
       var size = rec ? JSON.stringify(rec.e).length : 0;
       if (rec && rec.at <= now && size <= budget) {
         budget -= size;
-        send(id, rec);
+        if (locks) {
+          locks.request(PREFIX + id, { ifAvailable: true }, guard(function (lock) {
+            return lock && claim(id);
+          }))['catch'](noop);
+        } else {
+          claim(id);
+        }
       }
     });
   }
@@ -314,6 +335,7 @@
         write(id, { t: Date.now(), n: 0, at: 0, e: events });
       }
     }
+    prune();
   }
 
   function start() {

@@ -185,6 +185,9 @@ CELERY_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_SOFT_SHUTDOWN_TIMEOUT", default
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=500)
 OUTBOX_RELAY_IDLE_SECONDS = env.float("OUTBOX_RELAY_IDLE_SECONDS", default=0.5)
 OUTBOX_REPUBLISH_AFTER_SECONDS = env.float("OUTBOX_REPUBLISH_AFTER_SECONDS", default=900.0)
+# A web-published message still journaled this long after its publish is checked by the
+# journal sweep (workers.journal): waiting in its queue, held by a worker, or lost.
+JOURNAL_SWEEP_MIN_AGE_SECONDS = env.float("JOURNAL_SWEEP_MIN_AGE_SECONDS", default=60.0)
 OUTBOX_REPUBLISH_MAX_SECONDS = env.float("OUTBOX_REPUBLISH_MAX_SECONDS", default=6 * 3600.0)
 OUTBOX_RETENTION_SECONDS = env.int("OUTBOX_RETENTION_SECONDS", default=7 * 24 * 3600)
 # Extra task modules to import beyond each app's tasks.py (comma-separated dotted paths).

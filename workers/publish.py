@@ -9,7 +9,9 @@ socket operations and no retries: an outage costs one timeout and raises
 ``Retry-After``. The caller keeps the work (the JS insert resends the batch).
 
 On a Redis broker the message is one ``LPUSH`` of the envelope the kombu Redis
-transport writes, around the task message Celery builds (``amqp.as_task_v2``):
+transport writes, around the task message Celery builds (``amqp.as_task_v2``), sent
+in one ``MULTI`` with its publish-journal entry (``workers.journal``, which keeps a
+worker killed mid-``BRPOP`` from losing it):
 Celery's ``apply_async`` plus kombu's producer cost ~1.1 ms of CPU per publish,
 more than the rest of an events request, against ~0.2 ms for this (measured with
 ``bench/ingest_bench.py``). Celery still owns the task protocol; this module owns
@@ -42,6 +44,7 @@ from redis.retry import Retry
 from app.celery import celery_app
 from app.errors import ApiError
 from workers.broker import broker_is_redis
+from workers.journal import journal_push
 from workers.reliable import ReliableTask
 from workers.signals import stamp_headers
 
@@ -112,9 +115,9 @@ def redis_envelope(task: ReliableTask, kwargs: dict[str, Any], task_id: str) -> 
 
 
 def _publish_redis(task: ReliableTask, kwargs: dict[str, Any]) -> str:
+    """Into the queue and the publish journal in one ``MULTI`` (see ``workers.journal``)."""
     task_id = str(uuid.uuid4())
-    prefix = celery_app.conf.broker_transport_options.get("global_keyprefix", "")
-    _web_redis().lpush(f"{prefix}{task.queue}", orjson.dumps(redis_envelope(task, kwargs, task_id)))
+    journal_push(_web_redis(), task.queue, redis_envelope(task, kwargs, task_id))
     return task_id
 
 

@@ -14,7 +14,9 @@ hard time limits, late acknowledgement, re-queue on worker loss, and a required
   (Celery 5.7 calls ``on_failure`` for it in the worker's main process, see
   :mod:`workers.failed_runs`) — into one :class:`~workers.models.DeadLetter`, and
   marks its outbox row failed;
-* marks the outbox row that published the message done when the body succeeds;
+* marks the outbox row that published the message done when the body succeeds, and
+  clears a web-published message's publish-journal entry when its run begins
+  (:mod:`workers.journal`);
 * logs one structured line per start / success / retry / failure with the task
   id, idempotency key, retailer, request id (from the web request that
   published it) and duration, and counts outcomes for ``/metrics``.
@@ -32,6 +34,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 import structlog
 from celery import Task
 from celery.exceptions import Retry
@@ -45,6 +48,7 @@ from workers.broker import DELIVERIES_PREFIX, delivery_count_increment
 from workers.errors import PermanentError, PoisonMessageError, is_transient
 from workers.failed_runs import STARTED_AT, failed_run
 from workers.idempotency import db_once
+from workers.journal import JOURNALED_HEADER, journal_clear
 from workers.routing import Queue
 from workers.services import deadletter_record, outbox_mark_done
 
@@ -105,6 +109,8 @@ class ReliableTask(Task):  # type: ignore[misc]
 
     def _run_guarded(self, key: str | None, args: Any, kwargs: dict[str, Any]) -> Any:
         request = self.request
+        if request.get(JOURNALED_HEADER):
+            self._journal_clear(str(request.id))
         if not key:
             raise PermanentError(f"{self.name} was published without an idempotency_key")
         delivery = self._delivery_number()
@@ -129,6 +135,14 @@ class ReliableTask(Task):  # type: ignore[misc]
         metrics.task_outcome(self.name, ("succeeded",), duration, forget=self._delivery_key())
         log.info("task_succeeded", duration_ms=round(duration * 1000, 2))
         return result
+
+    @staticmethod
+    def _journal_clear(task_id: str) -> None:
+        """kombu holds the message from here on; a failed clear costs at most one harmless rerun."""
+        try:
+            journal_clear(task_id)
+        except redis.RedisError as error:
+            log.warning("journal_clear_failed", error=f"{type(error).__name__}: {error}")
 
     def _delivery_number(self) -> int:
         """Which delivery of this message this is. A first delivery costs nothing; the

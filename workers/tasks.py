@@ -1,4 +1,4 @@
-"""The fabric's own tasks: the event dispatcher and the periodic purges."""
+"""The fabric's own tasks: the event dispatcher, the periodic purges and the journal sweep."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 
 from workers.idempotency import idempotency_purge as idempotency_records_purge
+from workers.journal import journal_sweep as journal_messages_sweep
 from workers.outbox import EVENT_DISPATCH_TASK
 from workers.reliable import reliable_task
 from workers.routing import Queue
@@ -32,3 +33,10 @@ def outbox_purge(*, idempotency_key: str) -> None:
 def idempotency_purge(*, idempotency_key: str) -> None:
     """Forget idempotency claims older than IDEMPOTENCY_WINDOW_SECONDS. Idempotent."""
     log.info("idempotency_purged", rows=idempotency_records_purge())
+
+
+@reliable_task(name="workers.journal_sweep", queue=Queue.MAINTENANCE, soft_time_limit=50, time_limit=55)
+def journal_sweep(*, idempotency_key: str) -> None:
+    """Every minute: push back web-published messages a dying worker took and lost. Idempotent."""
+    result = journal_messages_sweep()
+    log.info("journal_swept", **result.__dict__)

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from workers.broker import message_sent_at, queue_peek, queue_purge, queue_stats, workers_online
+from workers.journal import journal_forget_queue
 from workers.routing import ALL_QUEUES
 
 
@@ -66,4 +67,5 @@ class Command(BaseCommand):
         if not confirmed:
             raise CommandError(f"this deletes every waiting message of {name!r}; add --yes to do it")
         removed = queue_purge(name)
-        self.stdout.write(f"{name}: purged {removed} messages")
+        forgotten = journal_forget_queue(name)  # or the journal sweep would bring them back
+        self.stdout.write(f"{name}: purged {removed} messages ({forgotten} journaled)")

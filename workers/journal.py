@@ -1,0 +1,142 @@
+"""The publish journal: what the web hands straight to a Redis broker is not lost by a worker.
+
+kombu's Redis transport takes a message with ``BRPOP`` and records it as
+unacknowledged (``unacked`` hash) in a second round trip. A worker's main process
+killed between the two — a ``kill -9``, an OOM kill, a lost machine — loses the
+message from the broker: neither the queue nor the ``unacked`` hash holds it, so
+no restore sweep brings it back. Outbox work is published again by the relay;
+a message published from a web request (an events batch answered 202) would be
+gone. The journal closes that window for those messages:
+
+* :func:`journal_push` writes the message into the queue **and** into the journal
+  (a hash by task id, an index by publish time) in one ``MULTI``: both or neither.
+* A task run begins with :func:`journal_clear` (``workers.reliable``): from there
+  on kombu holds the message in ``unacked`` (it records it before the consumer sees
+  it), and its restore sweep covers a worker that dies.
+* :func:`journal_sweep` (beat, every minute) looks at entries older than
+  ``JOURNAL_SWEEP_MIN_AGE_SECONDS``: one still waiting in its queue (the queue's
+  next message was published no later than it) or held by kombu (its delivery tag in
+  ``unacked``) is left alone; any other was taken and lost, and is pushed back to
+  the front of its queue marked redelivered, as kombu's own restore does.
+
+A run the sweep mistakes for lost (taken in the very millisecond of the check) runs
+twice, which the task's idempotency barrier makes harmless. Not journaled: a retry
+(published by the worker with a countdown) and messages on AMQP brokers, which do
+not have this window.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+import structlog
+from django.conf import settings
+
+from app.celery import celery_app
+from workers.broker import broker_redis, message_sent_at, queue_peek
+
+log = structlog.get_logger(__name__)
+
+JOURNAL_KEY = "sf:journal"
+JOURNAL_INDEX_KEY = "sf:journal:published"
+JOURNALED_HEADER = "journaled"
+SWEEP_BATCH = 500
+UNACKED_KEY = "unacked"  # kombu's Redis transport (Channel.unacked_key)
+
+
+def _prefix() -> str:
+    return str(celery_app.conf.broker_transport_options.get("global_keyprefix", ""))
+
+
+def journal_push(client: redis.Redis, queue: str, envelope: dict[str, Any]) -> None:
+    """Put ``envelope`` (a kombu Redis message) at the back of ``queue`` and in the journal, atomically."""
+    envelope["headers"][JOURNALED_HEADER] = True
+    task_id = envelope["headers"]["id"]
+    raw = orjson.dumps(envelope)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.lpush(f"{_prefix()}{queue}", raw)
+        pipe.hset(JOURNAL_KEY, task_id, raw)
+        pipe.zadd(JOURNAL_INDEX_KEY, {task_id: time.time()})
+        pipe.execute()
+
+
+def journal_clear(task_id: str) -> None:
+    """The message ``task_id`` has started: kombu holds it from now on."""
+    with broker_redis().pipeline(transaction=True) as pipe:
+        pipe.hdel(JOURNAL_KEY, task_id)
+        pipe.zrem(JOURNAL_INDEX_KEY, task_id)
+        pipe.execute()
+
+
+def journal_forget_queue(queue: str) -> int:
+    """Drop the entries of ``queue`` (after an operator purged it); returns how many."""
+    client = broker_redis()
+    dropped = 0
+    for task_id, raw in client.hscan_iter(JOURNAL_KEY):
+        if orjson.loads(raw)["properties"]["delivery_info"]["routing_key"] == queue:
+            journal_clear(task_id.decode())
+            dropped += 1
+    return dropped
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    examined: int
+    waiting: int
+    held: int
+    republished: int
+
+
+def journal_sweep(*, min_age: float | None = None, now: float | None = None) -> SweepResult:
+    """Push back every journaled message older than ``min_age`` seconds that was taken and lost.
+
+    Idempotent and safe to run in several processes at once: a message pushed back
+    twice runs twice, behind its idempotency barrier.
+    """
+    client = broker_redis()
+    age = settings.JOURNAL_SWEEP_MIN_AGE_SECONDS if min_age is None else min_age
+    moment = time.time() if now is None else now
+    due = [task_id.decode() for task_id in client.zrangebyscore(JOURNAL_INDEX_KEY, "-inf", moment - age)]
+    waiting = held = republished = 0
+    next_sent: dict[str, float | None] = {}
+    for task_id in due[:SWEEP_BATCH]:
+        raw = client.hget(JOURNAL_KEY, task_id)
+        if raw is None:  # started meanwhile
+            client.zrem(JOURNAL_INDEX_KEY, task_id)
+            continue
+        envelope = orjson.loads(raw)
+        queue = envelope["properties"]["delivery_info"]["routing_key"]
+        if queue not in next_sent:
+            next_message = queue_peek(queue)
+            next_sent[queue] = message_sent_at(next_message) if next_message else None
+        queued_since = next_sent[queue]
+        if queued_since is not None and queued_since <= (message_sent_at(envelope) or 0.0):
+            waiting += 1
+        elif client.hexists(f"{_prefix()}{UNACKED_KEY}", envelope["properties"]["delivery_tag"]):
+            held += 1
+        else:
+            _push_back(client, queue, envelope, moment)
+            republished += 1
+    result = SweepResult(examined=min(len(due), SWEEP_BATCH), waiting=waiting, held=held, republished=republished)
+    if republished:
+        log.warning("journal_messages_republished", **result.__dict__)
+    return result
+
+
+def _push_back(client: redis.Redis, queue: str, envelope: dict[str, Any], moment: float) -> None:
+    """To the front of its queue (BRPOP takes from the tail), marked redelivered, still journaled."""
+    envelope["headers"]["redelivered"] = True
+    envelope["properties"]["delivery_info"]["redelivered"] = True
+    envelope["properties"]["delivery_tag"] = str(uuid.uuid4())
+    raw = orjson.dumps(envelope)
+    task_id = envelope["headers"]["id"]
+    with client.pipeline(transaction=True) as pipe:
+        pipe.rpush(f"{_prefix()}{queue}", raw)
+        pipe.hset(JOURNAL_KEY, task_id, raw)
+        pipe.zadd(JOURNAL_INDEX_KEY, {task_id: moment})
+        pipe.execute()

@@ -39,6 +39,12 @@ broker_transport_options = _transport
 result_backend_transport_options = _transport
 visibility_timeout = settings.CELERY_VISIBILITY_TIMEOUT
 broker_connection_retry_on_startup = True
+# Celery's Django fixup closes every database connection before and after each task unless
+# this is set: a new PostgreSQL backend per task, measured at a quarter of an ingest batch's
+# time (bench/ingest_bench.py). Connections are kept instead, and Django's own rules
+# (CONN_MAX_AGE, CONN_HEALTH_CHECKS) are applied around each task, as around each web
+# request (workers.signals.close_old_connections); the fixup still closes them on fork.
+CELERY_DB_REUSE_MAX = 1_000_000_000
 broker_connection_timeout = 5.0
 imports = tuple(settings.CELERY_IMPORTS)
 task_queues = [KombuQueue(name) for name in ALL_QUEUES]

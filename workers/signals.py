@@ -13,7 +13,14 @@ import time
 from typing import Any
 
 import structlog
-from celery.signals import before_task_publish, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    before_task_publish,
+    task_postrun,
+    task_prerun,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from app.request_context import current_request_id
 
@@ -41,6 +48,14 @@ QUIETED_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
 which carry the idempotency key and request id; keep only their warnings and errors."""
 
 
+def close_old_connections(**_: Any) -> None:
+    """Django's per-request database hygiene, per task: drop a connection past
+    ``CONN_MAX_AGE`` or in error, and check health before the next use."""
+    from django.db import close_old_connections as django_close_old_connections
+
+    django_close_old_connections()
+
+
 def flush_metrics(**_: Any) -> None:
     from app.metrics import metrics_flush
 
@@ -52,5 +67,7 @@ def connect() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     before_task_publish.connect(stamp_headers, dispatch_uid="workers.stamp_headers", weak=False)
     worker_ready.connect(check_limits_on_start, dispatch_uid="workers.check_limits", weak=False)
+    task_prerun.connect(close_old_connections, dispatch_uid="workers.db_prerun", weak=False)
+    task_postrun.connect(close_old_connections, dispatch_uid="workers.db_postrun", weak=False)
     worker_process_shutdown.connect(flush_metrics, dispatch_uid="workers.flush_metrics_child", weak=False)
     worker_shutdown.connect(flush_metrics, dispatch_uid="workers.flush_metrics_main", weak=False)

@@ -70,6 +70,17 @@ def _apply(key: str) -> None:
         )
 
 
+BACKENDS = "sf:test:backends"
+
+
+@reliable_task(name="workers_tests.database_backend", queue=Queue.DEFAULT, soft_time_limit=10, time_limit=15)
+def database_backend(*, idempotency_key: str) -> None:
+    """Record which PostgreSQL backend (server process) served this run."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        patient_redis().hset(BACKENDS, idempotency_key, cursor.fetchone()[0])
+
+
 @reliable_task(name="workers_tests.record", queue=Queue.DEFAULT, soft_time_limit=10, time_limit=15)
 def record(*, idempotency_key: str) -> None:
     _count(EXECUTIONS, idempotency_key)

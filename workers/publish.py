@@ -10,7 +10,7 @@ socket operations and no retries: an outage costs one timeout and raises
 
 On a Redis broker the message is one ``LPUSH`` of the envelope the kombu Redis
 transport writes, around the task message Celery builds (``amqp.as_task_v2``), sent
-in one ``MULTI`` with its publish-journal entry (``workers.journal``, which keeps a
+in one script with its publish-journal entry (``workers.journal``, which keeps a
 worker killed mid-``BRPOP`` from losing it):
 Celery's ``apply_async`` plus kombu's producer cost ~1.1 ms of CPU per publish,
 more than the rest of an events request, against ~0.2 ms for this (measured with
@@ -115,7 +115,7 @@ def redis_envelope(task: ReliableTask, kwargs: dict[str, Any], task_id: str) -> 
 
 
 def _publish_redis(task: ReliableTask, kwargs: dict[str, Any]) -> str:
-    """Into the queue and the publish journal in one ``MULTI`` (see ``workers.journal``)."""
+    """Into the queue and the publish journal in one script (see ``workers.journal``)."""
     task_id = str(uuid.uuid4())
     journal_push(_web_redis(), task.queue, redis_envelope(task, kwargs, task_id))
     return task_id

@@ -16,9 +16,10 @@
 **Signal** = last hour / trailing mean, rounded half-up to 4 places, capped at
 ``MAX_SIGNAL``. **Cold start**: no activity in the trailing window → ``1.0000``.
 
-**When.** Recomputed after every ingested batch, for the SKUs in that batch, and
-handed to ``pricing.services.demand_signals_set`` (see
-:func:`analytics.services.demand_refresh`). The foundation API that sets a
+**When.** Recomputed about a second after every ingested batch (one refresh per
+retailer per ``ANALYTICS_DEMAND_REFRESH_DELAY_SECONDS`` window), for the SKUs its
+batches touched, and handed to ``pricing.services.demand_signals_set`` (see
+:func:`analytics.services.demand_refresh_marked`). The foundation API that sets a
 signal by hand sets this same number.
 """
 

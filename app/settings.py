@@ -196,6 +196,9 @@ CELERY_IMPORTS = env.list("CELERY_IMPORTS", default=[])
 # --- analytics (edges of the dedup window: analytics/retention.py) ------------
 ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=14)
 ANALYTICS_COUNTER_RETENTION_DAYS = env.int("ANALYTICS_COUNTER_RETENTION_DAYS", default=400)
+# A retailer's demand signals are recomputed at most once per this many seconds, that long
+# after the first batch of the window, for every SKU the window's batches touched.
+ANALYTICS_DEMAND_REFRESH_DELAY_SECONDS = env.float("ANALYTICS_DEMAND_REFRESH_DELAY_SECONDS", default=1.0)
 # The demo storefront at /demo/ (the seeded demo retailer's products); off in production by default.
 DEMO_STOREFRONT = env.bool("DEMO_STOREFRONT", default=EMBEDDED or DEBUG)
 

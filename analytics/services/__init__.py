@@ -1,6 +1,11 @@
 """Writes of the analytics app: ingestion (``ingest``) and demand signal pushes (``demand``)."""
 
-from analytics.services.demand import demand_refresh, demand_refresh_marked, demand_refresh_recent
+from analytics.services.demand import (
+    demand_refresh,
+    demand_refresh_claim,
+    demand_refresh_marked,
+    demand_refresh_recent,
+)
 from analytics.services.ingest import (
     IngestResult,
     PurgeResult,
@@ -16,6 +21,7 @@ __all__ = [
     "ReaggregateRangeError",
     "counters_reaggregate",
     "demand_refresh",
+    "demand_refresh_claim",
     "demand_refresh_marked",
     "demand_refresh_recent",
     "events_ingest",

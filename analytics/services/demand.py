@@ -5,10 +5,12 @@ Design note: ``docs/demand-signal.md``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -18,6 +20,7 @@ from analytics.demand import RECENT, demand_signals
 from analytics.models import DemandMark, SkuMinuteCount
 from pricing.models import DemandSignal
 from pricing.services import demand_signals_set
+from workers.broker import broker_redis
 
 DEMAND_LOCK_CLASS = 0x5F44  # pg_advisory_xact_lock(class, retailer_id): one demand push per retailer at a time
 # Smallest move of a signal worth a reprice: 1% of normal demand (a demand rule with sensitivity 1
@@ -27,6 +30,7 @@ PUSH_STEP = Decimal("0.0100")
 # The periodic sweep (every 5 minutes) also covers SKUs whose last activity just left the hour.
 RECENT_SLACK = timedelta(minutes=15)
 REFRESH_CHUNK = 500  # SKUs per demand push: one pricing transaction of bounded size
+REFRESH_WINDOW_PREFIX = "sf:demand-refresh-window"
 # Rounds a refresh runs for marks other batches left meanwhile; under a steady stream the next
 # batch takes over, and the 5-minute sweep covers SKUs whose marks outlive a burst's last round.
 MAX_ROUNDS = 10
@@ -79,14 +83,16 @@ def _take_marks(retailer_id: int) -> list[str]:
 
 
 def demand_refresh_marked(*, retailer_id: int, now: datetime | None = None) -> dict[str, Decimal]:
-    """After a batch: recompute the retailer's marked SKUs and push the signals that moved.
+    """At the end of a refresh window: recompute the retailer's marked SKUs and push the signals that moved.
 
-    Coalesced: while one refresh of a retailer runs, the batches finishing
-    meanwhile only leave their marks, and the running refresh takes them in its
-    next round (it looks again after each commit), so each SKU is recomputed
-    after every batch that touched it, from counts committed after that batch,
-    without recomputing once per batch. Pushes are serialised per retailer, so
-    the last push saw every count committed before it. Returns the signals pushed.
+    Coalesced twice: batches ask for at most one refresh per window
+    (:func:`demand_refresh_claim`), and while one refresh of a retailer runs, the
+    batches finishing meanwhile only leave their marks, which the running refresh
+    takes in its next round (it looks again after each commit). So each SKU is
+    recomputed within about a window after every batch that touched it, from
+    counts committed after that batch, without recomputing once per batch.
+    Pushes are serialised per retailer, so the last push saw every count
+    committed before it. Returns the signals pushed.
     """
     pushed: dict[str, Decimal] = {}
     for _ in range(MAX_ROUNDS):
@@ -100,6 +106,21 @@ def demand_refresh_marked(*, retailer_id: int, now: datetime | None = None) -> d
         if not DemandMark.objects.filter(retailer_id=retailer_id).exists():
             return pushed
     return pushed
+
+
+def demand_refresh_claim(*, retailer_id: int) -> str | None:
+    """Open the retailer's refresh window, if none is open: returns its id, or ``None``.
+
+    The caller that opens a window schedules one :func:`demand_refresh_marked` for its
+    end (``ANALYTICS_DEMAND_REFRESH_DELAY_SECONDS``); every batch committed before then
+    left its marks, which that refresh takes. A batch that finds a window open only
+    leaves marks. The window lives in the broker Redis (which does not evict); losing
+    it costs one extra refresh, never a missed one.
+    """
+    window = uuid.uuid4().hex
+    delay_ms = max(1, int(settings.ANALYTICS_DEMAND_REFRESH_DELAY_SECONDS * 1000))
+    opened = broker_redis().set(f"{REFRESH_WINDOW_PREFIX}:{retailer_id}", window, nx=True, px=delay_ms)
+    return window if opened else None
 
 
 def demand_refresh(*, retailer_id: int, skus: Iterable[str], now: datetime | None = None) -> dict[str, Decimal]:
@@ -127,7 +148,7 @@ def demand_refresh(*, retailer_id: int, skus: Iterable[str], now: datetime | Non
 def demand_refresh_recent(*, retailer_id: int | None = None, now: datetime | None = None) -> int:
     """Refresh the signals of every SKU with activity in the last hour and a bit (``RECENT_SLACK``).
 
-    Signals are recomputed after each batch for its SKUs; this periodic sweep
+    Signals are recomputed about a second after each batch for its SKUs; this periodic sweep
     makes a signal fall back when activity stops (the hour slides past it) and
     follows a re-aggregation. Returns the number of SKUs refreshed.
     """

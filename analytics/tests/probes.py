@@ -36,3 +36,12 @@ def wait_ingested(worker: ManagedProcess, batches: int, timeout: float = 60.0) -
         timeout=timeout,
         message=f"{batches} batches not ingested",
     )
+
+
+def wait_refreshed(worker: ManagedProcess, refreshes: int, timeout: float = 60.0) -> None:
+    """Wait until ``worker`` logged ``refreshes`` finished demand refreshes (one per refresh window)."""
+    wait_until(
+        lambda: len(worker.events("demand_signals_refreshed")) >= refreshes,
+        timeout=timeout,
+        message=f"{refreshes} demand refreshes not run",
+    )

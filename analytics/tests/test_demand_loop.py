@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.test import Client
 
 from analytics.tests.factories import batch_body, event_json
-from analytics.tests.probes import wait_ingested
+from analytics.tests.probes import wait_ingested, wait_refreshed
 from pricing.models import DemandSignal, PriceSnapshot
 from pricing.services import product_upsert, rule_create
 from workers.models import OutboxMessage
@@ -47,12 +47,14 @@ def test_scripted_events_reprice_the_sku_through_its_demand_signal(alice, celery
 
     assert post_batch(alice.publishable_key, batch_body(history)) == 202
     wait_ingested(worker, batches=1)
+    wait_refreshed(worker, refreshes=1)  # at the end of the retailer's refresh window
     assert DemandSignal.objects.get(retailer_id=retailer_id, sku=SKU).signal == Decimal("0.0000")
     # No activity in the last hour: signal 0, multiplier 1 - 0.5 = 0.5, held at the minimum 0.8.
     assert PriceSnapshot.objects.get(retailer_id=retailer_id, sku=SKU).effective_price == Decimal("64.00")
 
     assert post_batch(alice.publishable_key, batch_body(recent)) == 202
     wait_ingested(worker, batches=2)
+    wait_refreshed(worker, refreshes=2)
 
     assert DemandSignal.objects.get(retailer_id=retailer_id, sku=SKU).signal == Decimal("1.5000")
     snapshot = PriceSnapshot.objects.get(retailer_id=retailer_id, sku=SKU)

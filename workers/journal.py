@@ -75,8 +75,11 @@ def journal_push(client: redis.Redis, queue: str, envelope: dict[str, Any]) -> N
 
 
 def journal_clear(task_id: str) -> None:
-    """The message ``task_id`` has started: kombu holds it from now on."""
-    with broker_redis().pipeline(transaction=True) as pipe:
+    """The message ``task_id`` has started: kombu holds it from now on.
+
+    Not a transaction: an index entry left without its message is dropped by the sweep.
+    """
+    with broker_redis().pipeline(transaction=False) as pipe:
         pipe.hdel(JOURNAL_KEY, task_id)
         pipe.zrem(JOURNAL_INDEX_KEY, task_id)
         pipe.execute()

@@ -32,22 +32,24 @@ class HotRouteMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         routes = {route: import_string(view) for route, view in settings.HOT_ROUTES.items()}
-        self.exact: dict[str, View] = {route: view for route, view in routes.items() if not route.endswith("/")}
-        self.prefixed: list[tuple[str, View]] = [(route, view) for route, view in routes.items() if route.endswith("/")]
+        served = {route: (view, view_body_limit(view)) for route, view in routes.items()}
+        self.exact: dict[str, tuple[View, int]] = {r: hot for r, hot in served.items() if not r.endswith("/")}
+        self.prefixed = [(r, hot) for r, hot in served.items() if r.endswith("/")]
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info
-        view = self.exact.get(path)
-        if view is not None:
-            return self._serve(view, request)
-        for prefix, view in self.prefixed:
+        hot = self.exact.get(path)
+        if hot is not None:
+            return self._serve(hot, request)
+        for prefix, hot in self.prefixed:
             if path.startswith(prefix) and "/" not in path[len(prefix) :]:
-                return self._serve(view, request, path[len(prefix) :])
+                return self._serve(hot, request, path[len(prefix) :])
         return self.get_response(request)
 
     @staticmethod
-    def _serve(view: View, request: HttpRequest, *args: Any) -> HttpResponse:
-        refusal = body_limit_refusal(request, view_body_limit(view))
+    def _serve(hot: tuple[View, int], request: HttpRequest, *args: Any) -> HttpResponse:
+        view, limit = hot
+        refusal = body_limit_refusal(request, limit)
         response = refusal if refusal is not None else view(request, *args)
         if not response.streaming and not response.has_header("Content-Length"):
             response["Content-Length"] = str(len(response.content))  # keep-alive, as CommonMiddleware would

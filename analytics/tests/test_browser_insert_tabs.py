@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from playwright.sync_api import Route
+from playwright.sync_api import Page, Route
 
 from analytics.models import RawEvent
 from analytics.tests.browser_routes import (
@@ -26,13 +26,25 @@ from analytics.tests.browser_routes import (
 )
 from analytics.tests.browser_support import ALL_PRICED, PRODUCTS, html_page, shopper_watch
 from analytics.tests.probes import counted_total
-from workers.testing import wait_until
 
 pytestmark = pytest.mark.browser
 
 SEEDED_BATCHES = 8
 EVENTS_PER_BATCH = 3
 LEASE = 15_000  # the insert's lease on a batch it is sending
+
+
+def _pump_until_counted(first: Page, second: Page, retailer_id: int, total: int) -> None:
+    """Both tabs send what they still hold until the server counted ``total`` events. Routed
+    requests reach the server only while Playwright is pumped (``pump_until``), never during a
+    plain sleep, so a ``wait_until`` here would hold back the tabs' last batches."""
+
+    def all_counted() -> bool:
+        first.evaluate("window.storefabric.flush()")
+        second.evaluate("window.storefabric.flush()")
+        return counted_total(retailer_id) == total
+
+    pump_until(first, all_counted, timeout=60, message="events not counted")
 
 
 def test_two_tabs_send_each_stored_batch_once_and_it_is_counted_once(storefront, shopper):
@@ -57,7 +69,7 @@ def test_two_tabs_send_each_stored_batch_once_and_it_is_counted_once(storefront,
     assert [sends[event_id] for event_id in seeded_ids] == [1] * len(seeded_ids)
     rid = storefront.retailer.id
     total = SEEDED_BATCHES * EVENTS_PER_BATCH + 2 * (1 + PRODUCTS)
-    wait_until(lambda: counted_total(rid) == total, timeout=30, message="events not counted")
+    _pump_until_counted(first, second.page, rid, total)
     assert RawEvent.objects.filter(retailer_id=rid, event_id__in=seeded_ids).count() == len(seeded_ids)
     assert shopper.uncaught() == second.uncaught() == []
 
@@ -117,6 +129,6 @@ def test_a_batch_one_tab_is_sending_is_not_resurrected_by_its_failure(storefront
 
     assert posts.times(stored) == 2  # held + (web locks: the first tab's retry | lease only: the other tab)
     rid = storefront.retailer.id
-    wait_until(lambda: counted_total(rid) == EVENTS_PER_BATCH + 2 * (1 + PRODUCTS), timeout=30, message="not counted")
+    _pump_until_counted(first, second.page, rid, EVENTS_PER_BATCH + 2 * (1 + PRODUCTS))
     assert RawEvent.objects.filter(retailer_id=rid, event_id__in=stored).count() == EVENTS_PER_BATCH
     assert shopper.uncaught() == second.uncaught() == []

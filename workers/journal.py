@@ -54,24 +54,30 @@ def _prefix() -> str:
 
 
 # One command, atomic, one reply: a MULTI of the same three costs five commands and replies
-# on the events request (measured with bench/ingest_bench.py).
-_PUSH_SCRIPT = """
-redis.call('LPUSH', KEYS[1], ARGV[2])
+# on the events request (measured with bench/ingest_bench.py). ARGV[4] is the push: LPUSH
+# puts a message at the back of its queue (BRPOP takes from the tail), RPUSH at the front.
+_WRITE_SCRIPT = """
+redis.call(ARGV[4], KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 return 1
 """
-_push_script: Any = None
+_write_script: Any = None
+
+
+def _write(client: redis.Redis, queue: str, envelope: dict[str, Any], *, push: str, moment: float) -> None:
+    """Push ``envelope`` onto ``queue`` and (re)write its journal entry, dated ``moment``, atomically."""
+    global _write_script
+    if _write_script is None:
+        _write_script = client.register_script(_WRITE_SCRIPT)
+    keys = [f"{_prefix()}{queue}", JOURNAL_KEY, JOURNAL_INDEX_KEY]
+    _write_script(keys=keys, args=[envelope["headers"]["id"], orjson.dumps(envelope), moment, push], client=client)
 
 
 def journal_push(client: redis.Redis, queue: str, envelope: dict[str, Any]) -> None:
     """Put ``envelope`` (a kombu Redis message) at the back of ``queue`` and in the journal, atomically."""
-    global _push_script
     envelope["headers"][JOURNALED_HEADER] = True
-    if _push_script is None:
-        _push_script = client.register_script(_PUSH_SCRIPT)
-    keys = [f"{_prefix()}{queue}", JOURNAL_KEY, JOURNAL_INDEX_KEY]
-    _push_script(keys=keys, args=[envelope["headers"]["id"], orjson.dumps(envelope), time.time()], client=client)
+    _write(client, queue, envelope, push="LPUSH", moment=time.time())
 
 
 def journal_clear(task_id: str) -> None:
@@ -141,14 +147,8 @@ def journal_sweep(*, min_age: float | None = None, now: float | None = None) -> 
 
 
 def _push_back(client: redis.Redis, queue: str, envelope: dict[str, Any], moment: float) -> None:
-    """To the front of its queue (BRPOP takes from the tail), marked redelivered, still journaled."""
+    """To the front of its queue, marked redelivered as kombu's own restore marks it, still journaled."""
     envelope["headers"]["redelivered"] = True
     envelope["properties"]["delivery_info"]["redelivered"] = True
     envelope["properties"]["delivery_tag"] = str(uuid.uuid4())
-    raw = orjson.dumps(envelope)
-    task_id = envelope["headers"]["id"]
-    with client.pipeline(transaction=True) as pipe:
-        pipe.rpush(f"{_prefix()}{queue}", raw)
-        pipe.hset(JOURNAL_KEY, task_id, raw)
-        pipe.zadd(JOURNAL_INDEX_KEY, {task_id: moment})
-        pipe.execute()
+    _write(client, queue, envelope, push="RPUSH", moment=moment)

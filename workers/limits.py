@@ -25,7 +25,7 @@ from django.conf import settings
 from app.celery import celery_app
 from workers.backoff import max_countdown
 from workers.reliable import ReliableTask
-from workers.routing import WORKER_GROUPS, WorkerGroup
+from workers.routing import WORKER_GROUPS, WorkerGroup, worker_group_of
 
 
 def _reliable_tasks() -> dict[str, ReliableTask]:
@@ -38,11 +38,7 @@ def prefetch_wait_bound(group: WorkerGroup, tasks: Sequence[ReliableTask]) -> fl
     return float(group.prefetch_multiplier * longest)
 
 
-def _group_of(queue: str, groups: Sequence[WorkerGroup]) -> WorkerGroup | None:
-    return next((group for group in groups if queue in group.queues), None)
-
-
-def visibility_timeout_problems(groups: Sequence[WorkerGroup] = WORKER_GROUPS) -> list[str]:
+def visibility_timeout_problems(groups: tuple[WorkerGroup, ...] = WORKER_GROUPS) -> list[str]:
     """Tasks whose prefetch wait + hard time limit + longest retry countdown reach the
     visibility timeout: such a message would be handed to a second worker while the
     first still holds it. A task on a queue no worker group serves is a problem too."""
@@ -52,7 +48,7 @@ def visibility_timeout_problems(groups: Sequence[WorkerGroup] = WORKER_GROUPS) -
     waits = {group.process: prefetch_wait_bound(group, list(tasks.values())) for group in groups}
     problems = []
     for name, task in tasks.items():
-        group = _group_of(task.queue, groups)
+        group = worker_group_of(task.queue, groups)
         if group is None:
             problems.append(f"{name}: no worker group serves its queue {task.queue!r}")
             continue

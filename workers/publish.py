@@ -135,8 +135,9 @@ def _kwargs_repr(kwargs: dict[str, Any]) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) or len(value) <= KWARGS_REPR_LIMIT else None
-    return text if text is not None else f"<str of {len(value)} characters>"
+    if isinstance(value, str) and len(value) > KWARGS_REPR_LIMIT:
+        return f"<str of {len(value)} characters>"
+    return repr(value)
 
 
 def _origin_name() -> str:

@@ -47,9 +47,6 @@ WORKER_GROUPS: tuple[WorkerGroup, ...] = (
 )
 
 
-def worker_group_of(queue: str) -> WorkerGroup:
-    """The group serving ``queue``; raises ``LookupError`` for a queue no group serves."""
-    for group in WORKER_GROUPS:
-        if queue in group.queues:
-            return group
-    raise LookupError(f"no worker group serves the {queue!r} queue")
+def worker_group_of(queue: str, groups: tuple[WorkerGroup, ...] = WORKER_GROUPS) -> WorkerGroup | None:
+    """The group of ``groups`` serving ``queue``, or ``None`` when none does."""
+    return next((group for group in groups if queue in group.queues), None)

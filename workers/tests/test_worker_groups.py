@@ -53,6 +53,7 @@ def test_every_queue_is_served_by_exactly_one_worker_group():
 def test_long_queues_prefetch_one_message_per_pool_process():
     for queue in LONG_QUEUES:
         group = worker_group_of(queue)
+        assert group is not None, queue
         assert group.prefetch_multiplier == 1, (queue, group.process)
         assert _procfile_workers()[group.process].prefetch_multiplier == 1, (queue, group.process)
 

@@ -54,16 +54,19 @@ def view_body_limit(view_func: Any) -> int:
     return int(settings.MAX_BODY_BYTES)
 
 
+def _too_large(limit: int) -> HttpResponse:
+    return error_response(ApiError("payload_too_large", f"The body must be at most {limit} bytes."))
+
+
 def body_limit_refusal(request: HttpRequest, limit: int) -> HttpResponse | None:
     """A JSON 413 when the body is over ``limit`` bytes (declared, or read from a chunked stream)."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return None
-    too_large = ApiError("payload_too_large", f"The body must be at most {limit} bytes.")
     declared = request.META.get("CONTENT_LENGTH")
     if declared:
         try:
             if int(declared) > limit:
-                return error_response(too_large)
+                return _too_large(limit)
         except ValueError:
             return error_response(ApiError("malformed_request", "Content-Length is not a number."))
         return None
@@ -71,7 +74,7 @@ def body_limit_refusal(request: HttpRequest, limit: int) -> HttpResponse | None:
         stream = request.META["wsgi.input"]
         body = stream.read(limit + 1)
         if len(body) > limit:
-            return error_response(too_large)
+            return _too_large(limit)
         request._stream = io.BytesIO(body)  # type: ignore[attr-defined]
         request.META["CONTENT_LENGTH"] = str(len(body))
     return None

@@ -14,6 +14,7 @@ from app.errors import ApiError, error_response
 from app.request_context import accept_request_id, bind_request_id, reset_request_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_META = "HTTP_X_REQUEST_ID"  # read from META: request.headers copies every header first
 
 
 class RequestIdMiddleware:
@@ -23,7 +24,7 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+        request_id = accept_request_id(request.META.get(REQUEST_ID_META))
         token = bind_request_id(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:

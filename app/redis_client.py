@@ -7,11 +7,14 @@ not one per request: after a failure every call fails fast with
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import hiredis
 import redis
 import structlog
 from django.conf import settings
@@ -89,6 +92,66 @@ def redis_guarded(call: Callable[[redis.Redis], T]) -> T:
         raise RedisUnavailableError(str(error)) from error
     guard.record_success()
     return result
+
+
+# redis-py 8's Connection; typed Any because the types-redis 4.6 stubs predate its
+# ``is_connected`` and take only ``str`` payloads.
+Connection = Any
+
+
+class _ThreadConnections(threading.local):
+    """A client's connections owned by threads: one per thread, made in this process."""
+
+    pid: int = 0
+    connection: Connection | None = None
+
+
+# Weak: a client that is replaced (an outage reset, settings changed under a test) takes its
+# threads' connections with it; a connection closes its socket when it is collected.
+_owned: weakref.WeakKeyDictionary[redis.Redis, _ThreadConnections] = weakref.WeakKeyDictionary()
+_owned_lock = threading.Lock()
+
+
+def _thread_connection(client: redis.Redis) -> Connection:
+    """This thread's connection to ``client``'s server (connected on first use)."""
+    owned = _owned.get(client)
+    if owned is None:
+        with _owned_lock:
+            owned = _owned.setdefault(client, _ThreadConnections())
+    if owned.connection is None or owned.pid != os.getpid():
+        pool = client.connection_pool
+        owned.pid, owned.connection = os.getpid(), pool.connection_class(**pool.connection_kwargs)
+    return owned.connection
+
+
+def _exchange(connection: Connection, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    try:
+        # hiredis packs in C: a quarter of the CPU of redis-py's packer for the hot path's commands
+        connection.send_packed_command([b"".join([hiredis.pack_command(command) for command in commands])])
+        return [connection.read_response() for _ in commands]
+    except BaseException:
+        connection.disconnect()  # unread replies may be left on the socket: never reuse it
+        raise
+
+
+def round_trip(client: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Send ``commands`` in one write on this thread's own connection and read their replies.
+
+    A pipeline without redis-py's ``Pipeline`` object and without a pool checkout, whose
+    readability poll and bookkeeping cost as much CPU as the exchange itself (~17 us of
+    ~34 us a round trip, measured on our 2-core machine). A connection the server closed
+    while it sat idle (a Redis restart) fails with a ``ConnectionError``; it is replaced and
+    the commands sent once more, so callers send only what is safe to repeat (reads, a rate
+    counter). A timeout is never retried: the breaker takes over.
+    """
+    connection = _thread_connection(client)
+    was_connected = connection.is_connected
+    try:
+        return _exchange(connection, commands)
+    except redis.ConnectionError:
+        if not was_connected:
+            raise
+    return _exchange(connection, commands)
 
 
 def cache_key(*parts: Any) -> str:

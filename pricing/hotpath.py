@@ -21,7 +21,7 @@ import structlog
 from django.http import HttpRequest, HttpResponse
 
 from app.errors import ApiError, error_response
-from app.redis_client import RedisUnavailableError, redis_guarded
+from app.redis_client import RedisUnavailableError, redis_guarded, round_trip
 from app.tenancy.authentication import AuthContext, request_authenticate
 from app.tenancy.cors import cors_apply
 from app.tenancy.ratelimit import rate_limit_command, rate_limit_enforce, rate_window
@@ -81,24 +81,6 @@ def _fill(retailer_id: int, skus: list[str]) -> dict[str, Body | None]:
     return found
 
 
-def _round_trip(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Send ``commands`` in one write and read their replies: a pipeline without redis-py's
-    Pipeline object (~45 us less CPU a request, measured on our 2-core machine).
-
-    Any error leaves unread replies on the socket, so the connection is dropped, never reused.
-    """
-    pool = client.connection_pool
-    connection = pool.get_connection()
-    try:
-        connection.send_packed_command(connection.pack_commands(commands))
-        return [connection.read_response() for _ in commands]
-    except BaseException:
-        connection.disconnect()
-        raise
-    finally:
-        pool.release(connection)
-
-
 _outage_logged_at = 0.0
 OUTAGE_LOG_INTERVAL_SECONDS = 10.0
 
@@ -119,7 +101,7 @@ def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | Non
     window = rate_window(context)
 
     def fetch(client: redis.Redis) -> list[Any]:
-        return _round_trip(client, [("MGET", *keys), rate_limit_command(window)])
+        return round_trip(client, [("MGET", *keys), rate_limit_command(window)])
 
     try:
         values, count = redis_guarded(fetch)

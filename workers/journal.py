@@ -38,6 +38,7 @@ import structlog
 from django.conf import settings
 
 from app.celery import celery_app
+from app.redis_client import round_trip
 from workers.broker import broker_redis, message_sent_at, queue_peek
 
 log = structlog.get_logger(__name__)
@@ -56,22 +57,21 @@ def _prefix() -> str:
 # One command, atomic, one reply: a MULTI of the same three costs five commands and replies
 # on the events request (measured with bench/ingest_bench.py). ARGV[4] is the push: LPUSH
 # puts a message at the back of its queue (BRPOP takes from the tail), RPUSH at the front.
+# Sent as EVAL on the thread's own connection (``app.redis_client.round_trip``): one command a
+# restarted Redis still understands, where EVALSHA would need a NOSCRIPT fallback.
 _WRITE_SCRIPT = """
 redis.call(ARGV[4], KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 return 1
 """
-_write_script: Any = None
 
 
 def _write(client: redis.Redis, queue: str, envelope: dict[str, Any], *, push: str, moment: float) -> None:
     """Push ``envelope`` onto ``queue`` and (re)write its journal entry, dated ``moment``, atomically."""
-    global _write_script
-    if _write_script is None:
-        _write_script = client.register_script(_WRITE_SCRIPT)
-    keys = [f"{_prefix()}{queue}", JOURNAL_KEY, JOURNAL_INDEX_KEY]
-    _write_script(keys=keys, args=[envelope["headers"]["id"], orjson.dumps(envelope), moment, push], client=client)
+    keys = (f"{_prefix()}{queue}", JOURNAL_KEY, JOURNAL_INDEX_KEY)
+    args = (envelope["headers"]["id"], orjson.dumps(envelope), moment, push)
+    round_trip(client, [("EVAL", _WRITE_SCRIPT, len(keys), *keys, *args)])
 
 
 def journal_push(client: redis.Redis, queue: str, envelope: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import redis
 import structlog
 
 from app.errors import ApiError
-from app.redis_client import RedisUnavailableError, cache_key, redis_guarded
+from app.redis_client import RedisUnavailableError, cache_key, redis_guarded, round_trip
 from app.tenancy.authentication import AuthContext
 
 log = structlog.get_logger(__name__)
@@ -44,16 +44,11 @@ def rate_window(context: AuthContext, now: float | None = None) -> RateWindow:
 
 
 def rate_limit_command(window: RateWindow) -> tuple[str | int, ...]:
-    """The counter increment as one raw command (its reply is a count), for callers that
-    send their own batch of commands on one connection."""
+    """The counter increment as one raw command (its reply is a count), to send in the same
+    round trip as other commands."""
+    # EVAL rather than a registered Script: Redis caches the compiled body either way, and
+    # EVALSHA would need a NOSCRIPT fallback on every connection to a restarted Redis.
     return ("EVAL", _INCR_WITH_TTL, 1, window.key, WINDOW_SECONDS + 1)
-
-
-def rate_limit_queue(pipe: redis.client.Pipeline, window: RateWindow) -> None:
-    """Append the counter increment to ``pipe`` (its result is a count)."""
-    # EVAL rather than a registered Script: redis-py sends SCRIPT EXISTS before a pipeline
-    # that holds a Script, a second round trip; Redis caches the compiled body either way.
-    pipe.execute_command(*rate_limit_command(window))
 
 
 def rate_limit_enforce(context: AuthContext, count: int, window: RateWindow) -> None:
@@ -71,9 +66,7 @@ def rate_limit_check(context: AuthContext) -> None:
     window = rate_window(context)
 
     def count(client: redis.Redis) -> int:
-        pipe = client.pipeline(transaction=False)
-        rate_limit_queue(pipe, window)
-        return int(pipe.execute()[0])
+        return int(round_trip(client, [rate_limit_command(window)])[0])
 
     try:
         hits = redis_guarded(count)

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -163,40 +164,69 @@ def load(server: Server, requests: list[str], *, duration: float, connections: i
     return result
 
 
-def _median(rows: list[dict[str, Any]], field: str) -> dict[str, Any]:
+def median_row(rows: list[dict[str, Any]], field: str) -> dict[str, Any]:
     return sorted(rows, key=lambda row: row[field])[len(rows) // 2]
 
 
-def measure(server: Server, sets: dict[str, list[str]], options: argparse.Namespace) -> dict[str, Any]:
-    """Short slices of a, b and c in rotating order, ratios paired per round, medians kept.
+def paired_rounds(
+    server: Server,
+    sets: dict[str, list[str]],
+    *,
+    rounds: int,
+    duration: float,
+    connections: int,
+    allow_errors: bool = False,
+    after_slice: Callable[[str], None] | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, float]]]:
+    """Short slices of every set in rotating order, ``rounds`` times: the slices by set, and
+    each round's requests/s by set.
 
     Other processes on a shared machine slow every slice of a round alike, so the
-    median of paired ratios moves far less than a ratio of two long runs.
+    median of ratios paired by round moves far less than a ratio of two long runs.
     """
-    for requests in sets.values() if options.warmup else ():  # connections, key cache, Redis copies
-        load(server, requests, duration=options.warmup, connections=options.connections)
     names = list(sets)
     slices: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    paired: dict[str, list[float]] = {"b/a": [], "c/a": []}
-    for round_index in range(options.rounds):
+    per_round: list[dict[str, float]] = []
+    for round_index in range(rounds):
         shift = round_index % len(names)
-        got = {}
+        got: dict[str, float] = {}
         for name in names[shift:] + names[:shift]:
-            got[name] = load(server, sets[name], duration=options.duration, connections=options.connections)
-            if got[name]["errors"] and not options.no_targets:
-                raise RuntimeError(f"{name}: {got[name]['errors']} requests failed")
-            slices[name].append(got[name])
-        for ratio in paired:
-            top, bottom = ratio.split("/")
-            paired[ratio].append(got[top]["rps"] / got[bottom]["rps"] if got[bottom]["rps"] else 0.0)
-    peak = {name: _median(rows, "rps") for name, rows in slices.items()}
+            result = load(server, sets[name], duration=duration, connections=connections)
+            if result["errors"] and not allow_errors:
+                raise RuntimeError(f"{name}: {result['errors']} requests failed")
+            if after_slice is not None:
+                after_slice(name)
+            slices[name].append(result)
+            got[name] = result["rps"]
+        per_round.append(got)
+    return slices, per_round
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def measure(server: Server, sets: dict[str, list[str]], options: argparse.Namespace) -> dict[str, Any]:
+    """Paired rounds of a, b and c at peak (medians kept), then b at half its peak rate."""
+    for requests in sets.values() if options.warmup else ():  # connections, key cache, Redis copies
+        load(server, requests, duration=options.warmup, connections=options.connections)
+    slices, per_round = paired_rounds(
+        server,
+        sets,
+        rounds=options.rounds,
+        duration=options.duration,
+        connections=options.connections,
+        allow_errors=options.no_targets,
+    )
+    paired = {ratio: [got[ratio[0]] / got["a"] if got["a"] else 0.0 for got in per_round] for ratio in ("b/a", "c/a")}
+    peak = {name: median_row(rows, "rps") for name, rows in slices.items()}
     half_rate = max(1.0, peak["b"]["rps"] / 2)
     halves = [
         load(server, sets["b"], duration=options.duration, connections=options.connections, rate=half_rate)
         for _ in range(options.rounds)
     ]
-    half = {**_median(halves, "p99_ms"), "rate": round(half_rate, 1)}
-    ratios = {name: round(sorted(values)[len(values) // 2], 3) for name, values in paired.items()}
+    half = {**median_row(halves, "p99_ms"), "rate": round(half_rate, 1)}
+    ratios = {name: round(median(values), 3) for name, values in paired.items()}
     ratios["p99_b_half_ms"] = half["p99_ms"]
     return {"peak": peak, "b_at_half_peak": half, "ratios": ratios, "paired_ratios": paired}
 

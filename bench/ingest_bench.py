@@ -110,14 +110,7 @@ def measure_api(server: Server, demo: dict[str, Any], options: argparse.Namespac
 
     for requests in sets.values():
         load(server, requests, duration=min(1.0, options.duration), connections=options.connections)
-    slices, per_round = paired_rounds(
-        server,
-        sets,
-        rounds=options.rounds,
-        duration=options.duration,
-        connections=options.connections,
-        after_slice=discard_batches,
-    )
+    slices, per_round = paired_rounds(server, sets, options, after_slice=discard_batches)
     per_round_ratios = [got["api"] * EVENTS_PER_BATCH / got["bare"] for got in per_round]
     result: dict[str, Any] = {name: median_row(rows, "rps") for name, rows in slices.items()}
     result["api"]["events_per_s"] = round(result["api"]["rps"] * EVENTS_PER_BATCH, 1)

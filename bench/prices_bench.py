@@ -171,15 +171,13 @@ def median_row(rows: list[dict[str, Any]], field: str) -> dict[str, Any]:
 def paired_rounds(
     server: Server,
     sets: dict[str, list[str]],
+    options: argparse.Namespace,
     *,
-    rounds: int,
-    duration: float,
-    connections: int,
     allow_errors: bool = False,
     after_slice: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, float]]]:
-    """Short slices of every set in rotating order, ``rounds`` times: the slices by set, and
-    each round's requests/s by set.
+    """Slices of ``options.duration`` of every set in rotating order, ``options.rounds`` times:
+    the slices by set, and each round's requests/s by set.
 
     Other processes on a shared machine slow every slice of a round alike, so the
     median of ratios paired by round moves far less than a ratio of two long runs.
@@ -187,11 +185,11 @@ def paired_rounds(
     names = list(sets)
     slices: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     per_round: list[dict[str, float]] = []
-    for round_index in range(rounds):
+    for round_index in range(options.rounds):
         shift = round_index % len(names)
         got: dict[str, float] = {}
         for name in names[shift:] + names[:shift]:
-            result = load(server, sets[name], duration=duration, connections=connections)
+            result = load(server, sets[name], duration=options.duration, connections=options.connections)
             if result["errors"] and not allow_errors:
                 raise RuntimeError(f"{name}: {result['errors']} requests failed")
             if after_slice is not None:
@@ -210,14 +208,7 @@ def measure(server: Server, sets: dict[str, list[str]], options: argparse.Namesp
     """Paired rounds of a, b and c at peak (medians kept), then b at half its peak rate."""
     for requests in sets.values() if options.warmup else ():  # connections, key cache, Redis copies
         load(server, requests, duration=options.warmup, connections=options.connections)
-    slices, per_round = paired_rounds(
-        server,
-        sets,
-        rounds=options.rounds,
-        duration=options.duration,
-        connections=options.connections,
-        allow_errors=options.no_targets,
-    )
+    slices, per_round = paired_rounds(server, sets, options, allow_errors=options.no_targets)
     paired = {ratio: [got[ratio[0]] / got["a"] if got["a"] else 0.0 for got in per_round] for ratio in ("b/a", "c/a")}
     peak = {name: median_row(rows, "rps") for name, rows in slices.items()}
     half_rate = max(1.0, peak["b"]["rps"] / 2)

@@ -2,19 +2,76 @@
 
 * Nested ``InputSerializer`` / ``OutputSerializer`` classes (the house style) get
   component names from their view (``KeyRotateApiInput``), so they never collide.
-* The API-key authenticator is described as a bearer scheme plus the ``key``
-  query parameter for publishable keys.
+* The API-key authenticator is described as a bearer scheme or (where a view takes
+  publishable keys) the ``key`` query parameter: either one, not both.
+* Every operation lists the error statuses it can answer, each with the one error
+  body of :mod:`app.errors`, so a client (and the API fuzz test) can rely on them.
+* A DELETE that declares a body (``DELETE /v1/origins``) documents it;
+  drf-spectacular documents bodies of PUT, PATCH and POST only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import ResolvedComponent
+from rest_framework import serializers
 from rest_framework.views import APIView
+
+from app.errors import ERROR_CODES
+
+BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+class ErrorDetailSerializer(serializers.Serializer[Any]):
+    field = serializers.CharField(allow_null=True, required=False, help_text="The field at fault, when one is.")
+    code = serializers.CharField()
+    message = serializers.CharField()
+    index = serializers.IntegerField(required=False, help_text="The row of a batch at fault (events, bulk).")
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="One of the codes in app/errors.py; fixed for a given status.")
+    message = serializers.CharField(help_text="What was wrong and how to fix it.")
+    request_id = serializers.CharField(help_text="Also in the X-Request-ID response header.")
+    details = ErrorDetailSerializer(many=True, required=False)
+
+
+class ErrorResponseSerializer(serializers.Serializer[Any]):
+    error = ErrorSerializer()
+
+
+def _error_statuses(operation: dict[str, Any], method: str) -> set[int]:
+    """The error statuses an operation can answer, from what it takes and how it authenticates.
+
+    No 5xx: an operation that may answer 503 by design declares it itself (``POST /v1/events``).
+    """
+    schemes = {name for requirement in operation.get("security", []) for name in requirement}
+    locations = {parameter["in"] for parameter in operation.get("parameters", [])}
+    statuses: set[int] = set()
+    if "secretKey" in schemes:
+        statuses |= {400, 401, 403, 429}  # secret_key_in_url; no, unknown or revoked key; key kind, origin; limit
+    if "cookieAuth" in schemes:
+        statuses |= {401, 403}  # not signed in; not staff, or no CSRF token
+    if "path" in locations:
+        statuses.add(404)
+    if "query" in locations or "requestBody" in operation:
+        statuses.add(400)
+    if "requestBody" in operation:
+        statuses.add(415)
+    if method in BODY_METHODS:
+        statuses.add(413)  # BodySizeLimitMiddleware reads Content-Length of any body, declared or not
+    return statuses
+
+
+def _error_description(status: int) -> str:
+    codes = ", ".join(f"`{error.code}`" for error in ERROR_CODES.values() if error.status == status)
+    return f"An error; `error.code` is one of {codes}."
 
 
 class StorefabricAutoSchema(AutoSchema):
@@ -25,10 +82,55 @@ class StorefabricAutoSchema(AutoSchema):
             return qualified.replace(".", "").removesuffix("Serializer")
         return str(super().get_serializer_name(serializer, direction))
 
+    def get_request_serializer(self) -> Any:
+        if self.method == "DELETE":
+            return None  # a DELETE has a body only when its view declares one with extend_schema(request=...)
+        return super().get_request_serializer()
+
+    def _get_request_body(self, direction: Any = "request") -> Any:
+        body = super()._get_request_body(direction)
+        serializer = self.get_request_serializer() if self.method == "DELETE" else None
+        if body is None and serializer is not None:
+            schema = self.resolve_serializer(serializer, direction).ref
+            body = {"content": {media: {"schema": schema} for media in self.map_parsers()}, "required": True}
+        return body
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> Any:
+        operation = super().get_operation(*args, **kwargs)
+        if operation is None:
+            return None
+        responses = operation["responses"]
+        for status in sorted(_error_statuses(operation, self.method)):
+            responses.setdefault(str(status), self._error_response_ref(status))
+        for code, response in responses.items():
+            if int(code) >= 400 and "content" not in response and "$ref" not in response:
+                response["content"] = self._error_content()  # declared with a description only
+        operation["responses"] = dict(sorted(responses.items()))
+        return operation
+
+    def _error_content(self) -> dict[str, Any]:
+        return {"application/json": {"schema": self.resolve_serializer(ErrorResponseSerializer, "response").ref}}
+
+    def _error_response_ref(self, status: int) -> dict[str, str]:
+        """One shared ``components/responses`` entry per status, so each operation only refers to it."""
+        component = ResolvedComponent(
+            name=HTTPStatus(status).phrase.replace(" ", ""),
+            type=ResolvedComponent.RESPONSE,
+            object=f"error-{status}",
+            schema={"description": _error_description(status), "content": self._error_content()},
+        )
+        self.registry.register_on_missing(component)
+        return dict(component.ref)
+
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
     target_class = "app.tenancy.authentication.ApiKeyAuthentication"
     name = ["secretKey", "publishableKey"]
+
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+        if getattr(auto_schema.view, "publishable_allowed", False):
+            return [{"secretKey": []}, {"publishableKey": []}]  # either key, as two alternatives
+        return [{"secretKey": []}]
 
     def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
         return [

@@ -159,7 +159,11 @@ def _serve(request: HttpRequest, skus_of: Callable[[HttpRequest], list[str]], si
     context: AuthContext | None = None
     try:
         if request.method not in READ_METHODS:
-            raise ApiError("method_not_allowed", f"{request.method} is not allowed; use GET.")
+            raise ApiError(
+                "method_not_allowed",
+                f"{request.method} is not allowed; use GET.",
+                headers={"Allow": ", ".join(READ_METHODS)},
+            )
         context = request_authenticate(request, secret_required=False)
         skus = skus_of(request)
         visitor, explain = _options(request)

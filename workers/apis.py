@@ -45,8 +45,14 @@ class DeadLetterListApi(StaffApi):
         task = serializers.CharField(required=False, max_length=200)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
 
+    class OutputSerializer(serializers.Serializer[Any]):
+        results = DeadLetterSummarySerializer(many=True)
+
     @extend_schema(
-        parameters=[FilterSerializer], responses=DeadLetterSummarySerializer(many=True), summary="Dead letters"
+        parameters=[FilterSerializer],
+        responses=OutputSerializer,
+        operation_id="ops_deadletters_list",
+        summary="Dead letters",
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)

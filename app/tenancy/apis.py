@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -89,7 +89,11 @@ class OriginListApi(APIView):
         allowed = origin_add(retailer=retailer, origin=data.validated_data["origin"], actor=actor_for_request(request))
         return Response({"origin": allowed.origin}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=InputSerializer, responses={204: None}, summary="Remove an allowed origin")
+    @extend_schema(
+        request=InputSerializer,
+        responses={204: None, 404: OpenApiResponse(description="`not_found`: the origin is not on the list.")},
+        summary="Remove an allowed origin",
+    )
     def delete(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -108,10 +109,19 @@ def _window(request: Request) -> tuple[datetime, datetime]:
             "since needs a time zone (Z or ±hh:mm).",
             details=[{"field": "since", "code": "invalid", "message": "no time zone"}],
         )
-    return since, until
+    try:
+        return since.astimezone(UTC), until  # PostgreSQL takes zone offsets up to 15:59 only
+    except OverflowError as error:  # e.g. 0001-01-01T00:00+05:00 is before year 1 in UTC
+        raise ApiError(
+            "validation_failed",
+            "since is out of range.",
+            details=[{"field": "since", "code": "invalid", "message": str(error)}],
+        ) from error
 
 
-SINCE = OpenApiParameter("since", str, description="ISO 8601 start of the window; default: 24 hours ago.")
+SINCE = OpenApiParameter(
+    "since", OpenApiTypes.DATETIME, description="ISO 8601 start of the window; default: 24 hours ago."
+)
 
 
 class CountsSerializer(serializers.Serializer[Any]):

@@ -24,13 +24,20 @@ class EventSerializer(serializers.Serializer[Any]):
     sku = serializers.RegexField(r"^[A-Za-z0-9._-]{1,64}$", required=False, help_text="Required except for page_view.")
     ts = serializers.DateTimeField(help_text="ISO 8601 with a zone; older than the retention window: event_too_old.")
     session = serializers.CharField(max_length=128)
-    variant = serializers.CharField(max_length=32, required=False, help_text="Experiment variant the shopper saw.")
+    variant = serializers.RegexField(
+        r"^[A-Za-z0-9._-]{0,32}$", required=False, help_text="Experiment variant the shopper saw."
+    )
     quantity = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
     price = serializers.DecimalField(max_digits=12, decimal_places=4, min_value=0, required=False)
 
 
 class EventBatchSerializer(serializers.Serializer[Any]):
-    events = EventSerializer(many=True, help_text=f"1 to {MAX_EVENTS} events, at most 256 KB in all.")
+    events = serializers.ListField(
+        child=EventSerializer(),
+        min_length=1,
+        max_length=MAX_EVENTS,
+        help_text=f"1 to {MAX_EVENTS} events, at most 256 KB in all.",
+    )
 
 
 class AcceptedSerializer(serializers.Serializer[Any]):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
 import pytest
@@ -45,10 +45,19 @@ def test_since_widens_the_window_and_must_be_a_zoned_time(alice, shop_events):
     since = quote((NOW - timedelta(days=3)).isoformat())
     assert alice.client().get(f"/v1/analytics/skus/A?since={since}").json()["counts"]["product_view"] == 7
     assert alice.client().get("/v1/analytics/skus/bad%20sku").json()["error"]["code"] == "invalid_sku"
-    for bad in ("yesterday", "2025-01-01T00:00:00"):
+    for bad in ("yesterday", "2025-01-01T00:00:00", quote("0001-01-01T00:00:00+05:00")):
         response = alice.client().get(f"/v1/analytics/skus/A?since={bad}")
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "validation_failed"
+
+
+def test_since_with_any_python_zone_offset_is_read_in_utc(alice, shop_events):
+    """PostgreSQL refuses zone offsets past 15:59, which Python accepts up to 23:59."""
+    since = quote((NOW - timedelta(days=3)).astimezone(timezone(timedelta(hours=23, minutes=43))).isoformat())
+    for path in ("/v1/analytics/skus/A", "/v1/analytics/summary"):
+        response = alice.client().get(f"{path}?since={since}")
+        assert response.status_code == 200, response.content
+    assert alice.client().get(f"/v1/analytics/skus/A?since={since}").json()["counts"]["product_view"] == 7
 
 
 def test_summary_totals_top_skus_and_conversion_per_variant(alice, shop_events):

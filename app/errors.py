@@ -96,12 +96,17 @@ def error_body(code: str, message: str, details: list[dict[str, Any]] | None = N
     return {"error": body}
 
 
+AUTH_CHALLENGE = 'Bearer realm="storefabric"'
+
+
 def error_response(exc: ApiError) -> HttpResponse:
     response = HttpResponse(
         orjson.dumps(error_body(exc.error.code, exc.message, exc.details)),
         status=exc.status,
         content_type="application/json",
     )
+    if exc.status == 401:
+        response["WWW-Authenticate"] = AUTH_CHALLENGE  # a 401 names how to authenticate (RFC 9110)
     for name, value in exc.headers.items():
         response[name] = value
     return response

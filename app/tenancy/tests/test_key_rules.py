@@ -18,6 +18,14 @@ def test_no_key_is_401(anon_client: APIClient) -> None:
     response = anon_client.get("/v1/retailer")
     assert response.status_code == 401
     assert _code(response) == "not_authenticated"
+    assert response["WWW-Authenticate"] == 'Bearer realm="storefabric"'
+
+
+@pytest.mark.django_db
+def test_the_price_path_401_names_the_scheme_too(anon_client: APIClient) -> None:
+    response = anon_client.get("/v1/prices/SKU-1?key=pk_not-a-real-key")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="storefabric"'
 
 
 @pytest.mark.django_db

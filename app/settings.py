@@ -20,9 +20,12 @@ from django.core.exceptions import ImproperlyConfigured
 from app.logging_config import build_logging
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
+
+# Local state: the embedded mode's SQLite file and valkey log, collected static files, demo
+# keys. SF_VAR_DIR moves it (a test runs ``./sf run`` without touching a developer's var/).
+VAR_DIR = Path(env.str("SF_VAR_DIR", default="") or BASE_DIR / "var").resolve()
 
 MODE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
 _present = [name for name in MODE_VARS if env.str(name, default="")]
@@ -105,7 +108,7 @@ TEMPLATES = [
 EMBEDDED_REDIS_PORT = env.int("EMBEDDED_REDIS_PORT", default=6399)
 
 if EMBEDDED:
-    VAR_DIR.mkdir(exist_ok=True)
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -43,6 +44,15 @@ DEFAULTS = {
 TARGETS = {"b/a": 0.6, "c/a": 0.45, "p99_b_half_ms": 20.0}
 SKUS_PER_PAGE = 12
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def procfile_web_default(variable: str) -> int:
+    """The default the Procfile's web line gives ``${variable:-N}``: the bench runs what production runs."""
+    web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    found = re.search(rf"\$\{{{variable}:-(\d+)\}}", web)
+    if found is None:
+        raise RuntimeError(f"the Procfile's web line has no ${{{variable}:-N}}")
+    return int(os.environ.get(variable) or found.group(1))
 
 
 def bench_env() -> dict[str, str]:
@@ -254,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=1.0, help="Seconds of unmeasured load per endpoint first.")
     parser.add_argument("--products", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", "4")))
+    parser.add_argument("--workers", type=int, default=procfile_web_default("WEB_CONCURRENCY"))
+    parser.add_argument("--threads", type=int, default=procfile_web_default("WEB_THREADS"))
     parser.add_argument("--no-migrate", action="store_true", help="The database is migrated already.")
     parser.add_argument("--no-targets", action="store_true", help="Report only (the test suite's tiny run).")
     parser.add_argument("--json-out", help="Also write the figures as JSON here.")

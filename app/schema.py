@@ -6,6 +6,8 @@
   publishable keys) the ``key`` query parameter: either one, not both.
 * Every operation lists the error statuses it can answer, each with the one error
   body of :mod:`app.errors`, so a client (and the API fuzz test) can rely on them.
+* A POST taking ``Idempotency-Key`` (``app.tenancy.idempotent_requests``) documents the
+  header and its 409 (same key in flight) and 422 (same key, another body).
 * A DELETE that declares a body (``DELETE /v1/origins``) documents it;
   drf-spectacular documents bodies of PUT, PATCH and POST only.
 """
@@ -24,6 +26,8 @@ from rest_framework import serializers
 from rest_framework.views import APIView
 
 from app.errors import ERROR_CODES
+from app.tenancy.idempotent_requests import HEADER as IDEMPOTENCY_HEADER
+from app.tenancy.idempotent_requests import MAX_KEY_LENGTH as MAX_IDEMPOTENCY_KEY_LENGTH
 
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -69,6 +73,17 @@ def _error_statuses(operation: dict[str, Any], method: str) -> set[int]:
     return statuses
 
 
+def _idempotency_parameter() -> dict[str, Any]:
+    return {
+        "in": "header",
+        "name": IDEMPOTENCY_HEADER,
+        "required": False,
+        "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
+        "description": "Retry safely: the same key and body answer the first answer again (kept 24 h); "
+        "the same key while the first is running is a 409, with another body a 422.",
+    }
+
+
 def _error_description(status: int) -> str:
     codes = ", ".join(f"`{error.code}`" for error in ERROR_CODES.values() if error.status == status)
     return f"An error; `error.code` is one of {codes}."
@@ -100,7 +115,11 @@ class StorefabricAutoSchema(AutoSchema):
         if operation is None:
             return None
         responses = operation["responses"]
-        for status in sorted(_error_statuses(operation, self.method)):
+        statuses = _error_statuses(operation, self.method)
+        if getattr(getattr(self.view, self.method.lower(), None), "takes_idempotency_key", False):
+            operation.setdefault("parameters", []).append(_idempotency_parameter())
+            statuses |= {409, 422}
+        for status in sorted(statuses):
             responses.setdefault(str(status), self._error_response_ref(status))
         for code, response in responses.items():
             if int(code) >= 400 and "content" not in response and "$ref" not in response:

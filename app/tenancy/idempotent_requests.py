@@ -113,4 +113,5 @@ def idempotent_post(method: Callable[..., Any]) -> Callable[..., Any]:
         )
         return response
 
+    wrapper.takes_idempotency_key = True  # type: ignore[attr-defined]  # the OpenAPI schema documents it (app.schema)
     return wrapper

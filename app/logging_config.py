@@ -20,9 +20,12 @@ _SHARED_PROCESSORS: list[Any] = [
 
 def build_logging(fmt: str, level: str) -> dict[str, Any]:
     """Return a ``LOGGING`` dict and configure structlog to render through it."""
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    json_lines = fmt == "json"
+    renderer: Any = structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+    # Lines from the standard library (Django, Celery, kombu) carry exc_info as a raw tuple: in JSON
+    # it must become the traceback text, or an operator gets "<traceback object at 0x…>" at 3 a.m.
+    # The console renderer prints tracebacks itself.
+    foreign_exceptions = [structlog.processors.format_exc_info] if json_lines else []
     structlog.configure(
         processors=[
             *_SHARED_PROCESSORS,
@@ -41,6 +44,7 @@ def build_logging(fmt: str, level: str) -> dict[str, Any]:
                 "()": structlog.stdlib.ProcessorFormatter,
                 "processors": [
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    *foreign_exceptions,
                     renderer,
                 ],
                 "foreign_pre_chain": _SHARED_PROCESSORS,

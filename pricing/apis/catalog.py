@@ -74,6 +74,7 @@ class SnapshotOutputSerializer(serializers.Serializer[Any]):
 
 class ProductListApi(APIView):
     @extend_schema(
+        parameters=BySkuPagination.parameters(),
         responses=cursor_page("ProductPage", ProductOutputSerializer(many=True)),
         operation_id="products_list",
         summary="List products (cursor pagination, by SKU)",
@@ -144,6 +145,7 @@ class PriceHistoryApi(APIView):
         at = serializers.DateTimeField()
 
     @extend_schema(
+        parameters=NewestFirstPagination.parameters(),
         responses=cursor_page("PriceHistoryPage", OutputSerializer(many=True)),
         operation_id="price_history_list",
         summary="Every change of a SKU's price, newest first",

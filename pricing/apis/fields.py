@@ -6,10 +6,12 @@ from typing import Any
 
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 
+from app.errors import ApiError
 from pricing.models import RepricingJob
 from pricing.money import amount_format
 
@@ -30,14 +32,47 @@ class MoneyField(serializers.Field):  # type: ignore[type-arg]
         return None if amount is None else amount_format(amount, currency)
 
 
-class BySkuPagination(CursorPagination):
+class CursorPage(CursorPagination):
+    """Cursor pagination whose unreadable cursor is a 400 naming the parameter (DRF answers 404)."""
+
+    def decode_cursor(self, request: Any) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except NotFound as error:
+            raise ApiError(
+                "validation_failed",
+                details=[
+                    {"field": self.cursor_query_param, "code": "invalid", "message": "Use a next or previous link."}
+                ],
+            ) from error
+
+    @classmethod
+    def parameters(cls) -> list[OpenApiParameter]:
+        """The query parameters of a list paginated by this class, for its OpenAPI description."""
+        found = [
+            OpenApiParameter(
+                cls.cursor_query_param, str, description="From a `next` or `previous` link; none for the first page."
+            )
+        ]
+        if cls.page_size_query_param:
+            found.append(
+                OpenApiParameter(
+                    cls.page_size_query_param,
+                    int,
+                    description=f"Rows per page, at most {cls.max_page_size}; default {cls.page_size}.",
+                )
+            )
+        return found
+
+
+class BySkuPagination(CursorPage):
     ordering = "sku"
     page_size = 100
     max_page_size = 1000
     page_size_query_param = "page_size"
 
 
-class NewestFirstPagination(CursorPagination):
+class NewestFirstPagination(CursorPage):
     ordering = ("-at", "-id")
     page_size = 100
 

@@ -160,6 +160,15 @@ def test_product_list_is_paginated_by_sku(alice) -> None:
     assert [p["sku"] for p in second["results"]] == ["BULK-00002", "BULK-00003"]
 
 
+@pytest.mark.parametrize("path", ["/v1/products?cursor=not-ours", "/v1/products/SKU-1/price-history?cursor=not-ours"])
+def test_a_cursor_the_api_did_not_give_is_a_400_naming_it(alice, path: str) -> None:
+    alice.client().put("/v1/products/SKU-1", PRODUCT, format="json")
+    response = alice.client().get(path)
+    assert response.status_code == 400
+    assert _code(response) == "validation_failed"
+    assert response.json()["error"]["details"][0]["field"] == "cursor"
+
+
 def test_bulk_accepts_10000_products_in_one_call(alice) -> None:
     response = alice.client().post("/v1/products/bulk", {"products": _rows(10_000)}, format="json")
     assert response.status_code == 200, response.content[:500]

@@ -24,7 +24,7 @@ from app.errors import ApiError, error_response
 from app.redis_client import RedisUnavailableError, redis_guarded, round_trip
 from app.tenancy.authentication import AuthContext, request_authenticate
 from app.tenancy.cors import cors_apply
-from app.tenancy.ratelimit import rate_limit_command, rate_limit_enforce, rate_window
+from app.tenancy.ratelimit import rate_limit_commands, rate_limit_enforce, rate_window
 from pricing.models import PriceSnapshot
 from pricing.rules.base import DEFAULT_PATH, SKU_PATTERN
 from pricing.rules.experiment import variant_for
@@ -101,10 +101,10 @@ def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | Non
     window = rate_window(context)
 
     def fetch(client: redis.Redis) -> list[Any]:
-        return round_trip(client, [("MGET", *keys), rate_limit_command(window)])
+        return round_trip(client, [("MGET", *keys), *rate_limit_commands(window)])
 
     try:
-        values, count = redis_guarded(fetch)
+        values, count, _ = redis_guarded(fetch)
     except RedisUnavailableError as error:
         _outage_log(context, error)
         return _from_database(context.retailer_id, skus)[0], True

@@ -42,6 +42,17 @@ def test_the_window_key_expires(alice) -> None:
     assert 0 < ttl <= WINDOW_SECONDS + 1
 
 
+def test_a_window_key_left_without_a_ttl_gets_one_from_the_next_request(alice) -> None:
+    from app.redis_client import cache_redis
+
+    context = key_resolve(alice.secret_key)
+    key = rate_window(context).key
+    cache_redis().set(key, 5)  # as if the EXPIRE after the first INCR had been lost
+    rate_limit_check(context)
+    assert int(cache_redis().get(key)) == 6
+    assert 0 < cache_redis().ttl(key) <= WINDOW_SECONDS + 1
+
+
 def test_limit_fails_open_when_redis_is_unreachable(alice, settings, caplog) -> None:
     alice.retailer.rate_limit_per_minute = 1
     alice.retailer.save()

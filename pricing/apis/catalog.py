@@ -20,7 +20,6 @@ from pricing.apis.fields import (
     MoneyField,
     NewestFirstPagination,
     RepricingJobOutputSerializer,
-    cursor_page,
 )
 from pricing.money import amount_format
 from pricing.selectors import price_history_list, price_lowest, product_get, product_list, snapshot_get
@@ -73,14 +72,15 @@ class SnapshotOutputSerializer(serializers.Serializer[Any]):
 
 
 class ProductListApi(APIView):
+    pagination_class = BySkuPagination  # drf-spectacular documents its parameters and page shape
+
     @extend_schema(
-        parameters=BySkuPagination.parameters(),
-        responses=cursor_page("ProductPage", ProductOutputSerializer(many=True)),
+        responses=ProductOutputSerializer(many=True),
         operation_id="products_list",
         summary="List products (cursor pagination, by SKU)",
     )
     def get(self, request: Request) -> Response:
-        paginator = BySkuPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(product_list(retailer_id=auth_context(request).retailer_id), request, self)
         return paginator.get_paginated_response(ProductOutputSerializer(page, many=True).data)
 
@@ -144,16 +144,17 @@ class PriceHistoryApi(APIView):
         reason = serializers.CharField()
         at = serializers.DateTimeField()
 
+    pagination_class = NewestFirstPagination
+
     @extend_schema(
-        parameters=NewestFirstPagination.parameters(),
-        responses=cursor_page("PriceHistoryPage", OutputSerializer(many=True)),
+        responses=OutputSerializer(many=True),
         operation_id="price_history_list",
         summary="Every change of a SKU's price, newest first",
     )
     def get(self, request: Request, sku: str) -> Response:
         retailer_id = auth_context(request).retailer_id
         product_get(retailer_id=retailer_id, sku=sku)
-        paginator = NewestFirstPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(price_history_list(retailer_id=retailer_id, sku=sku), request, self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema_field, inline_serializer
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
@@ -46,24 +46,6 @@ class CursorPage(CursorPagination):
                 ],
             ) from error
 
-    @classmethod
-    def parameters(cls) -> list[OpenApiParameter]:
-        """The query parameters of a list paginated by this class, for its OpenAPI description."""
-        found = [
-            OpenApiParameter(
-                cls.cursor_query_param, str, description="From a `next` or `previous` link; none for the first page."
-            )
-        ]
-        if cls.page_size_query_param:
-            found.append(
-                OpenApiParameter(
-                    cls.page_size_query_param,
-                    int,
-                    description=f"Rows per page, at most {cls.max_page_size}; default {cls.page_size}.",
-                )
-            )
-        return found
-
 
 class BySkuPagination(CursorPage):
     ordering = "sku"
@@ -91,15 +73,3 @@ class RepricingJobOutputSerializer(serializers.Serializer[Any]):
 
     def get_url(self, job: RepricingJob) -> str:
         return reverse("pricing:repricing-job", kwargs={"job_id": job.id})
-
-
-def cursor_page(name: str, item: serializers.Serializer[Any]) -> serializers.Serializer[Any]:
-    """The documented shape of a cursor-paginated answer of ``item`` rows."""
-    return inline_serializer(
-        name=name,
-        fields={
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": item,
-        },
-    )

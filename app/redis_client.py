@@ -141,8 +141,9 @@ def round_trip(client: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list
     readability poll and bookkeeping cost as much CPU as the exchange itself (~17 us of
     ~34 us a round trip, measured on our 2-core machine). A connection the server closed
     while it sat idle (a Redis restart) fails with a ``ConnectionError``; it is replaced and
-    the commands sent once more, so callers send only what is safe to repeat (reads, a rate
-    counter). A timeout is never retried: the breaker takes over.
+    the commands sent once more, so callers send only what is harmless to repeat: reads, a
+    rate counter, a journaled publish (its task runs behind an idempotency barrier). A
+    timeout is never retried: the caller's breaker or 503 takes over.
     """
     connection = _thread_connection(client)
     was_connected = connection.is_connected

@@ -29,6 +29,7 @@ import http.client
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,6 @@ from bench.prices_bench import (  # noqa: E402
     free_port,
     load,
     manage,
-    median,
     median_row,
     paired_rounds,
     procfile_web_default,
@@ -115,7 +115,7 @@ def measure_api(server: Server, demo: dict[str, Any], options: argparse.Namespac
     per_round_ratios = [got["api"] * EVENTS_PER_BATCH / got["bare"] for got in per_round]
     result: dict[str, Any] = {name: median_row(rows, "rps") for name, rows in slices.items()}
     result["api"]["events_per_s"] = round(result["api"]["rps"] * EVENTS_PER_BATCH, 1)
-    result["ratio"] = round(median(per_round_ratios), 2)
+    result["ratio"] = round(statistics.median_high(per_round_ratios), 2)
     result["ratio_per_round"] = [round(ratio, 2) for ratio in per_round_ratios]
     return result
 

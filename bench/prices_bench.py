@@ -26,6 +26,7 @@ import re
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -210,10 +211,6 @@ def paired_rounds(
     return slices, per_round
 
 
-def median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
-
-
 def measure(server: Server, sets: dict[str, list[str]], options: argparse.Namespace) -> dict[str, Any]:
     """Paired rounds of a, b and c at peak (medians kept), then b at half its peak rate."""
     for requests in sets.values() if options.warmup else ():  # connections, key cache, Redis copies
@@ -227,7 +224,7 @@ def measure(server: Server, sets: dict[str, list[str]], options: argparse.Namesp
         for _ in range(options.rounds)
     ]
     half = {**median_row(halves, "p99_ms"), "rate": round(half_rate, 1)}
-    ratios = {name: round(median(values), 3) for name, values in paired.items()}
+    ratios = {name: round(statistics.median_high(values), 3) for name, values in paired.items()}
     ratios["p99_b_half_ms"] = half["p99_ms"]
     return {"peak": peak, "b_at_half_peak": half, "ratios": ratios, "paired_ratios": paired}
 

@@ -239,7 +239,20 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # --- security (TLS terminates at the proxy) ----------------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto says whether the client's connection was TLS. Trust it only where every
+# request comes through our proxy, which overwrites it (on by default: production runs
+# behind one; SECURE_PROXY_SSL_HEADER_TRUSTED=0 when the web is reached directly).
+if env.bool("SECURE_PROXY_SSL_HEADER_TRUSTED", default=True):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Client identity (app/client_identity.py), separate from the TLS header: 0 = the socket's
+# peer is the client; n = the n-th X-Forwarded-For entry from the right (n proxies of ours).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+# The key of the client hash rotates this often: hashes of one client are unlinkable across periods.
+CLIENT_HASH_ROTATION_SECONDS = env.int("CLIENT_HASH_ROTATION_SECONDS", default=86400)
+if CLIENT_HASH_ROTATION_SECONDS <= 0:
+    raise ImproperlyConfigured("CLIENT_HASH_ROTATION_SECONDS must be positive.")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not (DEBUG or EMBEDDED))
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = not (DEBUG or EMBEDDED)

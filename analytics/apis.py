@@ -24,10 +24,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.demand import demand_signals
+from analytics.demand_caps import EXEMPT, demand_horizon
 from analytics.retention import window_start
 from analytics.selectors import retailer_summary, sku_counts
 from analytics.tasks import events_ingest_batch
 from analytics.validation import batch_validate
+from app.client_identity import request_client_hash
 from app.errors import ApiError, error_response
 from app.middleware import body_limit
 from app.tenancy.authentication import AuthContext, auth_context, request_authenticate
@@ -63,6 +65,7 @@ def _ingest(request: HttpRequest, context: AuthContext) -> HttpResponse:
         return _json({"accepted": 0, "ignored": "bot"}, 202)
     received_at = timezone.now()
     events = batch_validate(request.body, oldest=window_start(received_at))
+    horizon = demand_horizon(received_at)
     # 202 only once the broker holds the batch; BrokerUnavailableError is a 503 with Retry-After.
     publish_or_unavailable(
         events_ingest_batch,
@@ -70,8 +73,10 @@ def _ingest(request: HttpRequest, context: AuthContext) -> HttpResponse:
         retailer_id=context.retailer_id,
         batch=request.body.decode(),
         received_at=received_at.isoformat(),
+        contributor=EXEMPT if context.is_secret else request_client_hash(request),
     )
-    return _json({"accepted": len(events)}, 202)
+    demand_ignored = sum(1 for event in events if event.ts < horizon)
+    return _json({"accepted": len(events), "demand_ignored": demand_ignored}, 202)
 
 
 @csrf_exempt

@@ -5,8 +5,12 @@
 
 **Windows.** With ``H`` the end of the current minute at computation time:
 
-* *activity* of a set of per-minute counters = product views x 1 + add-to-cart x 5
-  + purchases x 20 (page views carry no SKU and do not count);
+* *activity* of a set of per-minute counters = the sum of their events' demand weights:
+  product views x 1 + add-to-cart x 5 + purchases x 20 (page views carry no SKU and do
+  not count), except that an event received more than ``ANALYTICS_DEMAND_MAX_AGE_SECONDS``
+  after it occurred weighs 0 and one client or session adds at most
+  ``ANALYTICS_DEMAND_CAP_PER_SOURCE`` per SKU and hour (:mod:`analytics.demand_caps`;
+  secret-key events are exempt). The analytics counts themselves stay exact;
 * *last hour* = activity in the 60 minutes ``[H - 1 h, H)``;
 * *trailing mean* = activity in the 168 hours ``[H - 169 h, H - 1 h)`` divided by the
   number of those hours since the SKU's first counted minute in them (rounded
@@ -69,11 +73,9 @@ WindowRow = tuple[str, int, int, datetime | None]  # sku, last hour, trailing, f
 
 _WINDOW_SQL = """
 SELECT sku,
-       COALESCE(SUM(product_view * %(w_view)s + add_to_cart * %(w_cart)s + purchase * %(w_buy)s)
-                FILTER (WHERE minute >= %(recent)s), 0),
-       COALESCE(SUM(product_view * %(w_view)s + add_to_cart * %(w_cart)s + purchase * %(w_buy)s)
-                FILTER (WHERE minute < %(recent)s), 0),
-       MIN(minute) FILTER (WHERE minute < %(recent)s)
+       COALESCE(SUM(demand_activity) FILTER (WHERE minute >= %(recent)s), 0),
+       COALESCE(SUM(demand_activity) FILTER (WHERE minute < %(recent)s), 0),
+       MIN(minute) FILTER (WHERE minute < %(recent)s AND demand_activity > 0)
 FROM analytics_skuminutecount
 WHERE retailer_id = %(retailer)s AND sku = ANY(%(skus)s) AND minute >= %(start)s AND minute < %(end)s
 GROUP BY sku
@@ -84,10 +86,7 @@ def _window_rows_postgresql(
     retailer_id: int, skus: list[str], start: datetime, recent: datetime, end: datetime
 ) -> list[WindowRow]:
     """One statement, no ORM compilation (which cost more than the query itself: ~2 ms a batch)."""
-    params: dict[str, Any] = {
-        "retailer": retailer_id, "skus": skus, "start": start, "recent": recent, "end": end,
-        "w_view": WEIGHT_PRODUCT_VIEW, "w_cart": WEIGHT_ADD_TO_CART, "w_buy": WEIGHT_PURCHASE,
-    }  # fmt: skip
+    params: dict[str, Any] = {"retailer": retailer_id, "skus": skus, "start": start, "recent": recent, "end": end}
     with connection.cursor() as cursor:
         cursor.execute(_WINDOW_SQL, params)
         return [(sku, int(last), int(trailing), first) for sku, last, trailing, first in cursor.fetchall()]
@@ -97,14 +96,14 @@ def _window_rows_portable(
     retailer_id: int, skus: list[str], start: datetime, recent: datetime, end: datetime
 ) -> list[WindowRow]:
     """The same rows through the ORM, for the embedded SQLite database."""
-    activity = activity_expression()
+    activity = F("demand_activity")
     rows = (
         SkuMinuteCount.objects.filter(retailer_id=retailer_id, sku__in=skus, minute__gte=start, minute__lt=end)
         .values("sku")
         .annotate(
             last_hour=Coalesce(Sum(activity, filter=Q(minute__gte=recent)), 0, output_field=IntegerField()),
             trailing=Coalesce(Sum(activity, filter=Q(minute__lt=recent)), 0, output_field=IntegerField()),
-            first_seen=Min("minute", filter=Q(minute__lt=recent)),
+            first_seen=Min("minute", filter=Q(minute__lt=recent, demand_activity__gt=0)),
         )
         .order_by()
     )

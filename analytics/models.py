@@ -33,6 +33,9 @@ class RawEvent(models.Model):
     received_at = models.DateTimeField(default=timezone.now)
     quantity = models.PositiveIntegerField(null=True, blank=True)
     price = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    demand_weight = models.PositiveSmallIntegerField(
+        default=0, help_text="What the event added to the demand input (analytics/demand_caps.py)."
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["retailer", "event_id"], name="uniq_rawevent_retailer_event")]
@@ -56,6 +59,9 @@ class SkuMinuteCount(models.Model):
     product_view = models.PositiveIntegerField(default=0)
     add_to_cart = models.PositiveIntegerField(default=0)
     purchase = models.PositiveIntegerField(default=0)
+    demand_activity = models.PositiveIntegerField(
+        default=0, help_text="Sum of the events' demand weights: the demand signal's input (analytics/demand_caps.py)."
+    )
 
     class Meta:
         constraints = [
@@ -79,3 +85,25 @@ class DemandMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sku} (retailer {self.retailer_id})"
+
+
+class DemandUsage(models.Model):
+    """What one source (a client hash ``c:…`` or a session ``s:…``) added to a SKU's demand in one hour.
+
+    The budget of :mod:`analytics.demand_caps`; rows older than two hours are purged.
+    """
+
+    retailer = models.ForeignKey(Retailer, on_delete=models.CASCADE, db_index=False)
+    sku = models.CharField(max_length=64)
+    hour = models.DateTimeField()
+    source = models.CharField(max_length=32)
+    used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["retailer", "sku", "hour", "source"], name="uniq_demandusage_budget")
+        ]
+        indexes = [models.Index(fields=["hour"], name="demandusage_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.source} on {self.sku} at {self.hour:%Y-%m-%d %H:00}: {self.used}"

@@ -42,6 +42,10 @@ class EventBatchSerializer(serializers.Serializer[Any]):
 
 class AcceptedSerializer(serializers.Serializer[Any]):
     accepted = serializers.IntegerField(help_text="Events handed to the ingest queue (0 for known bots).")
+    demand_ignored = serializers.IntegerField(
+        help_text="Of the accepted events, those that occurred more than ANALYTICS_DEMAND_MAX_AGE_SECONDS "
+        "(15 minutes by default) before they were received: stored and counted, but left out of the demand signal."
+    )
 
 
 def _error(description: str) -> OpenApiResponse:

@@ -10,6 +10,7 @@ from datetime import datetime
 import structlog
 from django.conf import settings
 
+from analytics.demand_caps import EXEMPT
 from analytics.services import (
     demand_refresh_claim,
     demand_refresh_marked,
@@ -27,7 +28,9 @@ REFRESH_AFTER_WINDOW_SECONDS = 0.1  # the refresh runs after its window closed, 
 
 
 @reliable_task(name="analytics.events_ingest_batch", queue=Queue.INGEST, soft_time_limit=60, time_limit=90)
-def events_ingest_batch(*, retailer_id: int, batch: str, received_at: str, idempotency_key: str) -> None:
+def events_ingest_batch(
+    *, retailer_id: int, batch: str, received_at: str, idempotency_key: str, contributor: str = EXEMPT
+) -> None:
     """Count one accepted batch (up to 500 events) exactly once; its SKUs' demand signals follow within a window.
 
     ``batch`` is the body the API validated, as text: one string keeps Celery's
@@ -37,10 +40,12 @@ def events_ingest_batch(*, retailer_id: int, batch: str, received_at: str, idemp
     marks the batch's SKUs for the demand refresh, which the first batch of each
     refresh window schedules (``demand_refresh_claim``). A run that dies after the
     statement is redelivered; it then counts nothing and marks the SKUs again.
+    ``contributor`` is the client hash of a publishable-key batch, whose demand weight is
+    bounded per client and session (:mod:`analytics.demand_caps`); empty for a secret-key batch.
     """
     received = datetime.fromisoformat(received_at)
     rows = batch_rows(batch, received_at=received)
-    result = events_ingest(retailer_id=retailer_id, rows=rows, received_at=received)
+    result = events_ingest(retailer_id=retailer_id, rows=rows, received_at=received, contributor=contributor)
     window = demand_refresh_claim(retailer_id=retailer_id) if result.skus else None
     if window:
         demand_refresh_marked_task.apply_async(
@@ -70,7 +75,12 @@ def demand_refresh_marked_task(*, retailer_id: int, idempotency_key: str) -> Non
 def events_purge_expired(*, idempotency_key: str) -> None:
     """Delete raw events past the dedup window (+ grace) and counters past their retention. Idempotent."""
     removed = events_purge()
-    log.info("analytics_purged", raw_events=removed.raw_events, counters=removed.counters)
+    log.info(
+        "analytics_purged",
+        raw_events=removed.raw_events,
+        counters=removed.counters,
+        demand_budgets=removed.demand_budgets,
+    )
 
 
 @reliable_task(name="analytics.demand_refresh_recent", queue=Queue.MAINTENANCE, soft_time_limit=240, time_limit=280)

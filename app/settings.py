@@ -202,6 +202,13 @@ ANALYTICS_COUNTER_RETENTION_DAYS = env.int("ANALYTICS_COUNTER_RETENTION_DAYS", d
 # A retailer's demand signals are recomputed at most once per this many seconds, that long
 # after the first batch of the window, for every SKU the window's batches touched.
 ANALYTICS_DEMAND_REFRESH_DELAY_SECONDS = env.float("ANALYTICS_DEMAND_REFRESH_DELAY_SECONDS", default=1.0)
+# Abuse bounds of the demand input (analytics/demand_caps.py); the counts stay exact. An event
+# received more than this long after it occurred is stored and counted but adds no demand (the
+# insert re-sends a batch for up to a day; 15 minutes covers a flaky connection, not a backdate).
+ANALYTICS_DEMAND_MAX_AGE_SECONDS = env.int("ANALYTICS_DEMAND_MAX_AGE_SECONDS", default=900)
+# Activity units (view 1, add to cart 5, purchase 20) one client, and one session, may add to a
+# SKU's demand per clock hour through the publishable key: 40 = two purchases, or forty views.
+ANALYTICS_DEMAND_CAP_PER_SOURCE = env.int("ANALYTICS_DEMAND_CAP_PER_SOURCE", default=40)
 # The demo storefront at /demo/ (the seeded demo retailer's products); off in production by default.
 DEMO_STOREFRONT = env.bool("DEMO_STOREFRONT", default=EMBEDDED or DEBUG)
 

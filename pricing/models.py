@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from app.tenancy.models import Retailer
+from pricing.rules.guardrails import DEFAULT_MAX_DAILY_CHANGE_PERCENT
 
 
 def money(**options: Any) -> models.DecimalField:  # type: ignore[type-arg]
@@ -44,7 +45,12 @@ class PricingPolicy(models.Model):
         max_digits=9, decimal_places=4, default=Decimal(0), help_text="Floor = cost x (1 + margin / 100)."
     )
     max_daily_change_percent = models.DecimalField(
-        max_digits=9, decimal_places=4, null=True, blank=True, help_text="Empty: no limit."
+        max_digits=9,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        default=DEFAULT_MAX_DAILY_CHANGE_PERCENT,
+        help_text="Empty: no limit.",
     )
     rounding_step = money(null=True, blank=True, help_text="Round to k x step + ending; empty: no rounding.")
     rounding_ending = money(default=Decimal(0))

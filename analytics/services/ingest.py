@@ -13,13 +13,15 @@ from typing import Any
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from analytics.models import DemandMark, EventType, RawEvent, SkuMinuteCount
+from analytics.demand_caps import EXEMPT, UsageKey, events_weigh, usage_keys, weights_assign
+from analytics.models import DemandMark, DemandUsage, EventType, RawEvent, SkuMinuteCount
 from analytics.retention import counter_horizon, purge_horizon
 
+BUDGET_RETENTION = timedelta(hours=2)  # a budget is per clock hour: the last one closed an hour ago
 PURGE_SLICE = 10_000  # rows per DELETE: ~50 ms on PostgreSQL, short enough not to stall ingestion
 COUNT_COLUMNS = {int(value): label for value, label in EventType.choices}
 
@@ -27,29 +29,43 @@ _INGEST_SQL = """
 WITH incoming AS (
     SELECT (r->>0)::uuid AS event_id, (r->>1)::smallint AS type, r->>2 AS sku, r->>3 AS variant,
            r->>4 AS session, (r->>5)::timestamptz AS occurred_at, (r->>6)::integer AS quantity,
-           (r->>7)::numeric AS price
+           (r->>7)::numeric AS price, (r->>8)::smallint AS demand_weight, r->>9 AS session_source
     FROM jsonb_array_elements(%(rows)s::jsonb) AS r
 ),
 inserted AS (
     INSERT INTO analytics_rawevent
-        (retailer_id, event_id, type, sku, variant, session, occurred_at, received_at, quantity, price)
-    SELECT %(retailer)s, event_id, type, sku, variant, session, occurred_at, %(received)s, quantity, price
+        (retailer_id, event_id, type, sku, variant, session, occurred_at, received_at, quantity, price, demand_weight)
+    SELECT %(retailer)s, event_id, type, sku, variant, session, occurred_at, %(received)s, quantity, price,
+           demand_weight
     FROM incoming ORDER BY event_id
     ON CONFLICT (retailer_id, event_id) DO NOTHING
-    RETURNING type, sku, variant, occurred_at
+    RETURNING event_id, type, sku, variant, occurred_at, demand_weight
 ),
 counted AS (
     INSERT INTO analytics_skuminutecount
-        (retailer_id, sku, minute, variant, page_view, product_view, add_to_cart, purchase)
+        (retailer_id, sku, minute, variant, page_view, product_view, add_to_cart, purchase, demand_activity)
     SELECT %(retailer)s, sku, date_trunc('minute', occurred_at), variant,
            count(*) FILTER (WHERE type = 0), count(*) FILTER (WHERE type = 1),
-           count(*) FILTER (WHERE type = 2), count(*) FILTER (WHERE type = 3)
+           count(*) FILTER (WHERE type = 2), count(*) FILTER (WHERE type = 3), sum(demand_weight)
     FROM inserted GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
     ON CONFLICT (retailer_id, sku, minute, variant) DO UPDATE SET
         page_view = analytics_skuminutecount.page_view + EXCLUDED.page_view,
         product_view = analytics_skuminutecount.product_view + EXCLUDED.product_view,
         add_to_cart = analytics_skuminutecount.add_to_cart + EXCLUDED.add_to_cart,
-        purchase = analytics_skuminutecount.purchase + EXCLUDED.purchase
+        purchase = analytics_skuminutecount.purchase + EXCLUDED.purchase,
+        demand_activity = analytics_skuminutecount.demand_activity + EXCLUDED.demand_activity
+    RETURNING 1
+),
+spent AS (
+    UPDATE analytics_demandusage AS u SET used = u.used + d.weight
+    FROM (
+        SELECT i.sku, date_trunc('hour', i.occurred_at) AS hour, s.source, sum(i.demand_weight) AS weight
+        FROM inserted AS i JOIN incoming AS n USING (event_id)
+        CROSS JOIN LATERAL unnest(ARRAY[%(client_source)s::text, n.session_source]) AS s(source)
+        WHERE i.demand_weight > 0 AND %(client_source)s::text IS NOT NULL
+        GROUP BY 1, 2, 3
+    ) AS d
+    WHERE u.retailer_id = %(retailer)s AND u.sku = d.sku AND u.hour = d.hour AND u.source = d.source
     RETURNING 1
 ),
 marked AS (
@@ -58,6 +74,20 @@ marked AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted)
+"""
+_USAGE_CREATE_SQL = """
+INSERT INTO analytics_demandusage (retailer_id, sku, hour, source, used)
+SELECT %(retailer)s, k->>0, (k->>1)::timestamptz, k->>2, 0 FROM jsonb_array_elements(%(keys)s::jsonb) AS k
+ORDER BY 2, 3, 4
+ON CONFLICT (retailer_id, sku, hour, source) DO NOTHING
+"""
+_USAGE_LOCK_SQL = """
+SELECT sku, hour, source, used FROM analytics_demandusage
+WHERE retailer_id = %(retailer)s AND (sku, hour, source) IN (
+    SELECT k->>0, (k->>1)::timestamptz, k->>2 FROM jsonb_array_elements(%(keys)s::jsonb) AS k
+)
+ORDER BY sku, hour, source
+FOR UPDATE
 """
 
 
@@ -68,20 +98,60 @@ class IngestResult:
     skus: frozenset[str]
 
 
-def _ingest_postgresql(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> int:
-    """One statement: insert new raw events, count exactly the rows it inserted, mark the SKUs for a refresh.
+def _usage_locked_postgresql(retailer_id: int, keys: list[UsageKey]) -> dict[UsageKey, int]:
+    """The budgets' use so far, their rows created if new and locked until the batch commits."""
+    params: dict[str, Any] = {
+        "retailer": retailer_id,
+        "keys": orjson.dumps([[sku, hour.isoformat(), source] for sku, hour, source in keys]).decode(),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_USAGE_CREATE_SQL, params)
+        cursor.execute(_USAGE_LOCK_SQL, params)
+        return {(sku, hour, source): used for sku, hour, source, used in cursor.fetchall()}
+
+
+def _usage_locked_serialized(retailer_id: int, keys: list[UsageKey]) -> dict[UsageKey, int]:
+    used = {}
+    for sku, hour, source in keys:
+        row, _ = DemandUsage.objects.get_or_create(retailer_id=retailer_id, sku=sku, hour=hour, source=source)
+        used[(sku, hour, source)] = row.used
+    return used
+
+
+def _weighted_rows(
+    *, retailer_id: int, rows: list[list[Any]], contributor: str, received_at: datetime
+) -> list[list[Any]]:
+    """The task rows with each event's demand weight and its session's budget name appended."""
+    weighed = events_weigh(rows, contributor=contributor, received_at=received_at)
+    keys = usage_keys(weighed)
+    locked = _usage_locked_postgresql if connection.vendor == "postgresql" else _usage_locked_serialized
+    weights = weights_assign(weighed, locked(retailer_id, keys) if keys else {})
+    return [
+        [*row, weights[row[0]], event.sources[1] if event.sources else None]
+        for row, event in zip(rows, weighed, strict=True)
+    ]
+
+
+def _ingest_postgresql(*, retailer_id: int, rows: list[list[Any]], contributor: str, received_at: datetime) -> int:
+    """One statement: insert new raw events, count exactly the rows it inserted (and their demand
+    weights), charge the budgets they drew on, mark the SKUs for a refresh.
 
     The rows travel as one JSON array: psycopg adapts eight Python lists into arrays
     element by element (~1.3 ms of worker CPU for 50 events), orjson writes the
     same in microseconds and PostgreSQL reads it faster too (bench/ingest_bench.py).
     """
-    params: dict[str, Any] = {"rows": orjson.dumps(rows).decode(), "retailer": retailer_id, "received": received_at}
+    params: dict[str, Any] = {
+        "rows": orjson.dumps(rows).decode(),
+        "retailer": retailer_id,
+        "received": received_at,
+        "client_source": None if contributor == EXEMPT else "c:" + contributor,
+    }
     with connection.cursor() as cursor:
         cursor.execute(_INGEST_SQL, params)
         return int(cursor.fetchone()[0])
 
 
-def _ingest_serialized(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> int:
+def _ingest_serialized(*, retailer_id: int, rows: list[list[Any]], contributor: str, received_at: datetime) -> int:
     """The same effect for a database with one writer at a time (SQLite, embedded mode).
 
     Read-then-insert is race-free only because SQLite's IMMEDIATE transactions
@@ -95,7 +165,8 @@ def _ingest_serialized(*, retailer_id: int, rows: list[list[Any]], received_at: 
         )
     }
     fresh: dict[str, RawEvent] = {}
-    for event_id, kind, sku, variant, session, occurred, quantity, price in rows:
+    spent: Counter[tuple[str, datetime, str]] = Counter()
+    for event_id, kind, sku, variant, session, occurred, quantity, price, weight, session_source in rows:
         if event_id in seen or event_id in fresh:
             continue
         fresh[event_id] = RawEvent(
@@ -109,17 +180,26 @@ def _ingest_serialized(*, retailer_id: int, rows: list[list[Any]], received_at: 
             received_at=received_at,
             quantity=quantity,
             price=None if price is None else Decimal(price),
+            demand_weight=weight,
         )
+        if weight and session_source is not None:
+            hour = fresh[event_id].occurred_at.replace(minute=0, second=0, microsecond=0)
+            for source in ("c:" + contributor, session_source):
+                spent[(sku, hour, source)] += weight
     RawEvent.objects.bulk_create(fresh.values())
     DemandMark.objects.bulk_create(
         DemandMark(retailer_id=retailer_id, sku=sku) for sku in sorted({r[2] for r in rows} - {""})
     )
-    buckets: Counter[tuple[str, datetime, str, int]] = Counter(
-        (event.sku, event.occurred_at.replace(second=0, microsecond=0), event.variant, event.type)
-        for event in fresh.values()
-    )
-    for (sku, minute, variant, kind), count in sorted(buckets.items()):
-        column = COUNT_COLUMNS[kind]
+    for (sku, hour, source), weight in sorted(spent.items()):
+        DemandUsage.objects.filter(retailer_id=retailer_id, sku=sku, hour=hour, source=source).update(
+            used=F("used") + weight
+        )
+    buckets: Counter[tuple[str, datetime, str, str]] = Counter()
+    for event in fresh.values():
+        bucket = (event.sku, event.occurred_at.replace(second=0, microsecond=0), event.variant)
+        buckets[(*bucket, COUNT_COLUMNS[event.type])] += 1
+        buckets[(*bucket, "demand_activity")] += event.demand_weight
+    for (sku, minute, variant, column), count in sorted(buckets.items()):
         counter, _ = SkuMinuteCount.objects.get_or_create(
             retailer_id=retailer_id, sku=sku, minute=minute, variant=variant
         )
@@ -127,28 +207,37 @@ def _ingest_serialized(*, retailer_id: int, rows: list[list[Any]], received_at: 
     return len(fresh)
 
 
-def events_ingest(*, retailer_id: int, rows: list[list[Any]], received_at: datetime) -> IngestResult:
+def events_ingest(
+    *, retailer_id: int, rows: list[list[Any]], received_at: datetime, contributor: str = EXEMPT
+) -> IngestResult:
     """Store a batch's raw events, add to the per-minute counters what was newly stored, and
     mark the batch's SKUs for :func:`analytics.services.demand_refresh_marked`.
 
+    ``contributor`` is the keyed client hash of a publishable-key batch (its events' demand
+    weights are bounded per client and session, :mod:`analytics.demand_caps`), or
+    ``EXEMPT`` for a retailer's own server.
+
     Guarantees: idempotent per (retailer, event id) — a redelivered, re-sent or
-    concurrently processed batch counts nothing twice; raw rows and counters
-    commit together or not at all. On PostgreSQL that is one statement, committed
-    on its own: the counter rows of a busy minute, which every batch updates, stay
-    locked only for that statement (holding them through the demand push made two
-    ingest processes slower than one). Events older than the purge horizon are
-    skipped (their first copy may be gone; see ``analytics/retention.py``).
+    concurrently processed batch counts nothing twice, and charges no demand budget
+    twice; raw rows, counters and budgets commit together or not at all. On PostgreSQL
+    the counting is one statement, after the batch's budget rows were locked (in sorted
+    order, so concurrent batches cannot deadlock); the counter rows of a busy minute,
+    which every batch updates, are locked by that last statement only (holding them
+    through the demand push made two ingest processes slower than one). Events older
+    than the purge horizon are skipped (their first copy may be gone; see
+    ``analytics/retention.py``).
     """
     horizon = purge_horizon(timezone.now())
     fresh_rows = sorted((row for row in rows if datetime.fromisoformat(row[5]) >= horizon), key=lambda row: row[0])
     skus = frozenset(row[2] for row in fresh_rows if row[2])
     if not fresh_rows:
         return IngestResult(inserted=0, skipped_too_old=len(rows), skus=skus)
-    if connection.vendor == "postgresql":
-        inserted = _ingest_postgresql(retailer_id=retailer_id, rows=fresh_rows, received_at=received_at)
-    else:
-        with transaction.atomic():
-            inserted = _ingest_serialized(retailer_id=retailer_id, rows=fresh_rows, received_at=received_at)
+    ingest = _ingest_postgresql if connection.vendor == "postgresql" else _ingest_serialized
+    with transaction.atomic():
+        weighted = _weighted_rows(
+            retailer_id=retailer_id, rows=fresh_rows, contributor=contributor, received_at=received_at
+        )
+        inserted = ingest(retailer_id=retailer_id, rows=weighted, contributor=contributor, received_at=received_at)
     return IngestResult(inserted=inserted, skipped_too_old=len(rows) - len(fresh_rows), skus=skus)
 
 
@@ -183,7 +272,7 @@ def counters_reaggregate(*, start: datetime, end: datetime, retailer_id: int | N
         RawEvent.objects.filter(scope, occurred_at__gte=start, occurred_at__lt=end)
         .annotate(bucket=TruncMinute("occurred_at"))
         .values("retailer_id", "sku", "bucket", "variant")
-        .annotate(**counts)
+        .annotate(**counts, demand_activity=Sum("demand_weight"))
         .order_by()
     )
     created = SkuMinuteCount.objects.bulk_create(
@@ -194,6 +283,7 @@ def counters_reaggregate(*, start: datetime, end: datetime, retailer_id: int | N
                 minute=row["bucket"],
                 variant=row["variant"],
                 **{label: row[label] for label in COUNT_COLUMNS.values()},
+                demand_activity=row["demand_activity"],
             )
             for row in buckets.iterator()
         ),
@@ -206,6 +296,7 @@ def counters_reaggregate(*, start: datetime, end: datetime, retailer_id: int | N
 class PurgeResult:
     raw_events: int
     counters: int
+    demand_budgets: int
 
 
 def events_purge(*, now: datetime | None = None, slice_size: int = PURGE_SLICE) -> PurgeResult:
@@ -217,10 +308,13 @@ def events_purge(*, now: datetime | None = None, slice_size: int = PURGE_SLICE) 
     return PurgeResult(
         raw_events=_delete_in_slices(RawEvent, Q(occurred_at__lt=purge_horizon(moment)), slice_size),
         counters=_delete_in_slices(SkuMinuteCount, Q(minute__lt=counter_horizon(moment)), slice_size),
+        demand_budgets=_delete_in_slices(DemandUsage, Q(hour__lt=moment - BUDGET_RETENTION), slice_size),
     )
 
 
-def _delete_in_slices(model: type[RawEvent] | type[SkuMinuteCount], where: Q, slice_size: int) -> int:
+def _delete_in_slices(
+    model: type[RawEvent] | type[SkuMinuteCount] | type[DemandUsage], where: Q, slice_size: int
+) -> int:
     total = 0
     while True:
         with transaction.atomic():

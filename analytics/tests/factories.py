@@ -53,3 +53,17 @@ def event_json(
 
 def batch_body(events: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"events": events})
+
+
+def ingest_as_it_happened(retailer_id: int, rows: list[list[Any]], contributor: str = "") -> None:
+    """Ingest task rows as if each had been received when it occurred (the history a demand test
+    needs: an event received long after it occurred adds nothing to the demand input)."""
+    from analytics.services import events_ingest
+
+    by_moment: dict[str, list[list[Any]]] = {}
+    for row in rows:
+        by_moment.setdefault(row[5], []).append(row)
+    for moment, batch in sorted(by_moment.items()):
+        events_ingest(
+            retailer_id=retailer_id, rows=batch, received_at=datetime.fromisoformat(moment), contributor=contributor
+        )

@@ -7,14 +7,13 @@ from urllib.parse import quote
 
 import pytest
 
-from analytics.services import events_ingest
-from analytics.tests.factories import event_row
+from analytics.tests.factories import event_row, ingest_as_it_happened
 
 NOW = datetime.now(UTC)
 
 
 def ingest(tenant, rows) -> None:
-    events_ingest(retailer_id=tenant.retailer.id, rows=rows, received_at=NOW)
+    ingest_as_it_happened(tenant.retailer.id, rows)
 
 
 @pytest.fixture

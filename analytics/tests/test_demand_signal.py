@@ -33,7 +33,12 @@ def test_signal_formula(last_hour, trailing_total, trailing_hours, expected):
 
 
 def count(retailer, sku: str, minute: datetime, **counts: int) -> None:
-    SkuMinuteCount.objects.create(retailer=retailer, sku=sku, minute=minute.replace(second=0), **counts)
+    """A counter row as ingestion writes it for events received on time (full demand weights)."""
+    weights = {"product_view": 1, "add_to_cart": 5, "purchase": 20}
+    activity = sum(weights[kind] * number for kind, number in counts.items() if kind in weights)
+    SkuMinuteCount.objects.create(
+        retailer=retailer, sku=sku, minute=minute.replace(second=0), demand_activity=activity, **counts
+    )
 
 
 @pytest.mark.django_db

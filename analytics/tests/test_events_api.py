@@ -36,7 +36,7 @@ def test_a_beacon_batch_is_accepted_as_one_task(alice, client, broker_redis, ing
     events = [event_json(type="page_view"), event_json(sku="A"), event_json(type="purchase", sku="A", price="9.99")]
     response = post(client, alice.publishable_key, batch_body(events), HTTP_ORIGIN=alice.origin)
     assert response.status_code == 202
-    assert response.json() == {"accepted": 3}
+    assert response.json() == {"accepted": 3, "demand_ignored": 0}
     assert ingest_queue() == 1
     assert response["Access-Control-Allow-Origin"] == alice.origin
     assert response["Access-Control-Expose-Headers"] == "Retry-After"

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db.models import Sum
 
+from analytics.demand_caps import EXEMPT
 from analytics.models import RawEvent, SkuMinuteCount
 from analytics.services import counters_reaggregate, events_ingest, events_purge
-from analytics.services.ingest import _ingest_serialized
+from analytics.services.ingest import _ingest_serialized, _weighted_rows
 from analytics.tests.factories import event_row
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
@@ -21,6 +22,7 @@ def totals(retailer_id: int) -> dict[str, int]:
         product_view=Sum("product_view"),
         add_to_cart=Sum("add_to_cart"),
         purchase=Sum("purchase"),
+        demand_activity=Sum("demand_activity"),
     )
 
 
@@ -40,7 +42,9 @@ def test_a_batch_sent_three_times_is_counted_once(alice):
     results = [events_ingest(retailer_id=alice.retailer.id, rows=rows, received_at=NOW) for _ in range(3)]
     assert [r.inserted for r in results] == [5, 0, 0]
     assert results[0].skus == frozenset({"A", "B"})
-    assert totals(alice.retailer.id) == {"page_view": 1, "product_view": 2, "add_to_cart": 1, "purchase": 1}
+    assert totals(alice.retailer.id) == {
+        "page_view": 1, "product_view": 2, "add_to_cart": 1, "purchase": 1, "demand_activity": 27
+    }  # fmt: skip
     assert RawEvent.objects.count() == 5
 
 
@@ -89,8 +93,9 @@ def test_events_past_the_purge_horizon_are_skipped(alice, settings):
 def test_single_writer_path_gives_the_same_counts(alice, bob):
     rows = mixed_batch()
     events_ingest(retailer_id=alice.retailer.id, rows=rows, received_at=NOW)
+    weighted = _weighted_rows(retailer_id=bob.retailer.id, rows=sorted(rows), contributor=EXEMPT, received_at=NOW)
     for _ in range(2):
-        _ingest_serialized(retailer_id=bob.retailer.id, rows=sorted(rows), received_at=NOW)
+        _ingest_serialized(retailer_id=bob.retailer.id, rows=weighted, contributor=EXEMPT, received_at=NOW)
     assert totals(bob.retailer.id) == totals(alice.retailer.id)
     assert SkuMinuteCount.objects.filter(retailer=bob.retailer).count() == 5
 

@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from analytics.models import DemandMark, SkuMinuteCount
 from analytics.services import demand_refresh, demand_refresh_marked, demand_refresh_recent, events_ingest
 from analytics.services.demand import DEMAND_LOCK_CLASS
-from analytics.tests.factories import event_row
+from analytics.tests.factories import event_row, ingest_as_it_happened
 from pricing.models import DemandSignal
 from workers.testing import current_database_url
 
@@ -29,7 +29,7 @@ def test_the_sweep_lets_a_signal_fall_back_when_activity_stops(alice):
     rows = [event_row(sku="A", ts=now - timedelta(days=2, seconds=i)) for i in range(168)]
     rows += [event_row(sku="A", ts=now - timedelta(minutes=30)) for _ in range(3)]
     rows += [event_row(sku="OLD", ts=now - timedelta(hours=3))]
-    events_ingest(retailer_id=alice.retailer.id, rows=rows, received_at=now)
+    ingest_as_it_happened(alice.retailer.id, rows)
     assert demand_refresh_marked(retailer_id=alice.retailer.id, now=now) == {
         "A": Decimal("0.8571"),
         "OLD": Decimal("0.0000"),
@@ -68,16 +68,19 @@ def test_reaggregate_command_rebuilds_counts_and_refuses_purged_ranges(alice):
 def test_a_signal_is_pushed_only_when_it_moves_by_a_step(alice):
     now = datetime.now(UTC)
     rid = alice.retailer.id
-    SkuMinuteCount.objects.create(retailer_id=rid, sku="A", minute=now - timedelta(days=7), product_view=33_600)
-    recent = SkuMinuteCount.objects.create(retailer_id=rid, sku="A", minute=now.replace(second=0), product_view=200)
+    views = {"product_view": 33_600, "demand_activity": 33_600}  # counters as on-time views write them
+    SkuMinuteCount.objects.create(retailer_id=rid, sku="A", minute=now - timedelta(days=7), **views)
+    recent = SkuMinuteCount.objects.create(
+        retailer_id=rid, sku="A", minute=now.replace(second=0), product_view=200, demand_activity=200
+    )
     assert demand_refresh(retailer_id=rid, skus=["A"], now=now) == {"A": Decimal("1.0000")}  # mean 200 an hour
 
-    recent.product_view = 201
+    recent.product_view = recent.demand_activity = 201
     recent.save()
     assert demand_refresh(retailer_id=rid, skus=["A"], now=now) == {}  # 1.0050: less than a step
     assert signals(rid) == {"A": Decimal("1.0000")}
 
-    recent.product_view = 202
+    recent.product_view = recent.demand_activity = 202
     recent.save()
     assert demand_refresh(retailer_id=rid, skus=["A"], now=now) == {"A": Decimal("1.0100")}
     assert signals(rid) == {"A": Decimal("1.0100")}

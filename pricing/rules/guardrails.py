@@ -14,11 +14,16 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pricing.money import amount_quantize_up, currency_quantum
 from pricing.rules.base import PricePath, PricingInputs, percent_factor
 
+# The default policy moves a price by at most this much a day, so that no input (a flood of
+# forged purchases, a bad competitor feed) can swing it further before a person looks; a
+# retailer may set another limit, or none (null), through the policy API or the admin.
+DEFAULT_MAX_DAILY_CHANGE_PERCENT = Decimal(20)
+
 
 @dataclass(frozen=True)
 class PolicySpec:
     min_margin_percent: Decimal = Decimal(0)
-    max_daily_change_percent: Decimal | None = None
+    max_daily_change_percent: Decimal | None = DEFAULT_MAX_DAILY_CHANGE_PERCENT
     rounding_step: Decimal | None = None
     rounding_ending: Decimal = Decimal(0)
 

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from conftest import Tenant
-from pricing.models import RepricingShard
+from pricing.models import PricingPolicy, RepricingShard
 from pricing.services import repricing_shard_run
 
 PRODUCT = {
@@ -30,6 +30,11 @@ def prices_get(tenant: Tenant, query: str, origin: str | None = None) -> Any:
     headers = {"HTTP_ORIGIN": origin or tenant.origin}
     joiner = "&" if "?" in query else "?"
     return Client().get(f"/v1/prices{query}{joiner}key={tenant.publishable_key}", **headers)
+
+
+def daily_limit_off(tenant: Tenant) -> None:
+    """A policy without the default daily change limit, for tests of a rule's full effect."""
+    PricingPolicy.objects.update_or_create(retailer=tenant.retailer, defaults={"max_daily_change_percent": None})
 
 
 def shards_run_all() -> int:

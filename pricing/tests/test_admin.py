@@ -11,7 +11,7 @@ from django.test import Client
 from app.tenancy.models import AuditEntry
 from pricing.models import PriceSnapshot, Product, RepricingJob, Rule
 from pricing.services import rule_create
-from pricing.tests.conftest import product_put, shards_run_all
+from pricing.tests.conftest import daily_limit_off, product_put, shards_run_all
 
 
 @pytest.fixture
@@ -96,6 +96,7 @@ def test_admin_lists_open(staff, alice, model) -> None:
 
 
 def test_admin_delete_selected_is_audited_and_reprices(staff, alice, bob) -> None:
+    daily_limit_off(alice)  # the rule's whole effect, beyond the default 20 % a day
     product_put(alice, "A-1", base_price="100.00", inventory=1)
     scarce = {"name": "Scarce", "params": {"scarce_at_or_below": 3, "scarcity_raise_percent": "10"}}
     alices = [rule_create(retailer_id=alice.retailer.id, kind="inventory", values=scarce, actor="test") for _ in "ab"]

@@ -9,7 +9,7 @@ import pytest
 from pricing.models import PriceHistory, PriceSnapshot, RepricingJob, RepricingShard
 from pricing.services import demand_signals_set, products_bulk_upsert, repricing_shard_run, rule_create
 from pricing.services.repricing import SHARD_SIZE
-from pricing.tests.conftest import PRODUCT, shards_run_all
+from pricing.tests.conftest import PRODUCT, daily_limit_off, shards_run_all
 from workers.models import OutboxMessage
 from workers.testing import wait_until
 
@@ -81,6 +81,7 @@ def test_job_of_an_empty_catalog_is_done_at_once(alice) -> None:
 @pytest.mark.timeout(120)
 def test_catalog_wide_repricing_runs_on_real_workers(alice, celery_worker, outbox_relay) -> None:
     """The relay publishes one task per shard; two worker processes run them in parallel."""
+    daily_limit_off(alice)  # the rule's whole effect, beyond the default 20 % a day
     _catalog(alice.retailer.id, 450)
     celery_worker(["pricing", "default"], concurrency=2)
     outbox_relay()

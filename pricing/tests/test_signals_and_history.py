@@ -11,7 +11,7 @@ from django.utils import timezone
 from pricing.models import PriceHistory, PriceSnapshot, Product
 from pricing.selectors import price_lowest
 from pricing.services import demand_signal_set, demand_signals_set, rule_create
-from pricing.tests.conftest import product_put, shards_run_all
+from pricing.tests.conftest import daily_limit_off, product_put, shards_run_all
 from workers.models import OutboxMessage
 
 DEMAND = {"name": "Demand", "params": {"sensitivity": "0.5", "max_multiplier": "1.5"}}
@@ -44,6 +44,7 @@ def test_demand_signal_reprices_and_reports_a_change_once(priced) -> None:
 
 
 def test_bulk_demand_signals_return_the_skus_whose_price_moved(priced) -> None:
+    daily_limit_off(priced)  # the rule's whole effect, beyond the default 20 % a day
     product_put(priced, "B-2", base_price="50.00")
     changed = demand_signals_set(
         retailer_id=priced.retailer.id,

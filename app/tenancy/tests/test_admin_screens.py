@@ -85,11 +85,17 @@ def test_retailer_changes_record_before_and_after(operator: Client, alice) -> No
     form = _retailer_form("Alice")
     form.update({"pricing_paused": "on", "origins-TOTAL_FORMS": "0"})
     operator.post(f"/admin/tenancy/retailer/{alice.retailer.pk}/change/", form)
-    entry = AuditEntry.objects.get(retailer=alice.retailer, entity="retailer", action="update")
+    # The pause switch has its own entry, written by the pricing service the admin calls (pricing/admin.py).
+    entry = AuditEntry.objects.get(
+        retailer=alice.retailer, entity="retailer", action="update", after__pricing_paused=True
+    )
     assert entry.before is not None
     assert entry.after is not None
     assert entry.before["pricing_paused"] is False
     assert entry.after["pricing_paused"] is True
+    fields = AuditEntry.objects.get(retailer=alice.retailer, entity="retailer", after__time_zone="Europe/Berlin")
+    assert fields.before is not None
+    assert fields.before["time_zone"] != "Europe/Berlin"
 
 
 def _csrf_client(username: str) -> Client:

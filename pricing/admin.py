@@ -207,7 +207,7 @@ class PriceSnapshotAdmin(ReadOnlyAdmin):
 
 @admin.register(PriceHistory)
 class PriceHistoryAdmin(ReadOnlyAdmin):
-    list_display = ["sku", "retailer", "price", "currency", "version", "reason", "at"]
+    list_display = ["sku", "variant", "retailer", "price", "currency", "version", "reason", "at"]
     list_filter = ["retailer"]
     search_fields = ["sku"]
     date_hierarchy = "at"

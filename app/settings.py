@@ -37,12 +37,14 @@ if _present and len(_present) != len(MODE_VARS):
 EMBEDDED = not _present
 
 DEBUG = env.bool("DEBUG", default=False)
-if EMBEDDED or DEBUG:
+# Only embedded mode (SQLite, one machine, demo data) has a default: DEBUG=1 on PostgreSQL
+# may still sign real sessions, so it needs a real SECRET_KEY as production does.
+if EMBEDDED:
     SECRET_KEY = env.str("SECRET_KEY", default="embedded-development-only-not-secret")
 else:
-    SECRET_KEY = env.str("SECRET_KEY", default="")  # production: no default
+    SECRET_KEY = env.str("SECRET_KEY", default="")  # no default outside embedded mode, DEBUG or not
     if not SECRET_KEY:
-        raise ImproperlyConfigured("SECRET_KEY must be set (and secret) when DEBUG is off outside embedded mode.")
+        raise ImproperlyConfigured("SECRET_KEY must be set (and secret) outside embedded mode, with DEBUG on or off.")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "app.tenancy",
     "workers",
     "pricing",
@@ -92,7 +95,7 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "app" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -235,6 +238,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # /v1/docs loads Redoc from our own static files (drf-spectacular-sidecar), not a CDN's @latest.
+    "REDOC_DIST": "SIDECAR",
 }
 
 LANGUAGE_CODE = "en-us"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularAPIView
 
 from app import health
+from app.api_docs import ApiDocsView
 
 handler400 = "app.errors.handler400"
 handler403 = "app.errors.handler403"
@@ -18,7 +19,7 @@ urlpatterns = [
     path("readyz", health.readyz),
     path("admin/", admin.site.urls),
     path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
-    path("v1/docs", SpectacularRedocView.as_view(url_name="schema"), name="docs"),
+    path("v1/docs", ApiDocsView.as_view(url_name="schema"), name="docs"),
     path("v1/", include("app.tenancy.urls")),
     path("", include("workers.urls")),
     path("v1/", include("pricing.urls")),

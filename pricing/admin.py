@@ -14,7 +14,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from app.errors import ApiError
+from app.tenancy.admin import RetailerAdmin as TenancyRetailerAdmin
 from app.tenancy.audit import actor_for_request
+from app.tenancy.models import Retailer
 from pricing.models import (
     CompetitorPrice,
     DemandSignal,
@@ -29,7 +31,7 @@ from pricing.models import (
 from pricing.product_fields import ProductInvalidError, product_fields_clean
 from pricing.rules.base import ParamsError
 from pricing.rules.pipeline import rule_params_validate
-from pricing.services import policy_update, product_upsert, rule_create, rule_delete, rule_update
+from pricing.services import policy_update, pricing_pause_set, product_upsert, rule_create, rule_delete, rule_update
 from pricing.services.products import PRODUCT_COLUMNS
 from pricing.services.rules import rules_delete
 from pricing.services.switches import POLICY_FIELDS
@@ -172,6 +174,30 @@ class PricingPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
+admin.site.unregister(Retailer)
+
+
+@admin.register(Retailer)
+class RetailerAdmin(TenancyRetailerAdmin):
+    """The retailer screen of ``app.tenancy``, whose pause switch goes through the API's service.
+
+    :func:`~pricing.services.pricing_pause_set` audits the switch and starts the repricing job that
+    records every SKU's visible price change in price history; saving the field directly did neither.
+    The switch lives on the tenancy model, but what it does is pricing's, so its admin is here.
+    """
+
+    def save_model(self, request: HttpRequest, obj: Retailer, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)  # a new retailer has no prices to record yet
+            return
+        with transaction.atomic():
+            paused = obj.pricing_paused
+            obj.pricing_paused = Retailer.objects.values_list("pricing_paused", flat=True).get(pk=obj.pk)
+            super().save_model(request, obj, form, change)
+            pricing_pause_set(retailer_id=obj.pk, paused=paused, actor=actor_for_request(request))
+            obj.pricing_paused = paused
+
+
 @admin.register(PriceSnapshot)
 class PriceSnapshotAdmin(ReadOnlyAdmin):
     list_display = ["sku", "retailer", "effective_price", "currency", "version", "valid_until", "computed_at"]
@@ -181,7 +207,7 @@ class PriceSnapshotAdmin(ReadOnlyAdmin):
 
 @admin.register(PriceHistory)
 class PriceHistoryAdmin(ReadOnlyAdmin):
-    list_display = ["sku", "retailer", "price", "currency", "version", "reason", "at"]
+    list_display = ["sku", "variant", "retailer", "price", "currency", "version", "reason", "at"]
     list_filter = ["retailer"]
     search_fields = ["sku"]
     date_hierarchy = "at"

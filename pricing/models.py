@@ -134,6 +134,11 @@ class PriceSnapshot(models.Model):
     experiment = models.JSONField(null=True, blank=True, help_text='{"key": ..., "variants": [[name, weight]]}')
     steps = models.JSONField(default=dict)
     effective_price = money()
+    effective_prices = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Under an experiment, what each variant\'s shoppers were last shown: {"variant": "19.99"}.',
+    )
     version = models.BigIntegerField(default=1)
     anchor_price = money(null=True, blank=True, help_text="Price at the start of the day.")
     anchor_date = models.DateField(null=True, blank=True)
@@ -152,10 +157,16 @@ class PriceSnapshot(models.Model):
 
 
 class PriceHistory(models.Model):
-    """One row per change of the price a shopper sees (the default variant)."""
+    """One row per change of a price shoppers see.
+
+    ``variant`` is empty for the price shown without an experiment variant (the default, which
+    ``price.changed`` announces); under an experiment each variant whose price changed gets a
+    row of its own too, so each variant's 30-day reference can be answered.
+    """
 
     retailer = models.ForeignKey(Retailer, on_delete=models.CASCADE)
     sku = models.CharField(max_length=64)
+    variant = models.CharField(max_length=32, default="", blank=True)
     price = money()
     currency = models.CharField(max_length=3)
     version = models.BigIntegerField()
@@ -164,7 +175,7 @@ class PriceHistory(models.Model):
 
     class Meta:
         verbose_name_plural = "price history"
-        indexes = [models.Index(fields=["retailer", "sku", "at"], name="price_history_sku_at")]
+        indexes = [models.Index(fields=["retailer", "sku", "variant", "at"], name="price_history_variant_at")]
 
     def __str__(self) -> str:
         return f"{self.sku} {self.price} {self.currency} at {self.at:%Y-%m-%d %H:%M}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Min, QuerySet
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from app.errors import ApiError
@@ -56,30 +56,55 @@ def policy_get(*, retailer_id: int) -> PricingPolicy:
     return PricingPolicy.objects.filter(retailer_id=retailer_id).first() or PricingPolicy(retailer_id=retailer_id)
 
 
-def price_history_list(*, retailer_id: int, sku: str) -> QuerySet[PriceHistory]:
-    return PriceHistory.objects.filter(retailer_id=retailer_id, sku=sku).order_by("-at", "-id")
+def price_history_list(*, retailer_id: int, sku: str, variant: str = "") -> QuerySet[PriceHistory]:
+    """Changes of the price shown without a variant (``variant=""``) or of one experiment variant's."""
+    return PriceHistory.objects.filter(retailer_id=retailer_id, sku=sku, variant=variant).order_by("-at", "-id")
 
 
 @dataclass(frozen=True)
-class LowestPrice:
-    price: Decimal
+class PriorLowestPrice:
+    """The reference price the EU Omnibus directive asks for beside a price reduction."""
+
+    price: Decimal  # the price shown now
+    price_since: datetime  # when it took effect
+    lowest_price: Decimal  # the lowest price applied in the window before it (or ``price`` itself: none before)
     currency: str
-    since: datetime
+    since: datetime  # the window's start: ``price_since`` minus the days asked for
+
+    @property
+    def reduced(self) -> bool:
+        return self.price < self.lowest_price
 
 
-def price_lowest(*, retailer_id: int, sku: str, days: int = 30, now: datetime | None = None) -> LowestPrice | None:
-    """The lowest price shoppers saw in the last ``days`` days (EU Omnibus: shown beside a discount).
+def price_prior_lowest(
+    *, retailer_id: int, sku: str, variant: str = "", days: int = 30, now: datetime | None = None
+) -> PriorLowestPrice | None:
+    """The lowest price applied in the ``days`` days BEFORE the current price took effect.
 
-    Counts the price in effect when the window opened as well as every change inside it.
+    This is the "prior price" shown beside a reduction (EU Omnibus, Directive 2019/2161 art. 6a):
+    the current (discounted) price is not part of its own reference. The price in effect when
+    the window opened counts, as does every change inside it. A second reduction within the
+    window is measured against the lowest price before it, the first reduction included; after a
+    rise, the answer is still the lowest price before the rise and ``reduced`` is false. A SKU with
+    a shorter history is measured over what it has; one that never had another price answers its
+    current price (nothing to compare with; ``reduced`` is false). ``variant`` names an
+    experiment variant (its own history); empty: the price shown without one. None: no history.
     """
-    since = (now or timezone.now()) - timedelta(days=days)
-    history = price_history_list(retailer_id=retailer_id, sku=sku)
-    inside = history.filter(at__gte=since)
-    lowest = inside.aggregate(lowest=Min("price"))["lowest"]
-    opening = history.filter(at__lt=since).first()
-    candidates = [price for price in (lowest, opening.price if opening else None) if price is not None]
-    if not candidates:
+    history = price_history_list(retailer_id=retailer_id, sku=sku, variant=variant).filter(
+        at__lte=now or timezone.now()
+    )
+    current = history.first()
+    if current is None:
         return None
-    latest = history.first()
-    assert latest is not None
-    return LowestPrice(price=min(candidates), currency=latest.currency, since=since)
+    since = current.at - timedelta(days=days)
+    before = history.filter(Q(at__lt=current.at) | Q(at=current.at, id__lt=current.id))
+    lowest = before.filter(at__gte=since).aggregate(lowest=Min("price"))["lowest"]
+    opening = before.filter(at__lt=since).first()
+    candidates = [price for price in (lowest, opening.price if opening else None) if price is not None]
+    return PriorLowestPrice(
+        price=current.price,
+        price_since=current.at,
+        lowest_price=min(candidates, default=current.price),
+        currency=current.currency,
+        since=since,
+    )

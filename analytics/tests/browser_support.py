@@ -33,16 +33,6 @@ from app.tenancy.models import ApiKey, Retailer
 from app.tenancy.services import origin_add
 from workers.testing import ManagedProcess, subprocess_env, wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PRODUCTS = 12
 STORED_BATCHES = "Object.keys(localStorage).filter(k => k.startsWith('sf1:b:')).length"
 ALL_PRICED = "[...document.querySelectorAll('[data-sf-sku]')].every(e => e.hasAttribute('data-sf-price'))"

@@ -12,14 +12,13 @@ from django.test import Client
 from playwright.sync_api import Browser, sync_playwright
 
 from analytics.tests.browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     Shopper,
     Storefront,
     shopper_watch,
     storefront_start,
 )
 from analytics.tests.probes import CHROME_UA, ingest_drained
+from app.tests.browser import CHROMIUM, CHROMIUM_ARGS
 from workers.testing import wait_until
 
 

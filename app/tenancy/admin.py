@@ -1,4 +1,9 @@
-"""Operator screens: retailers (with origins), keys (rotate / revoke), the audit log."""
+"""Operator screens: retailers (with origins), keys (rotate / revoke), the audit log.
+
+Rotating and revoking need the change permission (a view-only operator may look, not act). A new
+key's raw value is shown once, on the page answering the request that issued it: never in a
+message, since Django's messages cookie is signed, not encrypted, and stays in the browser.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from app.tenancy.audit import audit_record
 from app.tenancy.models import AllowedOrigin, ApiKey, AuditEntry, Retailer
@@ -21,12 +28,28 @@ def _staff(request: HttpRequest) -> str:
     return f"staff:{request.user.get_username()}"
 
 
-def _show_once(request: HttpRequest, retailer: Retailer, issued: IssuedKey) -> None:
-    messages.warning(
-        request,
-        f"New {issued.key.get_kind_display()} key for {retailer.name}: {issued.raw} — "
-        "copy it now; a secret key is never shown again.",
-    )
+ISSUED_ATTRIBUTE = "_storefabric_issued_keys"
+
+
+def _issued(request: HttpRequest) -> list[tuple[Retailer, IssuedKey]]:
+    """The keys issued while answering this request (kept on the request object, nowhere else)."""
+    if not hasattr(request, ISSUED_ATTRIBUTE):
+        setattr(request, ISSUED_ATTRIBUTE, [])
+    issued: list[tuple[Retailer, IssuedKey]] = getattr(request, ISSUED_ATTRIBUTE)
+    return issued
+
+
+def keys_issued_page(request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> HttpResponse:
+    """The one page that shows the raw keys issued by this request; never cached by the browser."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "New keys: copy them now",
+        "opts": model_admin.model._meta,
+        "issued": [(retailer, issued.key, issued.raw) for retailer, issued in _issued(request)],
+    }
+    response = TemplateResponse(request, "tenancy/admin/keys_issued.html", context)
+    add_never_cache_headers(response)
+    return response
 
 
 class AllowedOriginInline(admin.TabularInline):
@@ -70,7 +93,12 @@ class RetailerAdmin(admin.ModelAdmin):
             )
         if not change:
             for kind in (ApiKey.Kind.PUBLISHABLE, ApiKey.Kind.SECRET):
-                _show_once(request, obj, key_rotate(retailer=obj, kind=kind, actor=_staff(request)))
+                _issued(request).append((obj, key_rotate(retailer=obj, kind=kind, actor=_staff(request))))
+
+    def response_add(self, request: HttpRequest, obj: Retailer, post_url_continue: str | None = None) -> HttpResponse:
+        if _issued(request):
+            return keys_issued_page(request, self)
+        return super().response_add(request, obj, post_url_continue)
 
     @transaction.atomic
     def save_formset(self, request: HttpRequest, form: ModelForm, formset: Any, change: bool) -> None:
@@ -100,17 +128,18 @@ class RetailerAdmin(admin.ModelAdmin):
                 after={"origin": origin.origin},
             )
 
-    def _rotate(self, request: HttpRequest, queryset: QuerySet[Retailer], kind: str) -> None:
+    def _rotate(self, request: HttpRequest, queryset: QuerySet[Retailer], kind: str) -> HttpResponse:
         for retailer in queryset:
-            _show_once(request, retailer, key_rotate(retailer=retailer, kind=kind, actor=_staff(request)))
+            _issued(request).append((retailer, key_rotate(retailer=retailer, kind=kind, actor=_staff(request))))
+        return keys_issued_page(request, self)
 
-    @admin.action(description="Rotate the secret key (old one valid for the grace period)")
-    def rotate_secret_key(self, request: HttpRequest, queryset: QuerySet[Retailer]) -> None:
-        self._rotate(request, queryset, ApiKey.Kind.SECRET)
+    @admin.action(permissions=["change"], description="Rotate the secret key (old one valid for the grace period)")
+    def rotate_secret_key(self, request: HttpRequest, queryset: QuerySet[Retailer]) -> HttpResponse:
+        return self._rotate(request, queryset, ApiKey.Kind.SECRET)
 
-    @admin.action(description="Rotate the publishable key (old one valid for the grace period)")
-    def rotate_publishable_key(self, request: HttpRequest, queryset: QuerySet[Retailer]) -> None:
-        self._rotate(request, queryset, ApiKey.Kind.PUBLISHABLE)
+    @admin.action(permissions=["change"], description="Rotate the publishable key (old one valid for the grace period)")
+    def rotate_publishable_key(self, request: HttpRequest, queryset: QuerySet[Retailer]) -> HttpResponse:
+        return self._rotate(request, queryset, ApiKey.Kind.PUBLISHABLE)
 
 
 @admin.register(ApiKey)
@@ -128,7 +157,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Revoke the selected keys now")
+    @admin.action(permissions=["change"], description="Revoke the selected keys now")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset:
             key_revoke(key=key, actor=_staff(request))

@@ -272,6 +272,23 @@ def test_every_procfile_process_is_started_and_keeps_running(stack: EmbeddedStac
     assert "stopped (rc=" not in stack.output(), stack.tail()
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of every socket listening on ``port`` (IPv4 as hex, e.g. ``0100007F``)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.split(":")
+            if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_the_embedded_web_listens_on_loopback_only(stack: EmbeddedStack) -> None:
+    """The demo admin is admin/admin: no other machine may reach it unless WEB_BIND says so."""
+    assert listening_addresses(stack.port) == {"0100007F"}, stack.tail()
+
+
 def test_readyz_sees_sqlite_and_the_embedded_valkey(stack: EmbeddedStack) -> None:
     status, body = request(f"{stack.url}/readyz")
     assert status == 200, f"{body}{stack.tail()}"

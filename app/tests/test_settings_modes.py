@@ -82,3 +82,19 @@ def test_production_without_a_secret_key_refuses_to_start() -> None:
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_debug_on_postgresql_without_a_secret_key_refuses_to_start() -> None:
+    """DEBUG=1 outside embedded mode signs real sessions: no constant fallback key."""
+    result = _settings_probe(
+        {
+            "DEBUG": "1",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/1",
+            "SECRET_KEY": "",
+        },
+        "print(settings.SECRET_KEY)",
+    )
+    assert result.returncode != 0, result.stdout
+    assert "SECRET_KEY must be set" in result.stderr

@@ -22,7 +22,8 @@ from pricing.apis.fields import (
     RepricingJobOutputSerializer,
 )
 from pricing.money import amount_format
-from pricing.selectors import price_history_list, price_lowest, product_get, product_list, snapshot_get
+from pricing.rules.experiment import NAME as VARIANT_NAME
+from pricing.selectors import price_history_list, price_prior_lowest, product_get, product_list, snapshot_get
 from pricing.services import competitor_price_set, demand_signal_set, product_upsert, products_bulk_upsert
 from pricing.services.signals import demand_signal_clean
 
@@ -136,6 +137,21 @@ class ProductBulkApi(APIView):
         return Response(self.OutputSerializer(result).data)
 
 
+VARIANT_PARAMETER = OpenApiParameter(
+    "variant",
+    str,
+    pattern=VARIANT_NAME.pattern,
+    description="An experiment variant's own history; default: the price shown without a variant",
+)
+
+
+def _variant(request: Request) -> str:
+    variant = request.query_params.get("variant", "")
+    if variant and not VARIANT_NAME.fullmatch(variant):
+        raise ApiError("malformed_request", "variant must match [A-Za-z0-9_-]{1,32}.")
+    return variant
+
+
 class PriceHistoryApi(APIView):
     class OutputSerializer(serializers.Serializer[Any]):
         price = MoneyField()
@@ -147,6 +163,7 @@ class PriceHistoryApi(APIView):
     pagination_class = NewestFirstPagination
 
     @extend_schema(
+        parameters=[VARIANT_PARAMETER],
         responses=OutputSerializer(many=True),
         operation_id="price_history_list",
         summary="Every change of a SKU's price, newest first",
@@ -154,23 +171,44 @@ class PriceHistoryApi(APIView):
     def get(self, request: Request, sku: str) -> Response:
         retailer_id = auth_context(request).retailer_id
         product_get(retailer_id=retailer_id, sku=sku)
+        history = price_history_list(retailer_id=retailer_id, sku=sku, variant=_variant(request))
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(price_history_list(retailer_id=retailer_id, sku=sku), request, self)
+        page = paginator.paginate_queryset(history, request, self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+PRIOR_PRICE_DEFINITION = (
+    "The reference a retailer shows beside a price reduction (EU Omnibus, Directive 2019/2161 art. 6a): "
+    "the lowest price applied in the `days` days **before** the current price took effect (`price_since`). "
+    "The current price is not part of it, so during a discount this is the price before the discount. "
+    "The price in effect when the window opened counts, as does every change inside it. "
+    "A second reduction within the window is measured against the lowest price before it, the first "
+    "reduction included. After a rise, it is still the lowest price before the rise, and `reduced` is false. "
+    "A SKU with a shorter history is measured over what it has; one that never had another price answers its "
+    "current price with `reduced` false. With `variant`, the same for one experiment variant's own prices."
+)
 
 
 class LowestPriceApi(APIView):
     class OutputSerializer(serializers.Serializer[Any]):
         sku = serializers.CharField()
+        variant = serializers.CharField(allow_null=True, help_text="The experiment variant asked for, if any.")
         days = serializers.IntegerField()
-        lowest_price = serializers.CharField()
+        price = serializers.CharField(help_text="The price shown now.")
+        price_since = serializers.DateTimeField(help_text="When the price shown now took effect.")
+        lowest_price = serializers.CharField(
+            help_text="The lowest price applied in the `days` days before `price_since` (the current price "
+            "is not part of it); the current price when the SKU never had another."
+        )
+        reduced = serializers.BooleanField(help_text="`price` is below `lowest_price`: show it as the prior price.")
         currency = serializers.CharField()
-        since = serializers.DateTimeField()
+        since = serializers.DateTimeField(help_text="The window's start: `price_since` minus `days`.")
 
     @extend_schema(
-        parameters=[OpenApiParameter("days", int, description="1 to 365; default 30")],
+        parameters=[OpenApiParameter("days", int, description="1 to 365; default 30"), VARIANT_PARAMETER],
         responses=OutputSerializer,
-        summary="Lowest price of the last 30 days (shown beside a discount in the EU)",
+        summary="The prior price beside a reduction (EU Omnibus): the lowest of the 30 days before the current price",
+        description=PRIOR_PRICE_DEFINITION,
     )
     def get(self, request: Request, sku: str) -> Response:
         retailer_id = auth_context(request).retailer_id
@@ -178,11 +216,26 @@ class LowestPriceApi(APIView):
         days_text = request.query_params.get("days", "30")
         if not days_text.isdigit() or not 1 <= int(days_text) <= 365:
             raise ApiError("malformed_request", "days must be a whole number from 1 to 365.")
-        lowest = price_lowest(retailer_id=retailer_id, sku=sku, days=int(days_text))
-        if lowest is None:
-            raise ApiError("not_found", f"{sku} has no price history yet.")
-        body = {"sku": sku, "days": int(days_text), "currency": lowest.currency, "since": lowest.since}
-        return Response({**body, "lowest_price": amount_format(lowest.price, lowest.currency)})
+        variant = _variant(request)
+        days = int(days_text)
+        reference = price_prior_lowest(retailer_id=retailer_id, sku=sku, variant=variant, days=days)
+        if reference is None:
+            raise ApiError(
+                "not_found", f"{sku} has no price history{' for variant ' + variant if variant else ''} yet."
+            )
+        currency = reference.currency
+        body = {
+            "sku": sku,
+            "variant": variant or None,
+            "days": days,
+            "price": amount_format(reference.price, currency),
+            "price_since": reference.price_since,
+            "lowest_price": amount_format(reference.lowest_price, currency),
+            "reduced": reference.reduced,
+            "currency": currency,
+            "since": reference.since,
+        }
+        return Response(self.OutputSerializer(body).data)
 
 
 class CompetitorPriceApi(APIView):

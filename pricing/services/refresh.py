@@ -2,7 +2,8 @@
 
 :func:`snapshots_refresh` is the one write path of prices. Product upserts, rule
 changes (through repricing shards), demand signals, competitor prices, the pause
-switch and schedule boundaries all end here.
+switch and schedule boundaries all end here. Every change of a shown price — the default one
+and, under an experiment, each variant's — is kept as price history.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SNAPSHOT_FIELDS = [
     "experiment",
     "steps",
     "effective_price",
+    "effective_prices",
     "version",
     "anchor_price",
     "anchor_date",
@@ -99,6 +101,24 @@ def _valid_until(computed: ComputedPrice, now_local: datetime) -> datetime | Non
     return moment.astimezone(ZoneInfo("UTC")) if moment is not None else None
 
 
+def _shown_prices(product: Product, computed: ComputedPrice, *, paused: bool) -> dict[str, str]:
+    """What each experiment variant's shoppers are shown (the base price while paused, as the hot
+    path answers); empty without an experiment, where the effective price is the one price."""
+    if not computed.experiment:
+        return {}
+    return {
+        name: amount_format(product.base_price if paused else price, product.currency)
+        for name, price in computed.prices.items()
+    }
+
+
+@dataclass(frozen=True)
+class Applied:
+    changed: bool = False
+    effective_changed: bool = False
+    variants_changed: tuple[str, ...] = ()
+
+
 def _apply(
     snapshot: PriceSnapshot,
     product: Product,
@@ -108,8 +128,9 @@ def _apply(
     now: datetime,
     now_local: datetime,
     anchor: Decimal | None,
-) -> tuple[bool, bool]:
-    """Write the computed values onto the row; (anything changed, effective price changed)."""
+) -> Applied:
+    """Write the computed values onto the row: whether anything changed, the effective price,
+    and which experiment variants' shown prices."""
     currency = product.currency
     before = (
         snapshot.active,
@@ -139,15 +160,18 @@ def _apply(
     )
     effective = product.base_price if paused else computed.default_price
     effective_changed = product.active and (snapshot.version == 0 or snapshot.effective_price != effective)
-    if before == after and not effective_changed and snapshot.version:
-        return False, False
+    shown = _shown_prices(product, computed, paused=paused) if product.active else snapshot.effective_prices
+    variants_changed = tuple(name for name, price in shown.items() if snapshot.effective_prices.get(name) != price)
+    if before == after and not effective_changed and not variants_changed and snapshot.version:
+        return Applied()
     snapshot.version += 1
     snapshot.computed_at = now
     if product.active:
         snapshot.effective_price = effective
+    snapshot.effective_prices = shown
     snapshot.anchor_price = anchor if anchor is not None else computed.default_price
     snapshot.anchor_date = now_local.date()
-    return True, effective_changed
+    return Applied(changed=True, effective_changed=effective_changed, variants_changed=variants_changed)
 
 
 def _announce(snapshot: PriceSnapshot, *, reason: str, now: datetime) -> PriceHistory:
@@ -173,6 +197,25 @@ def _announce(snapshot: PriceSnapshot, *, reason: str, now: datetime) -> PriceHi
         reason=reason[:100],
         at=now,
     )
+
+
+def _variant_history(
+    snapshot: PriceSnapshot, variants: tuple[str, ...], *, reason: str, now: datetime
+) -> list[PriceHistory]:
+    """A history row per experiment variant whose shown price changed (a variant's own 30-day reference)."""
+    return [
+        PriceHistory(
+            retailer_id=snapshot.retailer_id,
+            sku=snapshot.sku,
+            variant=name,
+            price=Decimal(snapshot.effective_prices[name]),
+            currency=snapshot.currency,
+            version=snapshot.version,
+            reason=reason[:100],
+            at=now,
+        )
+        for name in variants
+    ]
 
 
 def _placeholders(retailer_id: int, products: dict[str, Product]) -> None:
@@ -252,7 +295,7 @@ def snapshots_refresh(*, retailer_id: int, skus: list[str], reason: str, now: da
             )
             computed = price_compute(inputs=inputs, rules=rules, policy=policy)
             old_prices = snapshot.prices
-            changed, effective_changed = _apply(
+            applied = _apply(
                 snapshot,
                 product,
                 computed,
@@ -262,12 +305,13 @@ def snapshots_refresh(*, retailer_id: int, skus: list[str], reason: str, now: da
                 anchor=anchor,
             )
             result.snapshots[snapshot.sku] = snapshot
-            if not changed:
+            if not applied.changed:
                 continue
             written.append(snapshot)
-            if effective_changed:
+            if applied.effective_changed:
                 history.append(_announce(snapshot, reason=reason, now=moment))
-            if effective_changed or old_prices != snapshot.prices:
+            history.extend(_variant_history(snapshot, applied.variants_changed, reason=reason, now=moment))
+            if applied.effective_changed or applied.variants_changed or old_prices != snapshot.prices:
                 result.changed.append(snapshot.sku)
         _store(written)
         PriceHistory.objects.bulk_create(history)

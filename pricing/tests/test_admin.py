@@ -9,8 +9,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from app.tenancy.models import AuditEntry
-from pricing.models import PriceSnapshot, Product, RepricingJob, Rule
-from pricing.services import rule_create
+from pricing.models import PriceHistory, PriceSnapshot, Product, RepricingJob, Rule
+from pricing.services import demand_signal_set, rule_create
 from pricing.tests.conftest import daily_limit_off, product_put, shards_run_all
 
 
@@ -127,3 +127,47 @@ def test_admin_delete_selected_is_audited_and_reprices(staff, alice, bob) -> Non
     ).exists()
     shards_run_all()
     assert PriceSnapshot.objects.get(sku="A-1").effective_price == Decimal("100.00")
+
+
+def _retailer_change_form(retailer, *, paused: bool) -> dict[str, str]:
+    form = {
+        "name": retailer.name,
+        "time_zone": retailer.time_zone,
+        "default_currency": retailer.default_currency,
+        "rate_limit_per_minute": "",
+        "created_at_0": "2026-11-25",
+        "created_at_1": "10:00:00",
+        "origins-TOTAL_FORMS": "0",
+        "origins-INITIAL_FORMS": "0",
+        "keys-TOTAL_FORMS": "0",
+        "keys-INITIAL_FORMS": "0",
+    }
+    if paused:
+        form["pricing_paused"] = "on"
+    return form
+
+
+def test_the_admins_pause_switch_records_history_as_the_apis_does(staff, alice) -> None:
+    product_put(alice, "A-1", base_price="100.00")
+    rule_create(
+        retailer_id=alice.retailer.id,
+        kind="demand",
+        values={"name": "Demand", "params": {"sensitivity": "0.5", "max_multiplier": "1.5"}},
+        actor="test",
+    )
+    shards_run_all()
+    demand_signal_set(retailer_id=alice.retailer.id, sku="A-1", signal=Decimal("1.2"), actor="t")
+    assert PriceHistory.objects.filter(sku="A-1").order_by("-version").first().price == Decimal("110.00")
+    path = f"/admin/tenancy/retailer/{alice.retailer.pk}/change/"
+
+    paused = staff.post(path, _retailer_change_form(alice.retailer, paused=True), HTTP_X_FORWARDED_PROTO="https")
+    assert paused.status_code == 302, paused.content[:2000]
+    shards_run_all()
+    latest = PriceHistory.objects.filter(sku="A-1").order_by("-version").first()
+    assert (latest.price, latest.reason) == (Decimal("100.00"), "pricing paused by staff:ops")
+    switch_audits = AuditEntry.objects.filter(entity="retailer", action="update", after__pricing_paused=True)
+    assert switch_audits.count() == 1
+
+    staff.post(path, _retailer_change_form(alice.retailer, paused=False), HTTP_X_FORWARDED_PROTO="https")
+    shards_run_all()
+    assert PriceHistory.objects.filter(sku="A-1").order_by("-version").first().price == Decimal("110.00")

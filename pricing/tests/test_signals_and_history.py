@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 
-from pricing.models import PriceHistory, PriceSnapshot, Product
-from pricing.selectors import price_lowest
+from pricing.models import PriceHistory, PriceSnapshot
 from pricing.services import demand_signal_set, demand_signals_set, rule_create
 from pricing.tests.conftest import daily_limit_off, product_put, shards_run_all
 from workers.models import OutboxMessage
@@ -88,28 +85,6 @@ def test_price_history_lists_every_change_newest_first(priced) -> None:
     rows = priced.client().get("/v1/products/A-1/price-history").json()["results"]
     assert [row["price"] for row in rows] == ["90.00", "110.00", "100.00"]
     assert [row["version"] for row in rows] == sorted((row["version"] for row in rows), reverse=True)
-
-
-def test_lowest_price_of_the_last_30_days_counts_the_opening_price(alice) -> None:
-    product_put(alice, "A-1", base_price="100.00")
-    product = Product.objects.get(sku="A-1")
-    now = timezone.now()
-    PriceHistory.objects.all().delete()
-    for days_ago, price in [(45, "70.00"), (31, "80.00"), (20, "95.00"), (2, "100.00")]:
-        PriceHistory.objects.create(
-            retailer_id=product.retailer_id,
-            sku="A-1",
-            price=Decimal(price),
-            currency="USD",
-            version=1,
-            reason="t",
-            at=now - timedelta(days=days_ago),
-        )
-    assert price_lowest(retailer_id=product.retailer_id, sku="A-1", now=now).price == Decimal("80.00")
-    assert price_lowest(retailer_id=product.retailer_id, sku="A-1", days=10, now=now).price == Decimal("95.00")
-    body = alice.client().get("/v1/products/A-1/lowest-price").json()
-    assert (body["lowest_price"], body["days"], body["currency"]) == ("80.00", 30, "USD")
-    assert alice.client().get("/v1/products/A-1/lowest-price?days=0").status_code == 400
 
 
 def test_policy_change_refused_when_a_floor_would_pass_a_ceiling(alice) -> None:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pricing', '0002_pricesnapshot_snapshot_computed_at'),
+        ('pricing', '0003_price_history_per_variant'),
     ]
 
     operations = [

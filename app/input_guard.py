@@ -4,9 +4,10 @@ It checks the path, every query parameter (names too) and the headers the servic
 stores (``Idempotency-Key``; ``X-Request-ID``, echoed, logged and kept in audit rows) with
 :func:`app.text_rules.text_storable`; JSON bodies are checked by the parser
 (``app.parsers``), event batches per event by their validation. A clean request costs
-a few substring tests: the raw query string and headers arrive as Latin-1 text, so NUL
-(raw or ``%00``) is all they can carry that PostgreSQL refuses; only a hit parses the
-query to name the parameter. The path parameters' own rules (a SKU, a key prefix) are
+a few ``memchr`` calls (see :func:`app.text_rules.text_storable`) over the query parameters
+Django parses anyway, the path and two headers: 1-2 µs on an idle core, where a price
+lookup costs ~900 µs of CPU (~2,200 req/s on 2 cores, README "Benchmarks"). The path parameters'
+own rules (a SKU, a key prefix) are
 checked in :meth:`InputGuardMiddleware.process_view`, once the route has named them.
 """
 
@@ -45,10 +46,11 @@ def _path_fields(path: str) -> list[str]:
 
 
 def _query_fields(request: HttpRequest) -> list[str]:
+    """The query parameters holding what cannot be stored (Django decodes bad UTF-8 as U+FFFD, never a surrogate)."""
     return [
         field_label(name)
         for name, values in request.GET.lists()
-        if not all(text_storable(value) for value in (name, *values))
+        if not (text_storable(name) and all(map(text_storable, values)))
     ]
 
 
@@ -58,9 +60,8 @@ def request_text_problems(request: HttpRequest) -> list[str]:
     fields: list[str] = []
     if not text_storable(request.path_info):
         fields += _path_fields(request.path_info)
-    query = request.META.get("QUERY_STRING", "")
-    if "%00" in query or "\x00" in query:
-        fields += _query_fields(request)
+    if request.META.get("QUERY_STRING"):
+        fields += _query_fields(request)  # request.GET is parsed once per request; every API view reads it
     for header, meta in STORED_HEADERS.items():
         value = request.META.get(meta)
         if value is not None and not text_storable(value):

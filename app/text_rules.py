@@ -24,7 +24,13 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def text_storable(value: str) -> bool:
-    """Whether PostgreSQL's ``text`` and ``jsonb`` can store ``value`` as it is."""
+    """Whether PostgreSQL's ``text`` and ``jsonb`` can store ``value`` as it is.
+
+    ASCII text (``isascii`` reads a flag CPython keeps) can only hold NUL, found by ``memchr``:
+    a 6.5 KB query value costs well under a microsecond; only other text pays for the regex.
+    """
+    if value.isascii():
+        return "\x00" not in value
     return UNSTORABLE.search(value) is None
 
 

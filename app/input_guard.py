@@ -1,14 +1,14 @@
 """One guard, before any view, for the request text that can reach the database: 400 ``invalid_characters``.
 
-It checks the path, every query parameter (names too) and the headers the service
-stores (``Idempotency-Key``; ``X-Request-ID``, echoed, logged and kept in audit rows) with
+It checks the path, every query parameter (names too) and the headers the service stores
+(``Idempotency-Key``; ``X-Request-ID``, echoed, logged and kept in audit rows) with
 :func:`app.text_rules.text_storable`; JSON bodies are checked by the parser
-(``app.parsers``), event batches per event by their validation. A clean request costs
-a few ``memchr`` calls (see :func:`app.text_rules.text_storable`) over the query parameters
-Django parses anyway, the path and two headers: 1-2 µs on an idle core, where a price
-lookup costs ~900 µs of CPU (~2,200 req/s on 2 cores, README "Benchmarks"). The path parameters'
-own rules (a SKU, a key prefix) are
-checked in :meth:`InputGuardMiddleware.process_view`, once the route has named them.
+(``app.parsers``), event batches per event by their validation. A clean request costs a few
+``memchr`` calls (see :func:`app.text_rules.text_storable`) over the query parameters Django
+parses anyway, the path and two headers: 1-2 µs on an idle core, where a price lookup costs
+~900 µs of CPU (~2,200 req/s on 2 cores, README "Benchmarks"). The path parameters' own
+rules (a SKU, a key prefix) are checked in :meth:`InputGuardMiddleware.process_view`, once
+the route has named them.
 """
 
 from __future__ import annotations

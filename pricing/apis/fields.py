@@ -50,9 +50,10 @@ class CursorPage(CursorPagination):
             ) from error
         if cursor is None or cursor.position is None:
             return cursor
-        if not text_storable(cursor.position):
+        position = str(cursor.position)  # the text after p= in the decoded cursor (typed int by the stubs)
+        if not text_storable(position):
             raise invalid_characters([self.cursor_query_param])  # base64 hides a NUL from the request guard
-        if not self.position_readable(cursor.position):
+        if not self.position_readable(position):
             raise ApiError(
                 "validation_failed",
                 details=[

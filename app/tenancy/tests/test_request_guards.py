@@ -68,3 +68,14 @@ def test_a_request_id_with_a_nul_is_a_400(alice: Tenant) -> None:
 
     assert response.status_code == 400
     assert response.json()["error"]["details"][0]["field"] == "X-Request-ID"
+
+
+@pytest.mark.usefixtures("priced")
+def test_a_request_id_ending_in_a_newline_is_replaced_not_echoed(alice: Tenant) -> None:
+    client = Client(raise_request_exception=False)
+    response = client.get(
+        f"/v1/prices/SKU-1?key={alice.publishable_key}", HTTP_ORIGIN=alice.origin, HTTP_X_REQUEST_ID="abc\n"
+    )
+
+    assert response.status_code == 200
+    assert response["X-Request-ID"] not in ("abc\n", "abc")

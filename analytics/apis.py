@@ -40,7 +40,6 @@ from workers.publish import publish_or_unavailable
 MAX_BATCH_BYTES = 256 * 1024
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
 DEFAULT_WINDOW = timedelta(hours=24)
-SKU_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Crawlers, link previewers and monitors: answered 202 and not counted. "bot" must end a word
 # (Googlebot/2.1, bingbot/2.0, AdsBot-Google, TelegramBot (...)) but not be the end of "CUBOT", a
 # phone brand whose Android user agents say "CUBOT X30". HeadlessChrome is a shopper here.
@@ -147,8 +146,6 @@ class AnalyticsSkuApi(APIView):
     @extend_schema(parameters=[SINCE], responses=OutputSerializer, summary="Events of one SKU in a window")
     def get(self, request: Request, sku: str) -> Response:
         retailer_id = auth_context(request).retailer_id
-        if not SKU_PATTERN.match(sku):
-            raise ApiError("invalid_sku", details=[{"field": "sku", "code": "invalid_sku", "message": repr(sku)}])
         since, until = _window(request)
         body = {
             "sku": sku,

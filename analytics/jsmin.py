@@ -11,13 +11,18 @@ source that breaks these rules instead of emitting broken code.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+
+from pricing.skus import SKU
 
 SOURCE = Path(__file__).resolve().parent / "static" / "storefabric" / "storefabric.js"
 MINIFIED = SOURCE.with_name("storefabric.min.js")
 BANNER = "/*! storefabric.js | source sha256:{digest} | https://storefabric.example */\n"
 _WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 _REGEX_CONTEXT = frozenset("(,=:[!&|?{};")
+# Rules written once on the server and put into the insert by the build (a quoted placeholder in the source).
+INJECTED = {"'@SKU_PATTERN@'": SKU.ecmascript}
 
 
 class MinifyError(ValueError):
@@ -88,6 +93,19 @@ def minify(source: str) -> str:
     return "".join(out)
 
 
+def _inject(source: str) -> str:
+    """Put the server's rules into the source where it names them, each as a JavaScript string literal."""
+    for placeholder, value in INJECTED.items():
+        if placeholder not in source:
+            raise MinifyError(f"the source no longer names {placeholder}")
+        source = source.replace(placeholder, json.dumps(value))
+    return source
+
+
 def build(source: str) -> str:
-    """The committed ``storefabric.min.js`` for ``source``: banner with the source hash, then the code."""
-    return BANNER.format(digest=source_digest(source)) + minify(source) + "\n"
+    """The committed ``storefabric.min.js`` for ``source``: banner with the source hash, then the code.
+
+    The banner's hash is of the source as written; the code carries the injected rules, so a
+    change of a rule makes the committed build stale (``test_insert_asset`` says so).
+    """
+    return BANNER.format(digest=source_digest(source)) + minify(_inject(source)) + "\n"

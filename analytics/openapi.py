@@ -16,12 +16,13 @@ from rest_framework.views import APIView
 
 from analytics.apis import events_ingest_view
 from analytics.validation import MAX_EVENTS
+from pricing.skus import SKU
 
 
 class EventSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField(help_text="Client-generated; an id is counted once per retailer.")
     type = serializers.ChoiceField(choices=["page_view", "product_view", "add_to_cart", "purchase"])
-    sku = serializers.RegexField(r"^[A-Za-z0-9._-]{1,64}$", required=False, help_text="Required except for page_view.")
+    sku = serializers.RegexField(SKU.python_search, required=False, help_text="Required except for page_view.")
     ts = serializers.DateTimeField(help_text="ISO 8601 with a zone; older than the retention window: event_too_old.")
     session = serializers.CharField(max_length=128)
     variant = serializers.RegexField(

@@ -18,13 +18,14 @@ import msgspec
 
 from analytics.models import EventType
 from app.errors import ApiError
+from pricing.skus import SKU
 
 MAX_EVENTS = 500
 MAX_DETAILS = 100  # rows of ``details`` in one error answer; the message gives the full count
 MAX_PRICE = Decimal("99999999.9999")
 PRICE_PLACES = Decimal("0.0001")
 
-Sku = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+Sku = Annotated[str, msgspec.Meta(pattern=SKU.python_search)]
 Variant = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{0,32}$")]
 TYPE_CODES: dict[str, int] = {label: int(value) for value, label in EventType.choices}
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextvars
 import os
-import re
+
+from app.text_rules import FullMatch
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = FullMatch(r"[A-Za-z0-9._:-]{1,128}")  # in full: "abc\n" would break the response header
 
 
 def current_request_id() -> str | None:
@@ -17,7 +18,7 @@ def current_request_id() -> str | None:
 
 def accept_request_id(candidate: str | None) -> str:
     """Use the caller's id when it is safe to echo and log; otherwise make one."""
-    if candidate and _VALID_REQUEST_ID.match(candidate):
+    if candidate and _VALID_REQUEST_ID.matches(candidate):
         return candidate
     return os.urandom(16).hex()  # 128 random bits, as uuid4().hex without building a UUID
 

@@ -8,6 +8,8 @@
   body of :mod:`app.errors`, so a client (and the API fuzz test) can rely on them.
 * A POST taking ``Idempotency-Key`` (``app.tenancy.idempotent_requests``) documents the
   header and its 409 (same key in flight) and 422 (same key, another body).
+* A path parameter with a rule of ``settings.PATH_PARAMETER_RULES`` (``sku``, ``prefix``)
+  documents it as its ``pattern``.
 * A DELETE that declares a body (``DELETE /v1/origins``) documents it;
   drf-spectacular documents bodies of PUT, PATCH and POST only.
 """
@@ -26,6 +28,7 @@ from rest_framework import serializers
 from rest_framework.views import APIView
 
 from app.errors import ERROR_CODES
+from app.path_parameters import path_rules
 from app.tenancy.idempotent_requests import HEADER as IDEMPOTENCY_HEADER
 from app.tenancy.idempotent_requests import MAX_KEY_LENGTH as MAX_IDEMPOTENCY_KEY_LENGTH
 
@@ -57,20 +60,27 @@ def _error_statuses(operation: dict[str, Any], method: str) -> set[int]:
     """
     schemes = {name for requirement in operation.get("security", []) for name in requirement}
     locations = {parameter["in"] for parameter in operation.get("parameters", [])}
-    statuses: set[int] = set()
+    statuses: set[int] = {400}  # invalid_characters: any path, query or stored header (app.input_guard)
     if "secretKey" in schemes:
-        statuses |= {400, 401, 403, 429}  # secret_key_in_url; no, unknown or revoked key; key kind, origin; limit
+        statuses |= {401, 403, 429}  # no, unknown or revoked key; key kind, origin; limit
     if "cookieAuth" in schemes:
         statuses |= {401, 403}  # not signed in; not staff, or no CSRF token
     if "path" in locations:
         statuses.add(404)
-    if "query" in locations or "requestBody" in operation:
-        statuses.add(400)
     if "requestBody" in operation:
         statuses.add(415)
     if method in BODY_METHODS:
         statuses.add(413)  # BodySizeLimitMiddleware reads Content-Length of any body, declared or not
     return statuses
+
+
+def _path_patterns(operation: dict[str, Any]) -> None:
+    """Document each path parameter's rule (``app.path_parameters``) as its ``pattern``."""
+    rules = path_rules()
+    for parameter in operation.get("parameters", []):
+        rule = rules.get(parameter["name"]) if parameter["in"] == "path" else None
+        if rule is not None:
+            parameter["schema"]["pattern"] = rule.pattern.ecmascript
 
 
 def _idempotency_parameter() -> dict[str, Any]:
@@ -115,6 +125,7 @@ class StorefabricAutoSchema(AutoSchema):
         if operation is None:
             return None
         responses = operation["responses"]
+        _path_patterns(operation)
         statuses = _error_statuses(operation, self.method)
         if getattr(getattr(self.view, self.method.lower(), None), "takes_idempotency_key", False):
             operation.setdefault("parameters", []).append(_idempotency_parameter())

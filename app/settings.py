@@ -68,6 +68,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "app.middleware.RequestIdMiddleware",
+    # Text PostgreSQL cannot store (NUL, lone surrogates) is a 400 here, hot routes included.
+    "app.input_guard.InputGuardMiddleware",
     "app.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # The price lookups and event batches are answered here, skipping the rest of the stack.
@@ -86,6 +88,12 @@ HOT_ROUTES = {
     "/v1/prices": "pricing.hotpath.price_list",
     "/v1/prices/": "pricing.hotpath.price_detail",
     "/v1/events": "analytics.apis.events_ingest_view",
+}
+
+# Path parameters checked by name before any DRF view runs (app.path_parameters); documented as patterns.
+PATH_PARAMETER_RULES = {
+    "sku": "pricing.skus.SKU_PATH_RULE",
+    "prefix": "app.tenancy.keys.KEY_PREFIX_PATH_RULE",
 }
 
 ROOT_URLCONF = "app.urls"
@@ -223,7 +231,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["app.tenancy.permissions.SecretKeyRequired"],
     "DEFAULT_THROTTLE_CLASSES": ["app.tenancy.throttling.KeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["app.parsers.StorableJSONParser"],
     "EXCEPTION_HANDLER": "app.errors.drf_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "app.schema.StorefabricAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",

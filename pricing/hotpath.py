@@ -26,10 +26,11 @@ from app.tenancy.authentication import AuthContext, request_authenticate
 from app.tenancy.cors import cors_apply
 from app.tenancy.ratelimit import rate_limit_commands, rate_limit_enforce, rate_window
 from pricing.models import PriceSnapshot
-from pricing.rules.base import DEFAULT_PATH, SKU_PATTERN
+from pricing.rules.base import DEFAULT_PATH
 from pricing.rules.experiment import variant_for
 from pricing.selectors import snapshots_of
 from pricing.services.refresh import snapshots_refresh
+from pricing.skus import invalid_sku, sku_problem, sku_valid
 from pricing.snapshots import (
     UnreadableSnapshotError,
     misses_cache_write,
@@ -53,12 +54,9 @@ def _skus_param(raw: str) -> list[str]:
     skus = list(dict.fromkeys(raw.split(","))) if raw else []
     if not 1 <= len(skus) <= MAX_SKUS:
         raise ApiError("too_many_skus", f"Ask for 1 to {MAX_SKUS} SKUs in one call: ?skus=A,B,C")
-    bad = [sku for sku in skus if not SKU_PATTERN.match(sku)]
+    bad = [sku for sku in skus if not sku_valid(sku)]
     if bad:
-        raise ApiError(
-            "invalid_sku",
-            details=[{"field": "skus", "code": "invalid_sku", "message": repr(sku[:80])} for sku in bad[:10]],
-        )
+        raise invalid_sku([sku_problem(sku, field="skus") for sku in bad[:10]])
     return skus
 
 
@@ -188,8 +186,8 @@ def price_detail(request: HttpRequest, sku: str) -> HttpResponse:
     """``GET /v1/prices/{sku}``: one price, or 404 ``unknown_sku``."""
 
     def one(_: HttpRequest) -> list[str]:
-        if not SKU_PATTERN.match(sku):
-            raise ApiError("invalid_sku")
+        if not sku_valid(sku):
+            raise invalid_sku([sku_problem(sku)])
         return [sku]
 
     return _serve(request, one, single=True)

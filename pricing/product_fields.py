@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from pricing.money import AmountError, amount_format, amount_parse, currency_exponent
-from pricing.rules.base import SKU_PATTERN
 from pricing.rules.guardrails import price_floor
+from pricing.skus import sku_problem, sku_valid
 
 FIELDS = {"sku", "name", "currency", "base_price", "cost", "list_price", "inventory", "active"}
 MAX_INVENTORY = 2_000_000_000
@@ -61,10 +61,6 @@ def _problem(index: int | None, field: str, code: str, message: str) -> dict[str
     if index is not None:
         row = {"index": index, **row}
     return row
-
-
-def sku_valid(sku: object) -> bool:
-    return isinstance(sku, str) and SKU_PATTERN.match(sku) is not None
 
 
 def _currency(raw: dict[str, Any], default: str, index: int | None, problems: list[dict[str, Any]]) -> str | None:
@@ -122,7 +118,7 @@ def product_fields_clean(
         problems.append(_problem(index, field, "invalid", f"{field} is not a product field."))
     chosen = raw.get("sku") if sku is None else sku
     if not sku_valid(chosen):
-        problems.append(_problem(index, "sku", "invalid_sku", "A SKU must match [A-Za-z0-9._-]{1,64}."))
+        problems.append(sku_problem(chosen, index=index))
     elif sku is not None and raw.get("sku", sku) != sku:
         problems.append(_problem(index, "sku", "invalid", "The sku in the body differs from the one in the URL."))
     name, inventory, active = _scalars(raw, index, problems)

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from app.errors import ApiError
 from app.tenancy.audit import actor_for_request
 from app.tenancy.authentication import auth_context
-from app.tenancy.idempotent_requests import idempotent_post
+from app.tenancy.idempotent_requests import idempotent_post, keep_instead
 from app.tenancy.models import ApiKey
 from app.tenancy.selectors import key_get, retailer_get
 from app.tenancy.services import key_revoke, key_rotate, origin_add, origin_remove
@@ -52,7 +52,11 @@ class KeyRotateApi(APIView):
         kind = serializers.ChoiceField(choices=ApiKey.Kind.values)
 
     class OutputSerializer(KeyOutputSerializer):
-        key = serializers.CharField(help_text="The new key. A secret key is shown only in this answer.")
+        key = serializers.CharField(
+            allow_null=True,
+            help_text="The new key. A secret key is shown only in this answer: a replay of it "
+            "(Idempotent-Replayed: true) answers null, as no copy of a secret key is kept.",
+        )
 
     @extend_schema(
         request=InputSerializer,
@@ -66,7 +70,10 @@ class KeyRotateApi(APIView):
         retailer = retailer_get(retailer_id=auth_context(request).retailer_id)
         issued = key_rotate(retailer=retailer, kind=data.validated_data["kind"], actor=actor_for_request(request))
         body = {**KeyOutputSerializer(issued.key).data, "key": issued.raw}
-        return Response(body, status=status.HTTP_201_CREATED)
+        response = Response(body, status=status.HTTP_201_CREATED)
+        if issued.key.kind == ApiKey.Kind.SECRET:
+            keep_instead(response, {**body, "key": None})  # a stored answer never holds a raw secret key
+        return response
 
 
 class KeyRevokeApi(APIView):

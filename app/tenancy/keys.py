@@ -9,7 +9,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from app.path_parameters import PathRule
+from app.text_rules import FullMatch
+
 PREFIX_LENGTH = 11  # "pk_" or "sk_" plus 8 characters: enough to tell keys apart in logs
+# What key_prefix() gives for a key from key_generate(): the kind, then 8 characters of token_urlsafe.
+KEY_PREFIX = FullMatch(r"(?:pk|sk)_[A-Za-z0-9_-]{8}")
+KEY_PREFIX_PATH_RULE = PathRule(
+    pattern=KEY_PREFIX, code="validation_failed", message="A key prefix is pk_ or sk_ and 8 more characters."
+)
 
 
 def key_generate(kind: str) -> str:

@@ -140,15 +140,15 @@ class ProductBulkApi(APIView):
 VARIANT_PARAMETER = OpenApiParameter(
     "variant",
     str,
-    pattern=VARIANT_NAME.pattern,
+    pattern=VARIANT_NAME.ecmascript,
     description="An experiment variant's own history; default: the price shown without a variant",
 )
 
 
 def _variant(request: Request) -> str:
     variant = request.query_params.get("variant", "")
-    if variant and not VARIANT_NAME.fullmatch(variant):
-        raise ApiError("malformed_request", "variant must match [A-Za-z0-9_-]{1,32}.")
+    if variant and not VARIANT_NAME.matches(variant):
+        raise ApiError("malformed_request", f"variant must match {VARIANT_NAME.body}.")
     return variant
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -12,6 +13,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 
 from app.errors import ApiError
+from app.input_guard import invalid_characters
+from app.text_rules import text_storable
 from pricing.models import RepricingJob
 from pricing.money import amount_format
 
@@ -37,7 +40,7 @@ class CursorPage(CursorPagination):
 
     def decode_cursor(self, request: Any) -> Any:
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except NotFound as error:
             raise ApiError(
                 "validation_failed",
@@ -45,6 +48,23 @@ class CursorPage(CursorPagination):
                     {"field": self.cursor_query_param, "code": "invalid", "message": "Use a next or previous link."}
                 ],
             ) from error
+        if cursor is None or cursor.position is None:
+            return cursor
+        position = str(cursor.position)  # the text after p= in the decoded cursor (typed int by the stubs)
+        if not text_storable(position):
+            raise invalid_characters([self.cursor_query_param])  # base64 hides a NUL from the request guard
+        if not self.position_readable(position):
+            raise ApiError(
+                "validation_failed",
+                details=[
+                    {"field": self.cursor_query_param, "code": "invalid", "message": "Use a next or previous link."}
+                ],
+            )
+        return cursor
+
+    def position_readable(self, position: str) -> bool:
+        """Whether the database can compare the ordering field with ``position`` (a forged cursor may hold anything)."""
+        return True
 
 
 class BySkuPagination(CursorPage):
@@ -57,6 +77,12 @@ class BySkuPagination(CursorPage):
 class NewestFirstPagination(CursorPage):
     ordering = ("-at", "-id")
     page_size = 100
+
+    def position_readable(self, position: str) -> bool:
+        try:
+            return parse_datetime(position) is not None
+        except ValueError:  # well formed but impossible: 2025-02-30
+            return False
 
 
 class RepricingJobOutputSerializer(serializers.Serializer[Any]):

@@ -15,11 +15,15 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from pricing.hotpath import price_detail, price_list
+from pricing.hotpath import MAX_VISITOR_LENGTH, price_detail, price_list
 
 COMMON_PARAMETERS = [
     OpenApiParameter("key", str, description="Publishable key pk_… (browsers); servers send Bearer sk_… instead."),
-    OpenApiParameter("visitor", str, description="Visitor id for deterministic A/B bucketing (max 128 characters)."),
+    OpenApiParameter(
+        "visitor",
+        {"type": "string", "maxLength": MAX_VISITOR_LENGTH},
+        description="Visitor id for deterministic A/B bucketing; longer, or holding a NUL: 400.",
+    ),
     OpenApiParameter("explain", str, enum=["1"], description="1: add the steps that produced each price."),
 ]
 

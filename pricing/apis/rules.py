@@ -84,7 +84,9 @@ class RuleFieldsSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100)
     position = serializers.IntegerField(required=False, default=0)
     enabled = serializers.BooleanField(required=False, default=True)
-    skus = serializers.ListField(child=serializers.CharField(), required=False, max_length=10_000)
+    skus = serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False), required=False, max_length=10_000
+    )  # "ABC\n" is refused as a SKU (invalid_sku), not trimmed into another one
     params = serializers.DictField(required=False)
 
 

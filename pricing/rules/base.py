@@ -6,7 +6,6 @@ up by name, so adding a kind means adding a module, never a branch.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -15,7 +14,6 @@ from typing import Any, ClassVar
 from pricing.money import AmountError, amount_format, amount_quantize, bounded_decimal_parse
 
 DEFAULT_PATH = "_"
-SKU_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class ParamsError(ValueError):

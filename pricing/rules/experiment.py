@@ -8,10 +8,10 @@ in every process. Only the first enabled experiment that covers a SKU applies.
 from __future__ import annotations
 
 import hashlib
-import re
 from decimal import Decimal
 from typing import Any
 
+from app.text_rules import FullMatch
 from pricing.rules.base import (
     Adjustment,
     PricePath,
@@ -25,9 +25,10 @@ from pricing.rules.base import (
     percent_param,
     rule_kind,
 )
+from pricing.skus import SKU, SKU_MESSAGE
 
-NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-KEY = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+NAME = FullMatch(r"[A-Za-z0-9_-]{1,32}")
+KEY = SKU  # an experiment key is spelled like a SKU (it often is one, or a campaign name)
 MAX_VARIANTS = 10
 MAX_TOTAL_WEIGHT = 10_000
 
@@ -53,16 +54,16 @@ class ExperimentRule(RuleKind):
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         params_only(params, {"key", "variants"})
         key = params.get("key")
-        if not isinstance(key, str) or not KEY.match(key):
-            raise param_error("key", "must match [A-Za-z0-9._-]{1,64}; it seeds the visitor bucketing")
+        if not KEY.matches(key):
+            raise param_error("key", f"is spelled like a SKU ({SKU_MESSAGE}); it seeds the visitor bucketing")
         variants = params.get("variants")
         if not isinstance(variants, list) or not 2 <= len(variants) <= MAX_VARIANTS:
             raise param_error("variants", f"must be a list of 2 to {MAX_VARIANTS} variants")
         normalized = []
         for position, variant in enumerate(variants):
             field = f"variants[{position}]"
-            if not isinstance(variant, dict) or not NAME.match(str(variant.get("name", ""))):
-                raise param_error(f"{field}.name", "must match [A-Za-z0-9_-]{1,32}")
+            if not isinstance(variant, dict) or not NAME.matches(variant.get("name")):
+                raise param_error(f"{field}.name", f"must match {NAME.ecmascript}")
             weight = variant.get("weight")
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
                 raise param_error(f"{field}.weight", "must be a whole number of at least 1")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from app.errors import ApiError
@@ -77,6 +77,28 @@ def _products_store(retailer_id: int, changed: list[ProductFields]) -> None:
     )
 
 
+def _product_locked_or_inserted(retailer_id: int, fields: ProductFields) -> tuple[Product, bool]:
+    """The product row, locked until the transaction ends, or a new one inserted with ``fields``.
+
+    Locking a row that does not exist locks nothing: concurrent first writes of one SKU all
+    find no row and insert. The insert runs in a savepoint; a loser of that race waits on the
+    unique index until the winner commits, gets the unique violation, and then locks the
+    winner's row and carries on as an update.
+    """
+    lookup = Product.objects.select_for_update().filter(retailer_id=retailer_id, sku=fields.sku)
+    product = lookup.first()
+    if product is not None:
+        return product, False
+    product = Product(retailer_id=retailer_id, sku=fields.sku)
+    _assign(product, fields)
+    try:
+        with transaction.atomic():
+            product.save(force_insert=True)
+    except IntegrityError:
+        return lookup.get(), False
+    return product, True
+
+
 def product_upsert(*, retailer_id: int, sku: str, data: Any, actor: str) -> UpsertResult:
     """Create or replace one product and recompute its price before answering.
 
@@ -91,14 +113,12 @@ def product_upsert(*, retailer_id: int, sku: str, data: Any, actor: str) -> Upse
     except ProductInvalidError as error:
         raise ApiError(error.code, error.details[0]["message"], details=error.details) from error
     with transaction.atomic():
-        product = Product.objects.select_for_update().filter(retailer_id=retailer_id, sku=sku).first()
-        created = product is None
-        before = None if product is None else _fields_of(product)
-        if product is None:
-            product = Product(retailer_id=retailer_id, sku=sku)
+        product, created = _product_locked_or_inserted(retailer_id, fields)
+        before = None if created else _fields_of(product)
         if before != fields:
-            _assign(product, fields)
-            product.save()
+            if not created:
+                _assign(product, fields)
+                product.save()
             audit_record(
                 actor=actor,
                 retailer_id=retailer_id,

@@ -11,10 +11,10 @@ from django.utils import timezone
 from app.errors import ApiError
 from app.tenancy.audit import audit_record, audit_record_many
 from pricing.models import RepricingJob, Rule
-from pricing.product_fields import sku_valid
 from pricing.rules.base import ParamsError
 from pricing.rules.pipeline import rule_params_validate
 from pricing.services.repricing import repricing_job_create
+from pricing.skus import invalid_sku, sku_problem, sku_valid
 
 MAX_RULE_SKUS = 10_000
 EDITABLE = ("name", "position", "enabled", "skus", "params")
@@ -51,13 +51,7 @@ def _clean(kind: str, values: dict[str, Any]) -> dict[str, Any]:
         raise ApiError("validation_failed", f"skus is a list of at most {MAX_RULE_SKUS} SKUs (empty: all).")
     bad = [index for index, sku in enumerate(skus) if not sku_valid(sku)]
     if bad:
-        raise ApiError(
-            "invalid_sku",
-            details=[
-                {"index": index, "field": "skus", "code": "invalid_sku", "message": repr(skus[index])}
-                for index in bad[:100]
-            ],
-        )
+        raise invalid_sku([sku_problem(skus[index], field="skus", index=index) for index in bad[:100]])
     try:
         params = rule_params_validate(kind, values.get("params", {}))
     except ParamsError as error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from django.test import override_settings
 
@@ -166,6 +168,32 @@ def test_a_cursor_the_api_did_not_give_is_a_400_naming_it(alice, path: str) -> N
     response = alice.client().get(path)
     assert response.status_code == 400
     assert _code(response) == "validation_failed"
+    assert response.json()["error"]["details"][0]["field"] == "cursor"
+
+
+def _forged(query: bytes) -> str:
+    return base64.b64encode(query).decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        (f"/v1/products?cursor={_forged(b'p=%00')}", "invalid_characters"),
+        (f"/v1/products/SKU-1/price-history?cursor={_forged(b'p=%00')}", "invalid_characters"),
+        (f"/v1/products/SKU-1/price-history?cursor={_forged(b'p=not-a-time')}", "validation_failed"),
+        (f"/v1/products/SKU-1/price-history?cursor={_forged(b'o=5&p=2025-02-30T00:00:00')}", "validation_failed"),
+    ],
+)
+def test_a_forged_cursor_the_database_cannot_read_is_a_400(alice, path: str, code: str) -> None:
+    """A cursor is base64 the client can write: its position must be one the ordering field can be compared with."""
+    alice.client().put("/v1/products/SKU-1", PRODUCT, format="json")
+    client = alice.client()
+    client.raise_request_exception = False
+
+    response = client.get(path)
+
+    assert response.status_code == 400
+    assert _code(response) == code
     assert response.json()["error"]["details"][0]["field"] == "cursor"
 
 

@@ -37,7 +37,7 @@
   var LEASE = 15000;
   var BEACON_WAIT = 2000;
   var PRICE_TIMEOUT = 4000;
-  var SKU = new RegExp('^[A-Za-z0-9._-]{1,64}$');
+  var SKU = new RegExp('@SKU_PATTERN@'); // the SKU rule of pricing/skus.py, put in by the build
   var TYPES = { page_view: 1, product_view: 1, add_to_cart: 1, purchase: 1 };
   var script = doc.currentScript || doc.querySelector('script[data-key]');
   var key = script && script.getAttribute('data-key');

@@ -1,4 +1,4 @@
-"""Idempotency-Key on creating POSTs: replay, in flight, reused with another body."""
+"""Idempotency-Key on creating POSTs: replay, in flight, reused with another body; only successes are kept."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
 from app.tenancy.idempotent_requests import idempotent_post
-from app.tenancy.models import ApiKey, IdempotentRequest
+from app.tenancy.models import ApiKey, AuditEntry, IdempotentRequest
 
 ROUTE = "v1/keys/rotate"
 
@@ -59,12 +59,63 @@ def test_keys_are_scoped_per_retailer(alice, bob) -> None:
     assert "Idempotent-Replayed" not in response
 
 
-def test_a_failed_validation_is_replayed_too(alice) -> None:
+def test_a_failed_validation_is_not_kept_so_the_key_can_be_sent_again_corrected(alice) -> None:
     client = alice.client()
-    first = _rotate(client, {"kind": "zz"}, "rotate-4")
-    second = _rotate(client, {"kind": "zz"}, "rotate-4")
-    assert first.status_code == second.status_code == 400
-    assert second.json()["error"]["code"] == "validation_failed"
+    refused = _rotate(client, {"kind": "zz"}, "rotate-4")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "validation_failed"
+    assert not IdempotentRequest.objects.filter(key="rotate-4").exists()
+
+    corrected = _rotate(client, {"kind": "pk"}, "rotate-4")
+    again = _rotate(client, {"kind": "pk"}, "rotate-4")
+
+    assert corrected.status_code == again.status_code == 201
+    assert "Idempotent-Replayed" not in corrected
+    assert again["Idempotent-Replayed"] == "true"
+    assert ApiKey.objects.filter(retailer=alice.retailer, kind="pk").count() == 2
+
+
+def test_a_rotated_secret_key_is_never_stored_and_a_replay_answers_it_as_null(alice) -> None:
+    client = alice.client()
+    first = _rotate(client, {"kind": "sk"}, "rotate-5")
+    replay = _rotate(client, {"kind": "sk"}, "rotate-5")
+
+    raw = first.json()["key"]
+    assert raw.startswith("sk_")
+    assert raw.encode() not in bytes(IdempotentRequest.objects.get(key="rotate-5").response_body)
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == {**first.json(), "key": None}
+    assert ApiKey.objects.filter(retailer=alice.retailer, kind="sk").count() == 2
+
+
+class RefusingApi(APIView):
+    """A creating POST that writes, then answers an error (as a view may on a business rule)."""
+
+    @idempotent_post
+    def post(self, request: Request) -> Response:
+        AuditEntry.objects.create(actor="test", entity="thing", entity_id="1", action="create")
+        return Response({"error": {"code": "conflict"}}, status=409)
+
+
+def _post_to(view: type[APIView], tenant, key: str) -> Any:
+    request = APIRequestFactory().post(
+        "/v1/things",
+        {"size": 1},
+        format="json",
+        HTTP_AUTHORIZATION=f"Bearer {tenant.secret_key}",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
+    return view.as_view()(request)
+
+
+def test_an_error_answer_is_not_kept_and_its_writes_roll_back(alice) -> None:
+    first = _post_to(RefusingApi, alice, "thing-1")
+    second = _post_to(RefusingApi, alice, "thing-1")
+
+    assert first.status_code == second.status_code == 409
+    assert "Idempotent-Replayed" not in second
+    assert not AuditEntry.objects.filter(entity="thing").exists()
+    assert not IdempotentRequest.objects.filter(key="thing-1").exists()
 
 
 class AcceptedApi(APIView):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import random
 import uuid
 from dataclasses import dataclass
 
@@ -37,12 +38,14 @@ class Identity:
 
 
 class IdentityPool:
-    """``size`` distinct (address, visitor) pairs handed out in turn; the visitors differ per run."""
+    """``size`` distinct (address, visitor) pairs handed out in turn, from a random place in the
+    pool: two runs (or two locust processes) in one minute do not send as the same shoppers
+    first. The visitors differ per run."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._namespace = uuid.uuid4()
-        self._numbers = itertools.count()
+        self._numbers = itertools.count(random.randrange(size))
 
     def identity(self, number: int) -> Identity:
         number %= self.size

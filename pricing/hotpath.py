@@ -1,7 +1,8 @@
 """The real-time price API: plain Django views, one Redis round trip, no SQL in steady state.
 
 A request authenticates from the in-process key cache, then sends one pipeline
-to Redis holding the ``MGET`` of the snapshots and the rate-limit counter, and
+to Redis holding the ``MGET`` of the snapshots and the rate-limit counters (the key's, and
+the client's for a publishable key: :mod:`app.tenancy.ratelimit`), and
 answers with orjson. Only a Redis miss (never seen, evicted or expired) reads
 PostgreSQL, and it writes the copy back; unknown SKUs are cached as misses for a
 few seconds. When Redis is unreachable (timeouts of tens of milliseconds, then

@@ -5,7 +5,8 @@ key would let any one client spend the whole retailer's budget. Publishable-key 
 are therefore counted per client too (the keyed hash of :mod:`app.client_identity`, under
 ``RATE_LIMIT_PER_CLIENT_PER_MINUTE``), and the key's counter stays as the retailer-wide
 ceiling, to which a request refused for its client does not count: a flood from one client
-is refused without eating into the other shoppers' budget.
+is refused without eating into the other shoppers' budget. (The client's counter is named
+by its hash, so it starts again when the hash key rotates: once a ``CLIENT_HASH_ROTATION_SECONDS``.)
 
 Secret keys (a retailer's own servers) are counted per key only, as two plain commands:
 ``INCR`` and ``EXPIRE … NX`` (a TTL only where there is none yet, Redis 7+). Per client the

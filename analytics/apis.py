@@ -59,7 +59,7 @@ def _ingest(request: HttpRequest, context: AuthContext) -> HttpResponse:
         raise ApiError("method_not_allowed", "Send events with POST.", headers={"Allow": "POST"})
     if request.content_type not in ACCEPTED_MEDIA_TYPES:
         raise ApiError("unsupported_media_type", "Send the batch as application/json or text/plain.")
-    rate_limit_check(context)
+    rate_limit_check(context, request)
     if KNOWN_BOTS.search(request.META.get("HTTP_USER_AGENT", "")):
         return _json({"accepted": 0, "ignored": "bot"}, 202)
     received_at = timezone.now()

@@ -169,6 +169,11 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 API_KEY_CACHE_TTL = env.float("API_KEY_CACHE_TTL", default=2.0)
 KEY_ROTATION_GRACE_SECONDS = env.int("KEY_ROTATION_GRACE_SECONDS", default=24 * 3600)
 RATE_LIMIT_DEFAULT_PER_MINUTE = env.int("RATE_LIMIT_DEFAULT_PER_MINUTE", default=6000)
+# Publishable-key requests per client (app/client_identity.py) and minute, under the key's own
+# ceiling; 0 switches the per-client limit off. Secret keys have the per-key limit only.
+RATE_LIMIT_PER_CLIENT_PER_MINUTE = env.int("RATE_LIMIT_PER_CLIENT_PER_MINUTE", default=600)
+if RATE_LIMIT_PER_CLIENT_PER_MINUTE < 0:
+    raise ImproperlyConfigured("RATE_LIMIT_PER_CLIENT_PER_MINUTE must be 0 (off) or more.")
 IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
 # Largest request body accepted by default; routes may set their own (see app.middleware).
 MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=1024 * 1024)

@@ -1,10 +1,16 @@
 """A small HTTP/1.1 keep-alive load generator (asyncio protocols; runs in its own process).
 
-``python -m bench.loadgen --port P --requests-file F --duration S [--connections C] [--rate R]``
+``python -m bench.loadgen --port P --requests-file F --duration S [--connections C] [--rate R] [--shoppers N]``
 prints one JSON object: requests, errors, rps, p50/p99 latency (ms) and this process's CPU seconds.
 Closed loop by default (each connection sends its next request when the answer arrives);
 with ``--rate`` it is an open loop at that total rate, with latency measured from the
 scheduled send time, so a slow server cannot hide its queueing (no coordinated omission).
+
+With ``--shoppers N`` the k-th request sent goes out as shopper ``k mod N``: it carries
+``X-Forwarded-For: <shopper_address(k mod N)>``, as a proxy of ours would add it, so a web
+run with ``TRUSTED_PROXY_COUNT=1`` counts N clients, not one (the per-client rate limit
+would otherwise measure one shopper). The requests file is sent in the same order, so with
+N requests in it request ``n`` always comes from shopper ``n``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import resource
 import sys
 import time
 from pathlib import Path
+
+from loadtests.identities import shopper_address
 
 
 class Connection(asyncio.Protocol):
@@ -66,15 +74,21 @@ class Connection(asyncio.Protocol):
 
 
 class Driver:
-    def __init__(self, requests: list[bytes]) -> None:
+    def __init__(self, requests: list[bytes], shoppers: int = 0) -> None:
         self.requests = requests
+        # a request's first line, and the rest: a forwarded header goes in between
+        self.split = [request.split(b"\r\n", 1) for request in requests]
+        self.forwarded = [f"X-Forwarded-For: {shopper_address(n)}".encode() for n in range(shoppers)]
         self.latencies: list[float] = []
         self.errors = 0
-        self.next_request = 0
+        self.sent = 0
 
     def request(self) -> bytes:
-        self.next_request = (self.next_request + 1) % len(self.requests)
-        return self.requests[self.next_request]
+        sent, self.sent = self.sent, self.sent + 1
+        if not self.forwarded:
+            return self.requests[sent % len(self.requests)]
+        line, rest = self.split[sent % len(self.split)]
+        return b"\r\n".join((line, self.forwarded[sent % len(self.forwarded)], rest))
 
     def record(self, status: int, latency: float) -> None:
         if 200 <= status < 300:
@@ -98,9 +112,11 @@ async def _open_loop(conn: Connection, driver: Driver, until: float, interval: f
         scheduled += interval
 
 
-async def run(host: str, port: int, requests: list[bytes], duration: float, connections: int, rate: float) -> dict:
+async def run(
+    host: str, port: int, requests: list[bytes], duration: float, connections: int, rate: float, shoppers: int = 0
+) -> dict:
     loop = asyncio.get_running_loop()
-    driver = Driver(requests)
+    driver = Driver(requests, shoppers)
     conns = []
     for _ in range(connections):
         _, conn = await loop.create_connection(lambda: Connection(driver), host, port)
@@ -149,9 +165,20 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rate", type=float, default=0.0, help="Open loop at this many requests/s.")
+    parser.add_argument("--shoppers", type=int, default=0, help="Send as this many clients (X-Forwarded-For).")
     options = parser.parse_args()
     requests = [text.encode() for text in json.loads(Path(options.requests_file).read_text())]
-    result = asyncio.run(run(options.host, options.port, requests, options.duration, options.connections, options.rate))
+    result = asyncio.run(
+        run(
+            options.host,
+            options.port,
+            requests,
+            options.duration,
+            options.connections,
+            options.rate,
+            options.shoppers,
+        )
+    )
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -15,6 +15,18 @@ requests/s and p50/p99 at peak (closed loop, short slices of a, b, c in rotating
 order; medians of the slices and of the per-round ratios), then p99 of (b) at half
 its peak rate (open loop), with the server's and the load generator's CPU. Targets on our 2-core
 machine: b/a >= 0.6, c/a >= 0.45, p99(b at half peak) < 20 ms; a miss exits 1.
+
+The load comes from 10,000 shoppers, each with its own client address and visitor id: the
+web runs with ``TRUSTED_PROXY_COUNT=1`` and every request carries its shopper's address in
+``X-Forwarded-For`` (``bench.loadgen --shoppers``), so the per-client rate limit
+(``RATE_LIMIT_PER_CLIENT_PER_MINUTE``, on as in production) sees shoppers, not one client.
+
+    python bench/prices_bench.py --client-limits [--rounds 7]
+
+measures the per-client limit's cost instead: two gunicorns of the same configuration, one
+with the per-client limit on and one with it off (``RATE_LIMIT_PER_CLIENT_PER_MINUTE=0``),
+loaded with (b) in alternating slices, same run; the median of the per-round on/off ratios
+of requests/s must be >= 0.95.
 """
 
 from __future__ import annotations
@@ -43,7 +55,10 @@ DEFAULTS = {
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
 }
 TARGETS = {"b/a": 0.6, "c/a": 0.45, "p99_b_half_ms": 20.0}
+CLIENT_LIMITS_TARGET = 0.95
+CLIENT_LIMITS_ROUNDS = 7
 SKUS_PER_PAGE = 12
+SHOPPERS = 10_000  # client address / visitor pairs: request n of a set is sent as shopper n
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -61,6 +76,7 @@ def bench_env() -> dict[str, str]:
     for name, value in DEFAULTS.items():
         env.setdefault(name, value)
     env.update({"DJANGO_SETTINGS_MODULE": "app.settings", "DEBUG": "0", "PYTHONPATH": str(ROOT)})
+    env["TRUSTED_PROXY_COUNT"] = "1"  # the load generator is the proxy: it forwards each shopper's address
     env.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
     env.setdefault("METRICS_TOKEN", secrets.token_urlsafe(16))
     return env
@@ -97,12 +113,20 @@ def http_request(path: str, origin: str) -> str:
 
 
 def request_sets(demo: dict[str, Any]) -> dict[str, list[str]]:
+    """The requests of a, b and c; those of b and c one per shopper, each with its own visitor."""
     key, origin, skus = demo["publishable_key"], demo["origin"], demo["skus"]
     pages = [skus[start : start + SKUS_PER_PAGE] for start in range(0, len(skus) - SKUS_PER_PAGE + 1, SKUS_PER_PAGE)]
+    singles, pages = skus[:200], pages[:50]
     return {
         "a": [http_request("/bench/bare", origin)],
-        "b": [http_request(f"/v1/prices/{sku}?key={key}", origin) for sku in skus[:200]],
-        "c": [http_request(f"/v1/prices?skus={','.join(page)}&key={key}", origin) for page in pages[:50]],
+        "b": [
+            http_request(f"/v1/prices/{singles[n % len(singles)]}?key={key}&visitor=v{n}", origin)
+            for n in range(SHOPPERS)
+        ],
+        "c": [
+            http_request(f"/v1/prices?skus={','.join(pages[n % len(pages)])}&key={key}&visitor=v{n}", origin)
+            for n in range(SHOPPERS)
+        ],
     }
 
 
@@ -119,7 +143,7 @@ class Server:
         ]  # fmt: skip
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 120.0) -> None:  # workers import Django slowly on a busy machine
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -168,6 +192,7 @@ def load(server: Server, requests: list[str], *, duration: float, connections: i
     cpu_before = server.cpu_seconds()
     args = [sys.executable, "-m", "bench.loadgen", "--port", str(server.port), "--requests-file", handle.name]
     args += ["--duration", str(duration), "--connections", str(connections), "--rate", str(rate)]
+    args += ["--shoppers", str(SHOPPERS)]
     output = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     Path(handle.name).unlink()
     result: dict[str, Any] = json.loads(output)
@@ -186,9 +211,11 @@ def paired_rounds(
     *,
     allow_errors: bool = False,
     after_slice: Callable[[str], None] | None = None,
+    servers: dict[str, Server] | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, float]]]:
     """Slices of ``options.duration`` of every set in rotating order, ``options.rounds`` times:
-    the slices by set, and each round's requests/s by set.
+    the slices by set, and each round's requests/s by set (``servers`` sends a set to a
+    server of its own instead of ``server``).
 
     Other processes on a shared machine slow every slice of a round alike, so the
     median of ratios paired by round moves far less than a ratio of two long runs.
@@ -200,7 +227,8 @@ def paired_rounds(
         shift = round_index % len(names)
         got: dict[str, float] = {}
         for name in names[shift:] + names[:shift]:
-            result = load(server, sets[name], duration=options.duration, connections=options.connections)
+            target = (servers or {}).get(name, server)
+            result = load(target, sets[name], duration=options.duration, connections=options.connections)
             if result["errors"] and not allow_errors:
                 raise RuntimeError(f"{name}: {result['errors']} requests failed")
             if after_slice is not None:
@@ -229,6 +257,41 @@ def measure(server: Server, sets: dict[str, list[str]], options: argparse.Namesp
     return {"peak": peak, "b_at_half_peak": half, "ratios": ratios, "paired_ratios": paired}
 
 
+def measure_client_limits(servers: dict[str, Server], sets: dict[str, list[str]], options: argparse.Namespace) -> dict:
+    """(b) in paired rounds against the server with the per-client limit on and the one with it off."""
+    pair = dict.fromkeys(servers, sets["b"])
+    for name in pair if options.warmup else ():
+        load(servers[name], pair[name], duration=options.warmup, connections=options.connections)
+    slices, per_round = paired_rounds(servers["on"], pair, options, allow_errors=options.no_targets, servers=servers)
+    ratios = [got["on"] / got["off"] if got["off"] else 0.0 for got in per_round]
+    peak = {name: median_row(rows, "rps") for name, rows in slices.items()}
+    cpu_us = {
+        name: round(1e6 * sum(r["server_cpu_s"] for r in rows) / max(1, sum(r["requests"] for r in rows)), 1)
+        for name, rows in slices.items()
+    }
+    return {
+        "peak": peak,
+        "server_cpu_us_per_request": cpu_us,
+        "per_round": per_round,
+        "paired_ratios": {"on/off": ratios},
+        "ratios": {"on/off": round(statistics.median_high(ratios), 3)},
+    }
+
+
+def report_client_limits(summary: dict[str, Any]) -> None:
+    print(f"{'(b) /v1/prices/{sku}':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'cpu us/req':>12}{'errors':>8}")
+    for name in ("on", "off"):
+        row = summary["peak"][name]
+        label = f"per-client limit {name}"
+        print(
+            f"{label:<28}{row['rps']:>10.1f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
+            f"{summary['server_cpu_us_per_request'][name]:>12.1f}{row['errors']:>8}"
+        )
+    print(f"on/off per round: {', '.join(f'{value:.3f}' for value in summary['paired_ratios']['on/off'])}")
+    print(f"load average of the machine (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'on/off':<16}{summary['ratios']['on/off']:>8}  target >= {CLIENT_LIMITS_TARGET}")
+
+
 def report(summary: dict[str, Any]) -> None:
     labels = {"a": "(a) bare JsonResponse", "b": "(b) /v1/prices/{sku}", "c": "(c) /v1/prices?skus= x12"}
     print(f"{'endpoint':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'server cpu':>12}{'client cpu':>12}{'errors':>8}")
@@ -254,10 +317,30 @@ def targets_missed(ratios: dict[str, float]) -> list[str]:
     return missed
 
 
+def run_client_limits(env: dict[str, str], demo: dict[str, Any], options: argparse.Namespace) -> dict[str, Any]:
+    """Start the two gunicorns (limit on as configured, limit off) side by side and measure them."""
+    envs = {"on": env, "off": {**env, "RATE_LIMIT_PER_CLIENT_PER_MINUTE": "0"}}
+    servers: dict[str, Server] = {}
+    try:
+        for name, server_env in envs.items():
+            servers[name] = Server(server_env, free_port(), options.workers, options.threads)
+        for server in servers.values():
+            server.wait_ready()
+        return measure_client_limits(servers, request_sets(demo), options)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=4.0, help="Seconds per slice.")
-    parser.add_argument("--rounds", type=int, default=5, help="Rounds of a, b, c slices (medians are reported).")
+    parser.add_argument(
+        "--rounds", type=int, help=f"Rounds of slices (medians are reported); 5, or {CLIENT_LIMITS_ROUNDS} pairs."
+    )
+    parser.add_argument(
+        "--client-limits", action="store_true", help="Measure (b) with the per-client limit on against off."
+    )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=1.0, help="Seconds of unmeasured load per endpoint first.")
     parser.add_argument("--products", type=int, default=1000)
@@ -267,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-targets", action="store_true", help="Report only (the test suite's tiny run).")
     parser.add_argument("--json-out", help="Also write the figures as JSON here.")
     options = parser.parse_args(argv)
+    if options.rounds is None:
+        options.rounds = CLIENT_LIMITS_ROUNDS if options.client_limits else 5
     env = bench_env()
     if not options.no_migrate:
         database_ensure(env["DATABASE_URL"])
@@ -276,16 +361,22 @@ def main(argv: list[str] | None = None) -> int:
         products = str(max(options.products, SKUS_PER_PAGE))
         manage(env, "seed_demo", "--products", products, "--rate-limit", "1000000000", "--keys-file", str(keys_file))
         demo = json.loads(keys_file.read_text())[0]
-    server = Server(env, free_port(), options.workers, options.threads)
-    try:
-        server.wait_ready()
-        summary = measure(server, request_sets(demo), options)
-    finally:
-        server.stop()
-    report(summary)
+    if options.client_limits:
+        summary = run_client_limits(env, demo, options)
+        report_client_limits(summary)
+        missed = [] if summary["ratios"]["on/off"] >= CLIENT_LIMITS_TARGET else ["on/off"]
+    else:
+        server = Server(env, free_port(), options.workers, options.threads)
+        try:
+            server.wait_ready()
+            summary = measure(server, request_sets(demo), options)
+        finally:
+            server.stop()
+        report(summary)
+        missed = targets_missed(summary["ratios"])
     if options.json_out:
         Path(options.json_out).write_text(json.dumps(summary, indent=2))
-    missed = [] if options.no_targets else targets_missed(summary["ratios"])
+    missed = [] if options.no_targets else missed
     if missed:
         print(f"MISSED: {', '.join(missed)}")
         return 1

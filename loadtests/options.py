@@ -38,6 +38,8 @@ class LoadOptions:
     zipf_exponent: float = 1.07
     parallel_calls: int = 6
     request_timeout_s: float = 10.0
+    # Client address / visitor pairs (loadtests/identities.py): each session is the next one
+    shopper_identities: int = 10_000
     # Retailer server: operations per second, all retailers together
     retailer_ops_per_s: float = 0.5
     # Step growth
@@ -76,7 +78,8 @@ class LoadOptions:
             raise OptionsError("think times must satisfy 0 <= think_min_s <= think_max_s")
         if self.step_seconds <= self.settle_s:
             raise OptionsError("step_seconds must exceed settle_s, or no step is ever measured")
-        for name in ("cohort", "max_retailers", "spike_base_users", "soak_users", "parallel_calls"):
+        at_least_one = ("cohort", "max_retailers", "spike_base_users", "soak_users", "parallel_calls")
+        for name in (*at_least_one, "shopper_identities"):
             if getattr(self, name) < 1:
                 raise OptionsError(f"{name} must be at least 1")
         for name in ("rate", "pace_per_user", "retailer_ops_per_s", "hold_s", "soak_window_s"):

@@ -6,6 +6,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from loadtests.catalog import Retailer, ZipfSampler
+from loadtests.identities import IdentityPool
 from loadtests.options import LoadOptions
 from loadtests.recorder import RunRecorder
 from loadtests.shapes import Plan
@@ -18,10 +19,12 @@ class Scenario:
     plan: Plan
     recorder: RunRecorder
     samplers: list[ZipfSampler] = field(init=False)
+    identities: IdentityPool = field(init=False)
     _shopper_numbers: itertools.count[int] = field(init=False, default_factory=itertools.count)
 
     def __post_init__(self) -> None:
         self.samplers = [ZipfSampler(list(r.skus), self.options.zipf_exponent) for r in self.retailers]
+        self.identities = IdentityPool(self.options.shopper_identities)
 
     def next_shopper_retailer(self) -> int:
         """The retailer of the next shopper to start (shoppers start in spawn order)."""

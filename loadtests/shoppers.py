@@ -1,11 +1,13 @@
 """Shoppers: page views that fan out into price calls, plus text/plain beacons.
 
-Each simulated user is one browser (one visitor id) that browses in sessions of
-a few page views. It behaves as ``storefabric.js`` does: the insert is fetched
-and then kept per its ``Cache-Control`` (revalidated with ``If-None-Match`` once
-stale); each page shows ``products_per_page`` products drawn with a Zipf skew
-from the retailer's catalog and asks for their prices — in one call
-(``batched``, what the insert does) or one call per product, up to six at a
+Each simulated user is one browser that browses in sessions of a few page views;
+each session is another shopper, with its own client address (sent as
+``X-Forwarded-For``: run the web with ``TRUSTED_PROXY_COUNT=1``) and visitor id, from
+a pool of ``shopper_identities`` pairs (``loadtests/identities.py``). It behaves
+as ``storefabric.js`` does: the insert is fetched and then kept per its
+``Cache-Control`` (revalidated with ``If-None-Match`` once stale); each page shows
+``products_per_page`` products drawn with a Zipf skew from the retailer's catalog
+and asks for their prices — in one call (``batched``, what the insert does) or one call per product, up to six at a
 time like a browser (``per-product``, what naive integrations do). The page's
 events (a page view and a product view per product shown, with its experiment
 variant) go out in one ``text/plain`` beacon, so ``navigator.sendBeacon`` needs
@@ -65,7 +67,6 @@ class ShopperUser(FastHttpUser):
         self.retailer: Retailer = scenario.retailers[index]
         self.sampler: ZipfSampler = scenario.samplers[index]
         self.rng = random.Random()
-        self.visitor = uuid.uuid4().hex
         self.key = urllib.parse.quote(self.retailer.publishable_key, safe="")
         self.browser_headers = {
             "User-Agent": self.rng.choice(USER_AGENTS),
@@ -83,7 +84,11 @@ class ShopperUser(FastHttpUser):
             time.sleep(self.rng.random() / fixed_rate_pace(scenario.options))
 
     def _session_start(self) -> None:
+        """A session is the next shopper of the pool: its own client address and visitor."""
         options = self.scenario.options
+        identity = self.scenario.identities.next()
+        self.visitor = identity.visitor
+        self.browser_headers = {**self.browser_headers, "X-Forwarded-For": identity.address}
         self.session_id = str(uuid.uuid4())
         self.pages_left = self.rng.randint(options.pages_per_session_min, options.pages_per_session_max)
         self.cart_on_page = self.purchase_on_page = -1

@@ -1,7 +1,8 @@
 """The real-time price API: plain Django views, one Redis round trip, no SQL in steady state.
 
 A request authenticates from the in-process key cache, then sends one pipeline
-to Redis holding the ``MGET`` of the snapshots and the rate-limit counter, and
+to Redis holding the ``MGET`` of the snapshots and the rate-limit counters (the key's, and
+the client's for a publishable key: :mod:`app.tenancy.ratelimit`), and
 answers with orjson. Only a Redis miss (never seen, evicted or expired) reads
 PostgreSQL, and it writes the copy back; unknown SKUs are cached as misses for a
 few seconds. When Redis is unreachable (timeouts of tens of milliseconds, then
@@ -21,10 +22,10 @@ import structlog
 from django.http import HttpRequest, HttpResponse
 
 from app.errors import ApiError, error_response
-from app.redis_client import RedisUnavailableError, redis_guarded, round_trip
+from app.redis_client import RedisUnavailableError, redis_guarded
 from app.tenancy.authentication import AuthContext, request_authenticate
 from app.tenancy.cors import cors_apply
-from app.tenancy.ratelimit import rate_limit_commands, rate_limit_enforce, rate_window
+from app.tenancy.ratelimit import RateCounts, counted_round_trip, rate_limit_enforce, rate_window
 from pricing.models import PriceSnapshot
 from pricing.rules.base import DEFAULT_PATH
 from pricing.rules.experiment import variant_for
@@ -92,21 +93,21 @@ def _outage_log(context: AuthContext, error: RedisUnavailableError) -> None:
         log.warning("prices_stale_rate_limit_fail_open", key_prefix=context.key_prefix, error=str(error))
 
 
-def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | None], bool]:
+def _lookup(context: AuthContext, request: HttpRequest, skus: list[str]) -> tuple[dict[str, Body | None], bool]:
     """Bodies by SKU (None: not sold) and whether they are stale; counts the request."""
     prefix = snapshot_key_prefix(context.retailer_id)
     keys = [prefix + sku for sku in skus]
-    window = rate_window(context)
+    window = rate_window(context, request)
 
-    def fetch(client: redis.Redis) -> list[Any]:
-        return round_trip(client, [("MGET", *keys), *rate_limit_commands(window)])
+    def fetch(client: redis.Redis) -> tuple[list[Any], RateCounts]:
+        return counted_round_trip(client, [("MGET", *keys)], window)
 
     try:
-        values, count, _ = redis_guarded(fetch)
+        (values,), counts = redis_guarded(fetch)
     except RedisUnavailableError as error:
         _outage_log(context, error)
         return _from_database(context.retailer_id, skus)[0], True
-    rate_limit_enforce(context, int(count), window)
+    rate_limit_enforce(context, counts, window)
     bodies: dict[str, Body | None] = {}
     unresolved = []
     for sku, value in zip(skus, values, strict=True):
@@ -165,7 +166,7 @@ def _serve(request: HttpRequest, skus_of: Callable[[HttpRequest], list[str]], si
         context = request_authenticate(request, secret_required=False)
         skus = skus_of(request)
         visitor, explain = _options(request)
-        bodies, stale = _lookup(context, skus)
+        bodies, stale = _lookup(context, request, skus)
         prices = [
             _price(sku, body, context=context, visitor=visitor, explain=explain, stale=stale)
             for sku, body in bodies.items()

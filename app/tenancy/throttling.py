@@ -17,5 +17,5 @@ from app.tenancy.ratelimit import rate_limit_check
 class KeyRateThrottle(BaseThrottle):
     def allow_request(self, request: Any, view: Any) -> bool:
         if isinstance(request.auth, AuthContext):
-            rate_limit_check(request.auth)  # raises a 429 ApiError past the limit
+            rate_limit_check(request.auth, request._request)  # raises a 429 ApiError past the limit
         return True

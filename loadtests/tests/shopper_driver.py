@@ -98,7 +98,16 @@ def session(mode: str) -> dict[str, Any]:
         shopper.page_view()
     retailer = {"name": RETAILER.name, "origin": RETAILER.origin, "publishable_key": RETAILER.publishable_key}
     events_sent = dict(scenario.recorder.events_sent)
-    return {"retailer": retailer, "calls": client.calls, "pages": pages, "events_sent": events_sent}
+    session_calls = list(client.calls)
+    shopper.page_view()  # the first page of the next session
+    next_session = client.calls[len(session_calls) :]
+    return {
+        "retailer": retailer,
+        "calls": session_calls,
+        "pages": pages[:PAGES],
+        "events_sent": events_sent,
+        "next_session_calls": next_session,
+    }
 
 
 if __name__ == "__main__":

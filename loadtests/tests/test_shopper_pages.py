@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +84,22 @@ def test_beacons_carry_the_pages_events_cart_and_purchase_included(sessions, mod
     assert (kinds.count("add_to_cart"), kinds.count("purchase")) == (1, 1)
     assert "purchase" in [event["type"] for event in beacons[-1]["events"]]  # checkout is the session's last page
     assert sessions[mode]["events_sent"] == {retailer["name"]: len(events)}
+
+
+def visitors_of(calls: list[dict[str, Any]]) -> set[str]:
+    queries = [urllib.parse.parse_qs(urllib.parse.urlsplit(call["path"]).query) for call in calls]
+    return {query["visitor"][0] for query in queries if "visitor" in query}
+
+
+@pytest.mark.parametrize("mode", ["batched", "per-product"])
+def test_a_session_is_one_shopper_and_the_next_session_another(sessions, mode):
+    """Each session sends its own client address (X-Forwarded-For, for a web behind one trusted
+    proxy) and visitor id, so the per-client rate limit sees many shoppers, not the load generator."""
+    calls, following = sessions[mode]["calls"], sessions[mode]["next_session_calls"]
+    addresses = {call["headers"]["X-Forwarded-For"] for call in calls}
+    next_addresses = {call["headers"]["X-Forwarded-For"] for call in following}
+
+    assert len(addresses) == len(next_addresses) == 1
+    assert addresses != next_addresses
+    assert len(visitors_of(calls)) == len(visitors_of(following)) == 1
+    assert visitors_of(calls) != visitors_of(following)

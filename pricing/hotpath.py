@@ -4,9 +4,10 @@ A request authenticates from the in-process key cache, then sends one pipeline
 to Redis holding the ``MGET`` of the snapshots and the rate-limit counter, and
 answers with orjson. Only a Redis miss (never seen, evicted or expired) reads
 PostgreSQL, and it writes the copy back; unknown SKUs are cached as misses for a
-few seconds. When Redis is unreachable (timeouts of tens of milliseconds, then
-the circuit breaker answers at once), prices come from PostgreSQL marked
-``"stale": true`` and the rate limit fails open: never a 500.
+few seconds. When Redis is unreachable or answers errors (timeouts of tens of
+milliseconds or an error reply such as ``OOM`` or ``READONLY``, then the circuit
+breaker answers at once), prices come from PostgreSQL marked ``"stale": true`` and
+the rate limit fails open: never a 500.
 """
 
 from __future__ import annotations

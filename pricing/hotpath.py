@@ -145,11 +145,14 @@ def _price(sku: str, body: Body, *, context: AuthContext, visitor: str | None, e
     return row
 
 
-def _options(request: HttpRequest) -> tuple[str | None, bool]:
+def _options(request: HttpRequest, context: AuthContext) -> tuple[str | None, bool]:
+    """The visitor and whether to explain. Steps name cost, the margin floor, inventory and
+    competitor prices, so only a secret key (a retailer's server) gets them; a publishable key
+    is in every page's source, and ``explain=1`` with it answers the price and variant only."""
     visitor = request.GET.get("visitor") or None
     if visitor is not None and len(visitor) > MAX_VISITOR_LENGTH:
         raise ApiError("malformed_request", f"visitor must be at most {MAX_VISITOR_LENGTH} characters.")
-    return visitor, request.GET.get("explain") in ("1", "true")
+    return visitor, context.is_secret and request.GET.get("explain") in ("1", "true")
 
 
 def _json(body: Body, status: int = 200) -> HttpResponse:
@@ -167,7 +170,7 @@ def _serve(request: HttpRequest, skus_of: Callable[[HttpRequest], list[str]], si
             )
         context = request_authenticate(request, secret_required=False)
         skus = skus_of(request)
-        visitor, explain = _options(request)
+        visitor, explain = _options(request, context)
         bodies, stale = _lookup(context, skus)
         prices = [
             _price(sku, body, context=context, visitor=visitor, explain=explain, stale=stale)

@@ -20,7 +20,13 @@ from pricing.hotpath import price_detail, price_list
 COMMON_PARAMETERS = [
     OpenApiParameter("key", str, description="Publishable key pk_… (browsers); servers send Bearer sk_… instead."),
     OpenApiParameter("visitor", str, description="Visitor id for deterministic A/B bucketing (max 128 characters)."),
-    OpenApiParameter("explain", str, enum=["1"], description="1: add the steps that produced each price."),
+    OpenApiParameter(
+        "explain",
+        str,
+        enum=["1"],
+        description="1: add the steps that produced each price (secret key only: the steps show cost, margin "
+        "floor, inventory and competitor prices; with a publishable key the answer has no steps).",
+    ),
 ]
 
 
@@ -30,7 +36,9 @@ class PriceSerializer(serializers.Serializer[Any]):
     currency = serializers.CharField()
     variant = serializers.CharField(required=False, help_text="The experiment variant, when one applies.")
     stale = serializers.BooleanField(help_text="True when answered from PostgreSQL while Redis is unreachable.")
-    steps = serializers.ListField(child=serializers.DictField(), required=False, help_text="With explain=1.")
+    steps = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="With explain=1 and a secret key."
+    )
 
 
 class PriceListSerializer(serializers.Serializer[Any]):

@@ -41,7 +41,13 @@ class EventBatchSerializer(serializers.Serializer[Any]):
 
 
 class AcceptedSerializer(serializers.Serializer[Any]):
-    accepted = serializers.IntegerField(help_text="Events handed to the ingest queue (0 for known bots).")
+    accepted = serializers.IntegerField(help_text="Events handed to the ingest queue, each counted once.")
+    ignored = serializers.ChoiceField(
+        choices=["bot"],
+        required=False,
+        help_text="Present when the batch is not counted at all (accepted is 0). bot: a publishable-key request "
+        "whose User-Agent is a known crawler, link previewer or monitor. Secret-key calls are never ignored.",
+    )
 
 
 def _error(description: str) -> OpenApiResponse:

@@ -109,6 +109,16 @@ def test_known_bots_are_answered_but_not_counted(alice, client, ingest_queue):
     assert ingest_queue() == 0
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("agent", ["python-requests/2.32.3", "curl/8.5.0", "Googlebot/2.1", ""])
+def test_a_secret_key_call_is_never_a_bot_whatever_its_user_agent(alice, ingest_queue, agent):
+    response = alice.client().generic(
+        "POST", "/v1/events", batch_body([event_json()]), content_type="application/json", HTTP_USER_AGENT=agent
+    )
+    assert (response.status_code, response.json()) == (202, {"accepted": 1})
+    assert ingest_queue() == 1
+
+
 BOT_AGENTS = [
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -40,7 +40,8 @@ from workers.publish import publish_or_unavailable
 MAX_BATCH_BYTES = 256 * 1024
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
 DEFAULT_WINDOW = timedelta(hours=24)
-# Crawlers, link previewers and monitors: answered 202 and not counted. "bot" must end a word
+# Crawlers, link previewers and monitors on a publishable key: answered 202 with "ignored": "bot"
+# and not counted (see bot_ignored). "bot" must end a word
 # (Googlebot/2.1, bingbot/2.0, AdsBot-Google, TelegramBot (...)) but not be the end of "CUBOT", a
 # phone brand whose Android user agents say "CUBOT X30". HeadlessChrome is a shopper here.
 KNOWN_BOTS = re.compile(
@@ -54,14 +55,25 @@ def _json(body: dict[str, Any], status: int) -> HttpResponse:
     return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
 
 
+def bot_ignored(request: HttpRequest, context: AuthContext) -> bool:
+    """Whether a batch comes from a crawler and is not counted.
+
+    Bot filtering is about shoppers' browsers, which send the publishable key: a page
+    rendered by Googlebot or a link previewer beacons like a shopper. A secret key is a
+    retailer's own server, which calls from ``curl``, ``python-requests`` or anything
+    else and is never a bot: its events are always counted.
+    """
+    return not context.is_secret and KNOWN_BOTS.search(request.META.get("HTTP_USER_AGENT", "")) is not None
+
+
 def _ingest(request: HttpRequest, context: AuthContext) -> HttpResponse:
     if request.method != "POST":
         raise ApiError("method_not_allowed", "Send events with POST.", headers={"Allow": "POST"})
     if request.content_type not in ACCEPTED_MEDIA_TYPES:
         raise ApiError("unsupported_media_type", "Send the batch as application/json or text/plain.")
     rate_limit_check(context, request)
-    if KNOWN_BOTS.search(request.META.get("HTTP_USER_AGENT", "")):
-        return _json({"accepted": 0, "ignored": "bot"}, 202)
+    if bot_ignored(request, context):
+        return _json({"accepted": 0, "demand_ignored": 0, "ignored": "bot"}, 202)
     received_at = timezone.now()
     events = batch_validate(request.body, oldest=window_start(received_at))
     horizon = demand_horizon(received_at)

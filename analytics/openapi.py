@@ -24,12 +24,21 @@ class EventSerializer(serializers.Serializer[Any]):
     type = serializers.ChoiceField(choices=["page_view", "product_view", "add_to_cart", "purchase"])
     sku = serializers.RegexField(SKU.python_search, required=False, help_text="Required except for page_view.")
     ts = serializers.DateTimeField(help_text="ISO 8601 with a zone; older than the retention window: event_too_old.")
-    session = serializers.CharField(max_length=128)
+    session = serializers.CharField(
+        max_length=128,
+        help_text="Any text but NUL and lone surrogates (invalid_characters: PostgreSQL cannot store them).",
+    )
     variant = serializers.RegexField(
         r"^[A-Za-z0-9._-]{0,32}$", required=False, help_text="Experiment variant the shopper saw."
     )
     quantity = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
-    price = serializers.DecimalField(max_digits=12, decimal_places=4, min_value=0, required=False)
+    price = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        min_value=0,
+        required=False,
+        help_text="A JSON number or string; stored with 4 decimals whatever its exponent (0E-20000 is 0.0000).",
+    )
 
 
 class EventBatchSerializer(serializers.Serializer[Any]):
@@ -42,7 +51,13 @@ class EventBatchSerializer(serializers.Serializer[Any]):
 
 
 class AcceptedSerializer(serializers.Serializer[Any]):
-    accepted = serializers.IntegerField(help_text="Events handed to the ingest queue (0 for known bots).")
+    accepted = serializers.IntegerField(help_text="Events handed to the ingest queue, each counted once.")
+    ignored = serializers.ChoiceField(
+        choices=["bot"],
+        required=False,
+        help_text="Present when the batch is not counted at all (accepted is 0). bot: a publishable-key request "
+        "whose User-Agent is a known crawler, link previewer or monitor. Secret-key calls are never ignored.",
+    )
     demand_ignored = serializers.IntegerField(
         help_text="Of the accepted events, those that occurred more than ANALYTICS_DEMAND_MAX_AGE_SECONDS "
         "(15 minutes by default) before they were received: stored and counted, but left out of the demand signal."
@@ -62,7 +77,10 @@ class EventsIngestApi(APIView):
         request={"application/json": EventBatchSerializer, "text/plain": EventBatchSerializer},
         responses={
             202: AcceptedSerializer,
-            400: _error("Invalid JSON or events; details name each bad event by index. event_too_old."),
+            400: _error(
+                "Invalid JSON (or a body that is not UTF-8) or events; details name each bad event by index and "
+                "field. event_too_old. Nothing of a refused batch is queued; an accepted one is counted in full."
+            ),
             403: _error("origin_not_allowed (no CORS headers are sent)."),
             413: _error("The body is over 256 KB."),
             415: _error("Send application/json or text/plain (what navigator.sendBeacon sends)."),

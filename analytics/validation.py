@@ -3,6 +3,15 @@
 A valid batch decodes in one pass straight into typed structs (about 25 µs for
 50 events). Only when that fails is the batch decoded event by event, so the
 answer can name every bad event by its index.
+
+A batch answered 202 must be stored and counted, so validation refuses, event by
+event, everything PostgreSQL would refuse later in the worker (where one bad event
+would dead-letter the whole batch): a body that is not UTF-8, free text with NUL or a
+lone surrogate (:func:`app.text_rules.text_storable`). Prices travel to the database in
+their canonical form (4 decimals), so ``0E-20000``, which equals 0 but overflows
+PostgreSQL's numeric input, is stored as ``0.0000``.
+``analytics/tests/test_events_storable.py`` checks the promise with all of Unicode and
+extreme exponents against the real worker.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import msgspec
 
 from analytics.models import EventType
 from app.errors import ApiError
+from app.text_rules import text_storable
 from pricing.skus import SKU
 
 MAX_EVENTS = 500
@@ -79,8 +89,17 @@ def _price_ok(price: Decimal) -> bool:
     return price.is_finite() and Decimal(0) <= price <= MAX_PRICE and price == price.quantize(PRICE_PLACES)
 
 
+def _price_stored(price: Decimal) -> str:
+    """A valid price as the database receives it: 4 decimals, whatever exponent the client wrote."""
+    return str(price.quantize(PRICE_PLACES))
+
+
 def _event_problems(index: int, event: Event, oldest: datetime) -> list[Problem]:
     problems = []
+    if not text_storable(event.session):  # sku and variant are ASCII by their patterns
+        problems.append(
+            Problem(index, "session", "invalid_characters", "A session cannot hold NUL or a lone surrogate.")
+        )
     if event.type != "page_view" and event.sku is None:
         problems.append(Problem(index, "sku", "required", f"A {event.type} event needs a sku."))
     if event.price is not None and not _price_ok(event.price):
@@ -131,6 +150,10 @@ def batch_validate(body: bytes, *, oldest: datetime) -> list[Event]:
     ``oldest`` is the start of the dedup window: an earlier ``ts`` is ``event_too_old``.
     """
     try:
+        body.decode()  # msgspec skips unknown fields unread, and the batch travels on as text
+    except UnicodeDecodeError as error:
+        raise ApiError("invalid_json", f"The body is not valid UTF-8: {error}.") from error
+    try:
         decoded = list(enumerate(_batch_decoder.decode(body).events))
         problems: list[Problem] = []
     except msgspec.ValidationError:
@@ -167,7 +190,7 @@ def events_to_task_rows(events: list[Event], *, received_at: datetime) -> list[l
             event.session,
             min(event.ts, received_at).astimezone(UTC).isoformat(),
             event.quantity,
-            None if event.price is None else str(event.price),
+            None if event.price is None else _price_stored(event.price),
         ]
         for event in events
     ]

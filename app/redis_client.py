@@ -3,6 +3,12 @@
 An outage costs one timeout per ``REDIS_BREAKER_COOLDOWN`` seconds per process,
 not one per request: after a failure every call fails fast with
 :class:`RedisUnavailableError` until the cooldown ends, then one call probes again.
+
+A failure is anything redis-py raises, error replies included: a server out of memory
+under ``noeviction`` (``OOM command not allowed``), a read-only replica (``READONLY``), a
+failed snapshot (``MISCONF``) or an old server refusing a command (``EXPIRE … NX`` before
+Redis 7) fails the hot path's writes just as a dead server does, and the callers' answer is
+the same: stale prices from PostgreSQL, the rate limit open.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ T = TypeVar("T")
 
 
 class RedisUnavailableError(Exception):
-    """The cache Redis did not answer (or the breaker is open)."""
+    """The cache Redis did not answer, answered an error, or the breaker is open."""
 
 
 class CircuitBreaker:
@@ -87,7 +93,7 @@ def redis_guarded(call: Callable[[redis.Redis], T]) -> T:
         raise RedisUnavailableError("circuit open")
     try:
         result = call(cache_redis())
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
+    except (redis.RedisError, OSError) as error:  # connection errors, timeouts and error replies alike
         guard.record_failure(error)
         raise RedisUnavailableError(str(error)) from error
     guard.record_success()

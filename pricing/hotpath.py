@@ -5,9 +5,10 @@ to Redis holding the ``MGET`` of the snapshots and the rate-limit counters (the 
 the client's for a publishable key: :mod:`app.tenancy.ratelimit`), and
 answers with orjson. Only a Redis miss (never seen, evicted or expired) reads
 PostgreSQL, and it writes the copy back; unknown SKUs are cached as misses for a
-few seconds. When Redis is unreachable (timeouts of tens of milliseconds, then
-the circuit breaker answers at once), prices come from PostgreSQL marked
-``"stale": true`` and the rate limit fails open: never a 500.
+few seconds. When Redis is unreachable or answers errors (timeouts of tens of
+milliseconds or an error reply such as ``OOM`` or ``READONLY``, then the circuit
+breaker answers at once), prices come from PostgreSQL marked ``"stale": true`` and
+the rate limit fails open: never a 500.
 """
 
 from __future__ import annotations
@@ -143,11 +144,14 @@ def _price(sku: str, body: Body, *, context: AuthContext, visitor: str | None, e
     return row
 
 
-def _options(request: HttpRequest) -> tuple[str | None, bool]:
+def _options(request: HttpRequest, context: AuthContext) -> tuple[str | None, bool]:
+    """The visitor and whether to explain. Steps name cost, the margin floor, inventory and
+    competitor prices, so only a secret key (a retailer's server) gets them; a publishable key
+    is in every page's source, and ``explain=1`` with it answers the price and variant only."""
     visitor = request.GET.get("visitor") or None
     if visitor is not None and len(visitor) > MAX_VISITOR_LENGTH:
         raise ApiError("malformed_request", f"visitor must be at most {MAX_VISITOR_LENGTH} characters.")
-    return visitor, request.GET.get("explain") in ("1", "true")
+    return visitor, context.is_secret and request.GET.get("explain") in ("1", "true")
 
 
 def _json(body: Body, status: int = 200) -> HttpResponse:
@@ -165,7 +169,7 @@ def _serve(request: HttpRequest, skus_of: Callable[[HttpRequest], list[str]], si
             )
         context = request_authenticate(request, secret_required=False)
         skus = skus_of(request)
-        visitor, explain = _options(request)
+        visitor, explain = _options(request, context)
         bodies, stale = _lookup(context, request, skus)
         prices = [
             _price(sku, body, context=context, visitor=visitor, explain=explain, stale=stale)

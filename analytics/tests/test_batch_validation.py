@@ -100,4 +100,29 @@ def test_task_rows_are_json_and_never_in_the_future():
     assert orjson.loads(orjson.dumps(rows)) == rows
     assert rows[0][5] == NOW.isoformat()
     assert rows[1][5] == "2026-03-01T11:00:00+00:00"
-    assert rows[1][7] == "5"
+    assert rows[1][7] == "5.0000"  # the stored form: 4 decimals
+
+
+@pytest.mark.parametrize("session", ["a\x00b", "\x00"], ids=["inside", "alone"])
+def test_a_session_postgresql_cannot_store_is_refused_by_name(session):
+    error = refused(body(event(), event(session=session)))
+    assert error.error.code == "validation_failed"
+    assert [(row["field"], row["code"]) for row in error.details] == [("events[1].session", "invalid_characters")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'"session": "\xed\xa0\x80"', b'"note": "\xed\xa0\x80"', b'"note": "\xff"'],
+    ids=["raw-surrogate", "raw-surrogate-in-unknown-field", "not-utf8-in-unknown-field"],
+)
+def test_a_body_that_is_not_utf8_is_refused_even_where_no_field_is_read(raw):
+    valid = body(event())
+    error = refused(valid[:-3] + b"," + raw + valid[-3:])
+    assert (error.status, error.error.code) == (400, "invalid_json")
+
+
+@pytest.mark.parametrize("price", ["0E-20000", "0E+2000000000", "1.50000000000000000000"])
+def test_a_price_reaches_the_database_with_four_decimals_whatever_its_exponent(price):
+    raw = body(event(price="PRICE")).replace(b'"PRICE"', price.encode())
+    [row] = events_to_task_rows(batch_validate(raw, oldest=OLDEST), received_at=NOW)
+    assert row[7] in ("0.0000", "1.5000")

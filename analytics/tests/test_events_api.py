@@ -105,8 +105,18 @@ def test_known_bots_are_answered_but_not_counted(alice, client, ingest_queue):
         HTTP_USER_AGENT="Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     )
     assert response.status_code == 202
-    assert response.json() == {"accepted": 0, "ignored": "bot"}
+    assert response.json() == {"accepted": 0, "demand_ignored": 0, "ignored": "bot"}
     assert ingest_queue() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("agent", ["python-requests/2.32.3", "curl/8.5.0", "Googlebot/2.1", ""])
+def test_a_secret_key_call_is_never_a_bot_whatever_its_user_agent(alice, ingest_queue, agent):
+    response = alice.client().generic(
+        "POST", "/v1/events", batch_body([event_json()]), content_type="application/json", HTTP_USER_AGENT=agent
+    )
+    assert (response.status_code, response.json()) == (202, {"accepted": 1, "demand_ignored": 0})
+    assert ingest_queue() == 1
 
 
 BOT_AGENTS = [

@@ -333,7 +333,7 @@ def test_an_event_batch_is_accepted_and_counted_by_the_stacks_workers(stack: Emb
         body=json.dumps({"events": events}).encode(),
         headers={"Content-Type": "text/plain"},
     )
-    assert (status, body) == (202, {"accepted": 4}), stack.tail()
+    assert (status, body) == (202, {"accepted": 4, "demand_ignored": 0}), stack.tail()
 
     expected = {"page_view": 0, "product_view": 2, "add_to_cart": 1, "purchase": 1}
 

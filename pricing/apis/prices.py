@@ -24,7 +24,13 @@ COMMON_PARAMETERS = [
         {"type": "string", "maxLength": MAX_VISITOR_LENGTH},
         description="Visitor id for deterministic A/B bucketing; longer, or holding a NUL: 400.",
     ),
-    OpenApiParameter("explain", str, enum=["1"], description="1: add the steps that produced each price."),
+    OpenApiParameter(
+        "explain",
+        str,
+        enum=["1"],
+        description="1: add the steps that produced each price (secret key only: the steps show cost, margin "
+        "floor, inventory and competitor prices; with a publishable key the answer has no steps).",
+    ),
 ]
 
 
@@ -34,7 +40,9 @@ class PriceSerializer(serializers.Serializer[Any]):
     currency = serializers.CharField()
     variant = serializers.CharField(required=False, help_text="The experiment variant, when one applies.")
     stale = serializers.BooleanField(help_text="True when answered from PostgreSQL while Redis is unreachable.")
-    steps = serializers.ListField(child=serializers.DictField(), required=False, help_text="With explain=1.")
+    steps = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="With explain=1 and a secret key."
+    )
 
 
 class PriceListSerializer(serializers.Serializer[Any]):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.errors import ApiError
+from app.input_fields import StrictCharField
 from app.middleware import body_limit
 from app.tenancy.audit import actor_for_request
 from app.tenancy.authentication import auth_context
@@ -24,6 +26,7 @@ from pricing.apis.fields import (
 from pricing.money import amount_format
 from pricing.selectors import price_history_list, price_lowest, product_get, product_list, snapshot_get
 from pricing.services import competitor_price_set, demand_signal_set, product_upsert, products_bulk_upsert
+from pricing.services.products import BULK_MAX_ROWS
 from pricing.services.signals import demand_signal_clean
 
 # 10,000 products of ~250 bytes of JSON each, with room to spare.
@@ -43,11 +46,11 @@ PRODUCT_EXAMPLE = {
 class ProductInputSerializer(serializers.Serializer[Any]):
     """For the docs: amounts are strings with at most the currency's minor units."""
 
-    name = serializers.CharField(max_length=200)
-    currency = serializers.CharField(required=False, help_text="ISO 4217; default: the retailer's currency.")
-    base_price = serializers.CharField()
-    cost = serializers.CharField(required=False, allow_null=True)
-    list_price = serializers.CharField(required=False, allow_null=True, help_text="The ceiling of every price.")
+    name = StrictCharField(max_length=200)
+    currency = StrictCharField(required=False, help_text="ISO 4217; default: the retailer's currency.")
+    base_price = StrictCharField()
+    cost = StrictCharField(required=False, allow_null=True)
+    list_price = StrictCharField(required=False, allow_null=True, help_text="The ceiling of every price.")
     inventory = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     active = serializers.BooleanField(required=False, default=True)
 
@@ -114,7 +117,7 @@ class ProductDetailApi(APIView):
 @body_limit(BULK_BODY_LIMIT)
 class ProductBulkApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
-        products = serializers.ListField(child=ProductInputSerializer(), max_length=10_000)
+        products = serializers.ListField(child=ProductInputSerializer(), min_length=1, max_length=BULK_MAX_ROWS)
 
     class OutputSerializer(serializers.Serializer[Any]):
         created = serializers.IntegerField()
@@ -160,6 +163,9 @@ class PriceHistoryApi(APIView):
 
 
 class LowestPriceApi(APIView):
+    class QuerySerializer(serializers.Serializer[Any]):
+        days = serializers.IntegerField(min_value=1, max_value=365, default=30, help_text="1 to 365 days.")
+
     class OutputSerializer(serializers.Serializer[Any]):
         sku = serializers.CharField()
         days = serializers.IntegerField()
@@ -168,27 +174,27 @@ class LowestPriceApi(APIView):
         since = serializers.DateTimeField()
 
     @extend_schema(
-        parameters=[OpenApiParameter("days", int, description="1 to 365; default 30")],
+        parameters=[QuerySerializer],
         responses=OutputSerializer,
         summary="Lowest price of the last 30 days (shown beside a discount in the EU)",
     )
     def get(self, request: Request, sku: str) -> Response:
         retailer_id = auth_context(request).retailer_id
         product_get(retailer_id=retailer_id, sku=sku)
-        days_text = request.query_params.get("days", "30")
-        if not days_text.isdigit() or not 1 <= int(days_text) <= 365:
-            raise ApiError("malformed_request", "days must be a whole number from 1 to 365.")
-        lowest = price_lowest(retailer_id=retailer_id, sku=sku, days=int(days_text))
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        days = query.validated_data["days"]
+        lowest = price_lowest(retailer_id=retailer_id, sku=sku, days=days)
         if lowest is None:
             raise ApiError("not_found", f"{sku} has no price history yet.")
-        body = {"sku": sku, "days": int(days_text), "currency": lowest.currency, "since": lowest.since}
+        body = {"sku": sku, "days": days, "currency": lowest.currency, "since": lowest.since}
         return Response({**body, "lowest_price": amount_format(lowest.price, lowest.currency)})
 
 
 class CompetitorPriceApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
-        competitor = serializers.RegexField(r"^[A-Za-z0-9._:-]{1,100}$")
-        price = serializers.CharField(help_text="In the product's currency.")
+        competitor = StrictCharField(validators=[RegexValidator(r"^[A-Za-z0-9._:-]{1,100}$")])
+        price = StrictCharField(help_text="In the product's currency.")
 
     @extend_schema(
         request=InputSerializer,
@@ -213,7 +219,7 @@ class CompetitorPriceApi(APIView):
 
 class DemandSignalApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
-        signal = serializers.CharField(help_text='1.0000 = normal demand, 2.0000 = double; e.g. "1.2500".')
+        signal = StrictCharField(help_text='1.0000 = normal demand, 2.0000 = double; e.g. "1.2500".')
 
     class OutputSerializer(serializers.Serializer[Any]):
         sku = serializers.CharField()

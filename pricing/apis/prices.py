@@ -15,12 +15,16 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from pricing.hotpath import price_detail, price_list
+from pricing.hotpath import EXPLAIN, MAX_SKUS, price_detail, price_list
+from pricing.rules.base import SKU_PATTERN
+
+_SKU = SKU_PATTERN.pattern.removeprefix("^").removesuffix("$")
+SKUS_PATTERN = f"^{_SKU}(,{_SKU}){{0,{MAX_SKUS - 1}}}$"  # the SKU rule, 1 to MAX_SKUS times
 
 COMMON_PARAMETERS = [
     OpenApiParameter("key", str, description="Publishable key pk_… (browsers); servers send Bearer sk_… instead."),
     OpenApiParameter("visitor", str, description="Visitor id for deterministic A/B bucketing (max 128 characters)."),
-    OpenApiParameter("explain", str, enum=["1"], description="1: add the steps that produced each price."),
+    OpenApiParameter("explain", str, enum=[EXPLAIN], description="1: add the steps that produced each price."),
 ]
 
 
@@ -63,7 +67,12 @@ class PriceListApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("skus", str, required=True, description="1 to 100 comma-separated SKUs."),
+            OpenApiParameter(
+                "skus",
+                {"type": "string", "pattern": SKUS_PATTERN},
+                required=True,
+                description=f"1 to {MAX_SKUS} comma-separated SKUs.",
+            ),
             *COMMON_PARAMETERS,
         ],
         responses=PriceListSerializer,

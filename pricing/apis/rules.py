@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from app.input_fields import StrictBooleanField, StrictCharField
 from app.tenancy.audit import actor_for_request
 from app.tenancy.authentication import auth_context
 from app.tenancy.idempotent_requests import idempotent_post
@@ -81,10 +82,10 @@ class RuleChangeOutputSerializer(serializers.Serializer[Any]):
 
 
 class RuleFieldsSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=100)
+    name = StrictCharField(max_length=100)
     position = serializers.IntegerField(required=False, default=0)
-    enabled = serializers.BooleanField(required=False, default=True)
-    skus = serializers.ListField(child=serializers.CharField(), required=False, max_length=10_000)
+    enabled = StrictBooleanField(required=False, default=True)
+    skus = serializers.ListField(child=StrictCharField(), required=False, max_length=10_000)
     params = serializers.DictField(required=False)
 
 

@@ -6,7 +6,8 @@
  *
  * One price request per 100 marked products (a simple CORS GET: no preflight), each
  * URL at most 4,000 characters, so a page of long SKUs still fits a server or proxy
- * left at a common request-line limit (gunicorn's default is 4,094); prices are formatted with Intl.NumberFormat in the page's <html lang>. Events
+ * left at a common request-line limit (gunicorn's default is 4,094); prices are
+ * formatted with Intl.NumberFormat in the page's <html lang>. Events
  * are queued and sent in batches of at most 60 KB: on a timer with a keepalive
  * fetch (text/plain, status read), on pagehide with sendBeacon after saving the
  * batch (a beacon reports no status, so the saved copy is sent again 2 s later or

@@ -124,9 +124,9 @@ class RuleListApi(APIView):
 
 class RuleDetailApi(APIView):
     class InputSerializer(RuleFieldsSerializer):
-        name = serializers.CharField(max_length=100, required=False)
+        name = StrictCharField(max_length=100, required=False)
         position = serializers.IntegerField(required=False)
-        enabled = serializers.BooleanField(required=False)
+        enabled = StrictBooleanField(required=False)
 
     @extend_schema(responses=RuleOutputSerializer, summary="One rule")
     def get(self, request: Request, rule_id: int) -> Response:

@@ -4,8 +4,10 @@ schemathesis generates requests from the contract, valid and invalid (wrong type
 or out-of-range parameters, odd bodies, undeclared methods), sends them through Django's
 WSGI application to the PostgreSQL and Redis of the test run, and checks every answer:
 never a 5xx, only documented status codes, the documented content type and body, an
-``Allow`` header on a 405, no success without credentials or with bad ones; and every error
-is the JSON envelope of ``app/errors.py``. ``test_openapi_contract`` keeps the served schema
+``Allow`` header on a 405, no success without credentials or with bad ones, a request the
+contract calls invalid refused, one it calls valid accepted (except where ``UNSTATED_RULES``
+names a rule the contract cannot state); and every error is the JSON envelope of
+``app/errors.py``. ``test_openapi_contract`` keeps the served schema
 equal to the committed one, so this holds the running API to the file clients read.
 
 Each operation is one test (``...[GET /v1/prices]``), run as alice with her secret key; the

@@ -15,7 +15,14 @@ from app.redis_client import reset_for_tests
 from app.tenancy.authentication import key_cache_clear
 from app.tenancy.models import Retailer
 from app.tenancy.services import retailer_create
-from workers.testing import ManagedProcess, ProcessGroup, broker_client, start_celery_worker, start_outbox_relay
+from workers.testing import (
+    ManagedProcess,
+    ProcessGroup,
+    WebServer,
+    broker_client,
+    start_celery_worker,
+    start_outbox_relay,
+)
 
 
 @dataclass
@@ -99,6 +106,21 @@ def outbox_relay(transactional_db: None, broker_redis: redis.Redis) -> Iterator[
 
     def start(*args: str, extra_env: dict[str, str] | None = None, include: list[str] | None = None) -> ManagedProcess:
         return group.add(start_outbox_relay(*args, extra_env=extra_env, include=include or []))
+
+    yield start
+    group.stop_all()
+
+
+@pytest.fixture
+def web_server(transactional_db: None) -> Iterator[Callable[..., WebServer]]:
+    """Start real gunicorn web processes (production's app/gunicorn_conf.py) on free ports
+    (``web_server().get("/metrics")``, ``web_server(extra_env={...})``); all are stopped at teardown."""
+    group = ProcessGroup()
+
+    def start(extra_env: dict[str, str] | None = None) -> WebServer:
+        server = WebServer(extra_env=extra_env)
+        group.add(server.process)
+        return server
 
     yield start
     group.stop_all()

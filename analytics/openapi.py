@@ -15,29 +15,34 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from analytics.apis import events_ingest_view
-from analytics.validation import MAX_EVENTS
+from analytics.validation import MAX_EVENTS, PRICE, VARIANT
 from pricing.skus import SKU
 
 
 class EventSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField(help_text="Client-generated; an id is counted once per retailer.")
     type = serializers.ChoiceField(choices=["page_view", "product_view", "add_to_cart", "purchase"])
-    sku = serializers.RegexField(SKU.python_search, required=False, help_text="Required except for page_view.")
+    sku = serializers.RegexField(
+        SKU.python_search, required=False, allow_null=True, help_text="Required except for page_view."
+    )
     ts = serializers.DateTimeField(help_text="ISO 8601 with a zone; older than the retention window: event_too_old.")
     session = serializers.CharField(
         max_length=128,
         help_text="Any text but NUL and lone surrogates (invalid_characters: PostgreSQL cannot store them).",
     )
     variant = serializers.RegexField(
-        r"^[A-Za-z0-9._-]{0,32}$", required=False, help_text="Experiment variant the shopper saw."
-    )
-    quantity = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
-    price = serializers.DecimalField(
-        max_digits=12,
-        decimal_places=4,
-        min_value=0,
+        VARIANT.python_search,
         required=False,
-        help_text="A JSON number or string; stored with 4 decimals whatever its exponent (0E-20000 is 0.0000).",
+        allow_null=True,
+        allow_blank=True,
+        help_text="Experiment variant the shopper saw.",
+    )
+    quantity = serializers.IntegerField(min_value=1, max_value=100_000, required=False, allow_null=True)
+    price = serializers.RegexField(
+        PRICE.python_search,
+        required=False,
+        allow_null=True,
+        help_text="A decimal string: up to 8 digits, 4 after the point.",
     )
 
 

@@ -10,7 +10,22 @@ from typing import Any
 
 import structlog
 
+from app.tenancy.keys import secret_keys_masked
+
+GUNICORN_LOGGERS = ("gunicorn.error", "gunicorn.access")
+
+
+def _secret_keys_masked(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """A secret key sent where it does not belong (``GET /v1/products/sk_…``) is not written
+    to the log by any line that quotes the path (Django's "Not Found: …" warnings)."""
+    event = event_dict.get("event")
+    if isinstance(event, str) and "sk" in event:
+        event_dict["event"] = secret_keys_masked(event)
+    return event_dict
+
+
 _SHARED_PROCESSORS: list[Any] = [
+    _secret_keys_masked,
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
@@ -55,5 +70,9 @@ def build_logging(fmt: str, level: str) -> dict[str, Any]:
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
             "celery": {"level": "INFO"},
+            # gunicorn's own lines and its access log (app/access_log.py), through the same
+            # renderer; configured here so the gunicorn master and Django in each worker set
+            # them up alike.
+            **{name: {"handlers": ["console"], "level": "INFO", "propagate": False} for name in GUNICORN_LOGGERS},
         },
     }

@@ -46,6 +46,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app import gunicorn_conf  # noqa: E402 - reads only the environment
 from bench.prices_bench import (  # noqa: E402
     SHOPPERS,
     Server,
@@ -56,7 +57,6 @@ from bench.prices_bench import (  # noqa: E402
     manage,
     median_row,
     paired_rounds,
-    procfile_web_default,
 )
 from loadtests.identities import shopper_address  # noqa: E402
 
@@ -311,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bare-tasks", type=int, default=2000, help="Trivial tasks drained by the worker.")
     parser.add_argument("--concurrency", type=int, default=2, help="Ingest worker processes.")
     parser.add_argument("--products", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=procfile_web_default("WEB_CONCURRENCY"))
-    parser.add_argument("--threads", type=int, default=procfile_web_default("WEB_THREADS"))
+    parser.add_argument("--workers", type=int, default=gunicorn_conf.workers)
+    parser.add_argument("--threads", type=int, default=gunicorn_conf.threads)
     parser.add_argument("--no-migrate", action="store_true", help="The database is migrated already.")
     parser.add_argument("--no-targets", action="store_true", help="Report only (the test suite's tiny run).")
     parser.add_argument("--json-out", help="Also write the figures as JSON here.")

@@ -2,7 +2,7 @@
 
     python bench/prices_bench.py [--duration 4] [--rounds 5] [--no-targets]
 
-Starts gunicorn (the Procfile's web configuration) with the production settings on
+Starts gunicorn (app/gunicorn_conf.py, as the Procfile's web line) with the production settings on
 PostgreSQL + Redis (``DATABASE_URL`` / ``REDIS_URL`` / ``CELERY_BROKER_URL``, default
 a ``storefabric_bench`` database and Redis databases 14/15 on loopback), seeds the
 demo retailer, and measures with a publishable key and an allowed ``Origin``:
@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import secrets
 import signal
 import socket
@@ -49,6 +48,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app import gunicorn_conf  # noqa: E402 - reads only the environment
+from app.gunicorn_conf import GUNICORN_CONFIG  # noqa: E402
+
 DEFAULTS = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/storefabric_bench",
     "REDIS_URL": "redis://127.0.0.1:6379/14",
@@ -60,15 +64,6 @@ CLIENT_LIMITS_ROUNDS = 7
 SKUS_PER_PAGE = 12
 SHOPPERS = 10_000  # client address / visitor pairs: request n of a set is sent as shopper n
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def procfile_web_default(variable: str) -> int:
-    """The default the Procfile's web line gives ``${variable:-N}``: the bench runs what production runs."""
-    web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    found = re.search(rf"\$\{{{variable}:-(\d+)\}}", web)
-    if found is None:
-        raise RuntimeError(f"the Procfile's web line has no ${{{variable}:-N}}")
-    return int(os.environ.get(variable) or found.group(1))
 
 
 def bench_env() -> dict[str, str]:
@@ -131,15 +126,16 @@ def request_sets(demo: dict[str, Any]) -> dict[str, list[str]]:
 
 
 class Server:
-    """gunicorn with the Procfile's web settings, serving bench.wsgi (the app + the baseline)."""
+    """gunicorn with production's configuration (app/gunicorn_conf.py, as the Procfile's web line),
+    serving bench.wsgi (the app + the baseline)."""
 
     def __init__(self, env: dict[str, str], port: int, workers: int, threads: int) -> None:
         self.port = port
         self.log = tempfile.NamedTemporaryFile(prefix="sf-bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
         args = [
-            sys.executable, "-m", "gunicorn", "bench.wsgi:application", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-            "--access-logfile", "-", "--timeout", "30", "--graceful-timeout", "20",
+            sys.executable, "-m", "gunicorn", "bench.wsgi:application", "--config", GUNICORN_CONFIG,
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+            "--no-control-socket",
         ]  # fmt: skip
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -344,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=1.0, help="Seconds of unmeasured load per endpoint first.")
     parser.add_argument("--products", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=procfile_web_default("WEB_CONCURRENCY"))
-    parser.add_argument("--threads", type=int, default=procfile_web_default("WEB_THREADS"))
+    parser.add_argument("--workers", type=int, default=gunicorn_conf.workers)
+    parser.add_argument("--threads", type=int, default=gunicorn_conf.threads)
     parser.add_argument("--no-migrate", action="store_true", help="The database is migrated already.")
     parser.add_argument("--no-targets", action="store_true", help="Report only (the test suite's tiny run).")
     parser.add_argument("--json-out", help="Also write the figures as JSON here.")

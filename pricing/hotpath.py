@@ -47,6 +47,7 @@ log = structlog.get_logger(__name__)
 
 MAX_SKUS = 100
 MAX_VISITOR_LENGTH = 128
+EXPLAIN = "1"  # the one value of ?explain= (the contract's enum)
 READ_METHODS = ("GET", "HEAD")
 
 Body = dict[str, Any]
@@ -151,7 +152,10 @@ def _options(request: HttpRequest, context: AuthContext) -> tuple[str | None, bo
     visitor = request.GET.get("visitor") or None
     if visitor is not None and len(visitor) > MAX_VISITOR_LENGTH:
         raise ApiError("malformed_request", f"visitor must be at most {MAX_VISITOR_LENGTH} characters.")
-    return visitor, context.is_secret and request.GET.get("explain") in ("1", "true")
+    explain = request.GET.get("explain")
+    if explain not in (None, EXPLAIN):
+        raise ApiError("malformed_request", f"explain must be {EXPLAIN} (or absent).")
+    return visitor, context.is_secret and explain == EXPLAIN
 
 
 def _json(body: Body, status: int = 200) -> HttpResponse:

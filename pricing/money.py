@@ -84,11 +84,12 @@ def currency_quantum(currency: str) -> Decimal:
 def amount_parse(value: object, *, currency: str, allow_negative: bool = False) -> Decimal:
     """Parse a decimal string of ``currency``; refuse floats, extra digits and negatives.
 
-    Accepts ``"19.99"`` (and ints); returns the value quantized to the currency's
-    minor unit, so ``"19.9"`` becomes ``Decimal("19.90")``.
+    Accepts ``"19.99"`` (a JSON number is refused: the contract says string, and a float
+    loses cents); returns the value quantized to the currency's minor unit, so ``"19.9"``
+    becomes ``Decimal("19.90")``.
     """
     exponent = currency_exponent(currency)
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if not isinstance(value, str):
         raise AmountError("invalid_decimal", 'Send amounts as decimal strings, e.g. "19.99".')
     text = str(value).strip()
     if not _AMOUNT_SHAPE.match(text):
@@ -130,7 +131,7 @@ def amount_format(amount: Decimal, currency: str) -> str:
 
 def bounded_decimal_parse(value: object, *, low: Decimal, high: Decimal) -> Decimal:
     """A decimal string (a percentage, a multiplier, a rounding step) within ``[low, high]``, at most 4 decimals."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if not isinstance(value, str):
         raise AmountError("invalid_decimal", 'Send percentages as decimal strings, e.g. "5.5".')
     text = str(value).strip()
     if not _AMOUNT_SHAPE.match(text):

@@ -41,8 +41,10 @@ class DeadLetterSummarySerializer(serializers.Serializer[Any]):
 
 class DeadLetterListApi(StaffApi):
     class FilterSerializer(serializers.Serializer[Any]):
-        status = serializers.ChoiceField(choices=DeadLetter.Status.values, required=False)
-        task = serializers.CharField(required=False, max_length=200)
+        status = serializers.ChoiceField(
+            choices=DeadLetter.Status.values, required=False, allow_blank=True, help_text="Empty: any status."
+        )
+        task = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="Empty: any task.")
         limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
 
     class OutputSerializer(serializers.Serializer[Any]):
@@ -58,7 +60,7 @@ class DeadLetterListApi(StaffApi):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         letters = deadletter_list(
-            status=filters.validated_data.get("status"), task_name=filters.validated_data.get("task")
+            status=filters.validated_data.get("status") or None, task_name=filters.validated_data.get("task") or None
         )
         rows = letters[: filters.validated_data["limit"]]
         return Response({"results": DeadLetterSummarySerializer(rows, many=True).data})

@@ -38,6 +38,8 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from app.gunicorn_conf import GUNICORN_CONFIG
+
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 20.0
@@ -296,8 +298,11 @@ class WebServer:
     """A ``gunicorn`` web process of the test's own, on a port the kernel chose."""
 
     def __init__(self, *, extra_env: dict[str, str] | None = None) -> None:
-        args = [sys.executable, "-m", "gunicorn", "app.wsgi:application", "--bind", "127.0.0.1:0"]
-        args += ["--workers", "1", "--worker-class", "gthread", "--threads", "2", "--timeout", "30"]
+        # Production's configuration (app/gunicorn_conf.py: limits, worker class, access log),
+        # on a free loopback port, one process, no control socket (else $HOME/.gunicorn/gunicorn.ctl,
+        # which every gunicorn on the machine takes over).
+        args = [sys.executable, "-m", "gunicorn", "app.wsgi:application", "--config", GUNICORN_CONFIG]
+        args += ["--bind", "127.0.0.1:0", "--workers", "1", "--threads", "2", "--no-control-socket"]
         self.process = ManagedProcess(args, env=subprocess_env(extra_env), name="gunicorn")
         try:
             self.process.wait_for_output("Booting worker")
@@ -311,12 +316,31 @@ class WebServer:
 
     def get(self, path: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, str]:
         """``GET path``: the status and the body as text (an error status is returned, not raised)."""
-        request = urllib.request.Request(self.url + path, headers=headers or {})  # noqa: S310 - http to 127.0.0.1
+        status, _, body = self.send("GET", path, headers=headers, timeout=timeout)
+        return status, body
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> tuple[int, dict[str, str], str]:
+        """One request: the status, the response headers (lower-case names) and the body as text."""
+        request = urllib.request.Request(  # noqa: S310 - http to 127.0.0.1
+            self.url + path, data=body, method=method, headers=headers or {}
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-                return response.status, response.read().decode()
+                return response.status, _lower(response.headers), response.read().decode()
         except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
+            return error.code, _lower(error.headers), error.read().decode()
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
 
 
 PRIVATE_REDIS_PORTS = range(6391, 6400)

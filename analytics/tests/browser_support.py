@@ -2,16 +2,14 @@
 and the live storefront the fixtures in ``conftest.py`` build from them.
 
 The API runs as a real gunicorn process on the test database; its access log
-records every request, so the tests can count what the browser sent (OPTIONS
+(JSON lines) records every request, so the tests can count what the browser sent (OPTIONS
 preflights included, which Playwright does not show to the page).
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -29,6 +27,7 @@ from playwright.sync_api import Page
 
 from analytics.demo import DEMO_RETAILER
 from analytics.jsmin import MINIFIED
+from app.gunicorn_conf import GUNICORN_CONFIG
 from app.tenancy.models import ApiKey, Retailer
 from app.tenancy.services import origin_add
 from workers.testing import ManagedProcess, subprocess_env, wait_until
@@ -45,32 +44,27 @@ def free_port() -> int:
 
 
 class LiveApi:
-    """``gunicorn app.wsgi`` on a free port, sharing this test's database and Redis."""
+    """``gunicorn app.wsgi`` (production's configuration) on a free port, sharing this test's database
+    and Redis; its JSON access log tells what the browser sent."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.origin = f"http://127.0.0.1:{self.port}"
-        handle, path = tempfile.mkstemp(prefix="sf-gunicorn-access-", suffix=".log")
-        os.close(handle)
-        self.access_log = Path(path)
         self.process = ManagedProcess(
             [
                 sys.executable,
                 "-m",
                 "gunicorn",
                 "app.wsgi:application",
+                "--config",
+                GUNICORN_CONFIG,
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 "1",
                 "--threads",
                 "8",
-                "--worker-class",
-                "gthread",
-                "--access-logfile",
-                path,
-                "--access-logformat",
-                "%(m)s %(U)s %(s)s",
+                "--no-control-socket",
             ],
             env=subprocess_env({"DEMO_STOREFRONT": "1"}),
             name="gunicorn",
@@ -89,12 +83,8 @@ class LiveApi:
             return bytes(response.read())
 
     def requests(self) -> list[tuple[str, str, int]]:
-        """(method, path, status) of every request answered so far."""
-        rows = []
-        for line in self.access_log.read_text().splitlines():
-            method, path, status = line.split(" ")
-            rows.append((method, path, int(status)))
-        return rows
+        """(method, path with query, status) of every request answered so far."""
+        return [(line["method"], line["path"], line["status"]) for line in self.process.events("http_access")]
 
     def count(self, method: str, path: str = "", status: int | None = None) -> int:
         return sum(
@@ -103,7 +93,6 @@ class LiveApi:
 
     def stop(self) -> None:
         self.process.stop(timeout=5)
-        self.access_log.unlink(missing_ok=True)
 
 
 Route = Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str], bytes]]

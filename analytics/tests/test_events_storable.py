@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from analytics.models import RawEvent
 from analytics.tests.probes import CHROME_UA, counted_total
+from pricing.skus import SKU
 from workers.models import DeadLetter
 from workers.testing import ManagedProcess, wait_until
 
@@ -72,7 +73,7 @@ def _events() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {
             "type": st.sampled_from(["page_view", "product_view", "add_to_cart", "purchase"]),
-            "sku": mostly(st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True), ANY_TEXT),
+            "sku": mostly(st.from_regex(SKU.body, fullmatch=True), ANY_TEXT),
             "ts": _timestamps(),
             "price": mostly(  # on any type of event: a price is checked wherever it is sent
                 st.decimals(min_value=0, max_value=10**8, places=4).map(lambda value: Number(str(value))),

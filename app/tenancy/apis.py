@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -11,12 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.errors import ApiError
+from app.input_fields import StrictCharField
 from app.tenancy.audit import actor_for_request
 from app.tenancy.authentication import auth_context
 from app.tenancy.idempotent_requests import idempotent_post, keep_instead
 from app.tenancy.models import ApiKey
 from app.tenancy.selectors import key_get, retailer_get
-from app.tenancy.services import key_revoke, key_rotate, origin_add, origin_remove
+from app.tenancy.services import ORIGIN_PATTERN, key_revoke, key_rotate, origin_add, origin_remove
 
 
 class KeyOutputSerializer(serializers.Serializer[Any]):
@@ -86,7 +88,7 @@ class KeyRevokeApi(APIView):
 
 class OriginListApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
-        origin = serializers.CharField(max_length=255)
+        origin = StrictCharField(max_length=255, validators=[RegexValidator(ORIGIN_PATTERN)])
 
     @extend_schema(request=InputSerializer, responses={201: InputSerializer}, summary="Allow a browser origin")
     def post(self, request: Request) -> Response:

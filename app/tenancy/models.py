@@ -69,7 +69,7 @@ class AuditEntry(models.Model):
     actor = models.CharField(max_length=100, help_text="staff:<username> or key:<prefix>")
     retailer = models.ForeignKey(Retailer, null=True, blank=True, on_delete=models.SET_NULL)
     entity = models.CharField(max_length=50)
-    entity_id = models.CharField(max_length=100)
+    entity_id = models.CharField(max_length=255)  # an allowed origin is up to 255 characters
     action = models.CharField(max_length=20)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -24,17 +25,30 @@ class IssuedKey:
     raw: str
 
 
+# scheme://host[:port] as a browser sends it in Origin: a DNS name (or an IPv4 address; not
+# an IPv6 literal, which no storefront is served from), a port of 0-65535. The one home of
+# the rule: the contract states it (the origin endpoints' ``pattern``) and
+# ``origin_normalize`` enforces it.
+_PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+ORIGIN_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::{_PORT})?/?$"
+_ORIGIN = re.compile(ORIGIN_PATTERN.removesuffix("$") + r"\Z")
+
+
 def origin_normalize(origin: str) -> str:
     """``scheme://host[:port]`` in lower case, or a ``validation_failed`` error."""
-    parts = urlsplit(origin.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+    try:
+        parts = urlsplit(origin) if _ORIGIN.match(origin) else None
+        hostname, port = (parts.hostname, parts.port) if parts else (None, None)
+    except ValueError:  # urlsplit's own refusals
+        parts = hostname = None
+    if parts is None or not hostname:
         raise ApiError(
             "validation_failed",
             f"{origin!r} is not an origin; use scheme://host[:port].",
             details=[{"field": "origin", "code": "invalid", "message": "expected scheme://host[:port]"}],
         )
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+    shown_port = f":{port}" if port else ""
+    return f"{parts.scheme}://{hostname.lower()}{shown_port}"
 
 
 def _key_issue(*, retailer: Retailer, kind: str, actor: str) -> IssuedKey:

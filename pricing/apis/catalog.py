@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -11,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.errors import ApiError
+from app.input_fields import StrictCharField
 from app.middleware import body_limit
 from app.tenancy.audit import actor_for_request
 from app.tenancy.authentication import auth_context
@@ -25,6 +27,7 @@ from pricing.money import amount_format
 from pricing.rules.experiment import NAME as VARIANT_NAME
 from pricing.selectors import price_history_list, price_prior_lowest, product_get, product_list, snapshot_get
 from pricing.services import competitor_price_set, demand_signal_set, product_upsert, products_bulk_upsert
+from pricing.services.products import BULK_MAX_ROWS
 from pricing.services.signals import demand_signal_clean
 
 # 10,000 products of ~250 bytes of JSON each, with room to spare.
@@ -44,11 +47,11 @@ PRODUCT_EXAMPLE = {
 class ProductInputSerializer(serializers.Serializer[Any]):
     """For the docs: amounts are strings with at most the currency's minor units."""
 
-    name = serializers.CharField(max_length=200)
-    currency = serializers.CharField(required=False, help_text="ISO 4217; default: the retailer's currency.")
-    base_price = serializers.CharField()
-    cost = serializers.CharField(required=False, allow_null=True)
-    list_price = serializers.CharField(required=False, allow_null=True, help_text="The ceiling of every price.")
+    name = StrictCharField(max_length=200)
+    currency = StrictCharField(required=False, help_text="ISO 4217; default: the retailer's currency.")
+    base_price = StrictCharField()
+    cost = StrictCharField(required=False, allow_null=True)
+    list_price = StrictCharField(required=False, allow_null=True, help_text="The ceiling of every price.")
     inventory = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     active = serializers.BooleanField(required=False, default=True)
 
@@ -115,7 +118,7 @@ class ProductDetailApi(APIView):
 @body_limit(BULK_BODY_LIMIT)
 class ProductBulkApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
-        products = serializers.ListField(child=ProductInputSerializer(), max_length=10_000)
+        products = serializers.ListField(child=ProductInputSerializer(), min_length=1, max_length=BULK_MAX_ROWS)
 
     class OutputSerializer(serializers.Serializer[Any]):
         created = serializers.IntegerField()
@@ -146,8 +149,10 @@ VARIANT_PARAMETER = OpenApiParameter(
 
 
 def _variant(request: Request) -> str:
-    variant = request.query_params.get("variant", "")
-    if variant and not VARIANT_NAME.matches(variant):
+    variant = request.query_params.get("variant")
+    if variant is None:
+        return ""
+    if not VARIANT_NAME.matches(variant):
         raise ApiError("malformed_request", f"variant must match {VARIANT_NAME.body}.")
     return variant
 
@@ -190,6 +195,9 @@ PRIOR_PRICE_DEFINITION = (
 
 
 class LowestPriceApi(APIView):
+    class QuerySerializer(serializers.Serializer[Any]):
+        days = serializers.IntegerField(min_value=1, max_value=365, default=30, help_text="1 to 365 days.")
+
     class OutputSerializer(serializers.Serializer[Any]):
         sku = serializers.CharField()
         variant = serializers.CharField(allow_null=True, help_text="The experiment variant asked for, if any.")
@@ -205,7 +213,7 @@ class LowestPriceApi(APIView):
         since = serializers.DateTimeField(help_text="The window's start: `price_since` minus `days`.")
 
     @extend_schema(
-        parameters=[OpenApiParameter("days", int, description="1 to 365; default 30"), VARIANT_PARAMETER],
+        parameters=[QuerySerializer, VARIANT_PARAMETER],
         responses=OutputSerializer,
         summary="The prior price beside a reduction (EU Omnibus): the lowest of the 30 days before the current price",
         description=PRIOR_PRICE_DEFINITION,
@@ -213,11 +221,10 @@ class LowestPriceApi(APIView):
     def get(self, request: Request, sku: str) -> Response:
         retailer_id = auth_context(request).retailer_id
         product_get(retailer_id=retailer_id, sku=sku)
-        days_text = request.query_params.get("days", "30")
-        if not days_text.isdigit() or not 1 <= int(days_text) <= 365:
-            raise ApiError("malformed_request", "days must be a whole number from 1 to 365.")
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        days = query.validated_data["days"]
         variant = _variant(request)
-        days = int(days_text)
         reference = price_prior_lowest(retailer_id=retailer_id, sku=sku, variant=variant, days=days)
         if reference is None:
             raise ApiError(
@@ -240,8 +247,8 @@ class LowestPriceApi(APIView):
 
 class CompetitorPriceApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
-        competitor = serializers.RegexField(r"^[A-Za-z0-9._:-]{1,100}$")
-        price = serializers.CharField(help_text="In the product's currency.")
+        competitor = StrictCharField(validators=[RegexValidator(r"^[A-Za-z0-9._:-]{1,100}$")])
+        price = StrictCharField(help_text="In the product's currency.")
 
     @extend_schema(
         request=InputSerializer,
@@ -266,7 +273,7 @@ class CompetitorPriceApi(APIView):
 
 class DemandSignalApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
-        signal = serializers.CharField(help_text='1.0000 = normal demand, 2.0000 = double; e.g. "1.2500".')
+        signal = StrictCharField(help_text='1.0000 = normal demand, 2.0000 = double; e.g. "1.2500".')
 
     class OutputSerializer(serializers.Serializer[Any]):
         sku = serializers.CharField()

@@ -36,7 +36,26 @@ class MoneyField(serializers.Field):  # type: ignore[type-arg]
 
 
 class CursorPage(CursorPagination):
-    """Cursor pagination whose unreadable cursor is a 400 naming the parameter (DRF answers 404)."""
+    """Cursor pagination whose unreadable cursor or page size is a 400 naming the parameter (DRF
+    answers 404 for the cursor and silently uses its default for a page size it cannot read)."""
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        """DRF's parameters, with the page size's bounds that :meth:`get_page_size` enforces."""
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {**parameter["schema"], "minimum": 1, "maximum": self.max_page_size}
+        return parameters
+
+    def get_page_size(self, request: Any) -> int | None:
+        raw = request.query_params.get(self.page_size_query_param) if self.page_size_query_param else None
+        if raw is None:
+            return self.page_size
+        limit = self.max_page_size or self.page_size or 0
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= limit):
+            problem = {"field": self.page_size_query_param, "code": "invalid", "message": f"1 to {limit}."}
+            raise ApiError("validation_failed", details=[problem])
+        return int(raw)
 
     def decode_cursor(self, request: Any) -> Any:
         try:

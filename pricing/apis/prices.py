@@ -15,7 +15,10 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from pricing.hotpath import MAX_VISITOR_LENGTH, price_detail, price_list
+from pricing.hotpath import EXPLAIN, MAX_SKUS, MAX_VISITOR_LENGTH, price_detail, price_list
+from pricing.skus import SKU
+
+SKUS_PATTERN = f"^(?:{SKU.body})(?:,(?:{SKU.body})){{0,{MAX_SKUS - 1}}}$"  # the SKU rule, 1 to MAX_SKUS times
 
 COMMON_PARAMETERS = [
     OpenApiParameter("key", str, description="Publishable key pk_… (browsers); servers send Bearer sk_… instead."),
@@ -27,7 +30,7 @@ COMMON_PARAMETERS = [
     OpenApiParameter(
         "explain",
         str,
-        enum=["1"],
+        enum=[EXPLAIN],
         description="1: add the steps that produced each price (secret key only: the steps show cost, margin "
         "floor, inventory and competitor prices; with a publishable key the answer has no steps).",
     ),
@@ -75,7 +78,12 @@ class PriceListApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("skus", str, required=True, description="1 to 100 comma-separated SKUs."),
+            OpenApiParameter(
+                "skus",
+                {"type": "string", "pattern": SKUS_PATTERN},
+                required=True,
+                description=f"1 to {MAX_SKUS} comma-separated SKUs.",
+            ),
             *COMMON_PARAMETERS,
         ],
         responses=PriceListSerializer,

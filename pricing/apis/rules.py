@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from app.input_fields import StrictBooleanField, StrictCharField
 from app.tenancy.audit import actor_for_request
 from app.tenancy.authentication import auth_context
 from app.tenancy.idempotent_requests import idempotent_post
@@ -81,11 +82,11 @@ class RuleChangeOutputSerializer(serializers.Serializer[Any]):
 
 
 class RuleFieldsSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=100)
+    name = StrictCharField(max_length=100)
     position = serializers.IntegerField(required=False, default=0)
-    enabled = serializers.BooleanField(required=False, default=True)
+    enabled = StrictBooleanField(required=False, default=True)
     skus = serializers.ListField(
-        child=serializers.CharField(trim_whitespace=False), required=False, max_length=10_000
+        child=StrictCharField(trim_whitespace=False), required=False, max_length=10_000
     )  # "ABC\n" is refused as a SKU (invalid_sku), not trimmed into another one
     params = serializers.DictField(required=False)
 
@@ -125,9 +126,9 @@ class RuleListApi(APIView):
 
 class RuleDetailApi(APIView):
     class InputSerializer(RuleFieldsSerializer):
-        name = serializers.CharField(max_length=100, required=False)
+        name = StrictCharField(max_length=100, required=False)
         position = serializers.IntegerField(required=False)
-        enabled = serializers.BooleanField(required=False)
+        enabled = StrictBooleanField(required=False)
 
     @extend_schema(responses=RuleOutputSerializer, summary="One rule")
     def get(self, request: Request, rule_id: int) -> Response:

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.errors import ApiError
+from app.input_fields import StrictCharField
 from app.tenancy.audit import actor_for_request
 from app.tenancy.authentication import auth_context
 from pricing.apis.fields import RepricingJobOutputSerializer
@@ -44,10 +45,10 @@ class PricingResumeApi(APIView):
 
 
 class PolicySerializer(serializers.Serializer[Any]):
-    min_margin_percent = serializers.CharField(required=False, help_text="Floor = cost x (1 + margin / 100).")
-    max_daily_change_percent = serializers.CharField(required=False, allow_null=True, help_text="null: no limit.")
-    rounding_step = serializers.CharField(required=False, allow_null=True, help_text='"1" with ending "0.99": charm.')
-    rounding_ending = serializers.CharField(required=False)
+    min_margin_percent = StrictCharField(required=False, help_text="Floor = cost x (1 + margin / 100).")
+    max_daily_change_percent = StrictCharField(required=False, allow_null=True, help_text="null: no limit.")
+    rounding_step = StrictCharField(required=False, allow_null=True, help_text='"1" with ending "0.99": charm.')
+    rounding_ending = StrictCharField(required=False)
 
 
 class PricingPolicyApi(APIView):

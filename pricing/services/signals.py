@@ -20,9 +20,7 @@ SIGNAL_PLACES = Decimal("0.0001")
 def demand_signal_clean(signal: object) -> Decimal:
     """A demand signal as a Decimal with 4 places, from 0 to 1000; 400 otherwise."""
     try:
-        value = (
-            Decimal(str(signal)) if isinstance(signal, (str, int, Decimal)) and not isinstance(signal, bool) else None
-        )
+        value = Decimal(signal) if isinstance(signal, (str, Decimal)) else None  # a JSON number: refused
     except InvalidOperation:
         value = None
     if value is None or not value.is_finite():

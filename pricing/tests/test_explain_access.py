@@ -38,7 +38,7 @@ def _priced_from_secrets(tenant: Tenant) -> None:
     [
         ("/A-1?explain=1", {"sku", "price", "currency", "stale"}),
         ("/EXP-1?explain=1&visitor=v1", {"sku", "price", "currency", "variant", "stale"}),
-        ("?skus=A-1,EXP-1&explain=true", {"prices", "missing"}),
+        ("?skus=A-1,EXP-1&explain=1", {"prices", "missing"}),
     ],
     ids=["one", "experiment", "list"],
 )

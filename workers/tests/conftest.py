@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from django.db import connection
 
 from workers import broker, publish
-from workers.testing import ProcessGroup, WebServer
 from workers.tests import fault_tasks
 
 # Fault tests: an unacknowledged message of a dead worker comes back after 4 s,
@@ -69,21 +68,6 @@ def effects(transactional_db: None) -> Iterator[Effects]:
         fault_tasks.EXECUTIONS, fault_tasks.REDELIVERED, fault_tasks.FIXED, fault_tasks.RUNNING
     )
     return Effects()
-
-
-@pytest.fixture
-def web_server(transactional_db: None) -> Iterator[Callable[[], WebServer]]:
-    """Start real gunicorn web processes on free ports (``web_server().get("/metrics")``);
-    all are stopped at teardown."""
-    group = ProcessGroup()
-
-    def start() -> WebServer:
-        server = WebServer()
-        group.add(server.process)
-        return server
-
-    yield start
-    group.stop_all()
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,10 @@
  *   <script src="https://API/v1/js/storefabric.js" data-key="pk_..." async></script>
  *   <span data-sf-sku="SKU-1">$19.99</span>
  *
- * One price request for the marked products (a simple CORS GET: no preflight);
- * prices are formatted with Intl.NumberFormat in the page's <html lang>. Events
+ * One price request per 100 marked products (a simple CORS GET: no preflight), each
+ * URL at most 4,000 characters, so a page of long SKUs still fits a server or proxy
+ * left at a common request-line limit (gunicorn's default is 4,094); prices are
+ * formatted with Intl.NumberFormat in the page's <html lang>. Events
  * are queued and sent in batches of at most 60 KB: on a timer with a keepalive
  * fetch (text/plain, status read), on pagehide with sendBeacon after saving the
  * batch (a beacon reports no status, so the saved copy is sent again 2 s later or
@@ -37,6 +39,8 @@
   var LEASE = 15000;
   var BEACON_WAIT = 2000;
   var PRICE_TIMEOUT = 4000;
+  var MAX_SKUS = 100;
+  var MAX_URL = 4000;
   var SKU = new RegExp('@SKU_PATTERN@'); // the SKU rule of pricing/skus.py, put in by the build
   var TYPES = { page_view: 1, product_view: 1, add_to_cart: 1, purchase: 1 };
   var script = doc.currentScript || doc.querySelector('script[data-key]');
@@ -191,12 +195,28 @@
     }));
   }
 
+  function priceUrl(skus) {
+    return api + '/v1/prices?skus=' + skus.join(',') + '&key=' + encodeURIComponent(key) + '&visitor=' + visitor;
+  }
+
   function prices(bySku) {
     var skus = Object.keys(bySku);
     var calls = [];
+    var part = [];
+    var empty = priceUrl([]).length;
+    var size = empty;
     var i;
-    for (i = 0; i < skus.length; i += 100) {
-      calls.push(pricesOf(bySku, skus.slice(i, i + 100)));
+    for (i = 0; i < skus.length; i++) {
+      if (part.length && (part.length === MAX_SKUS || size + skus[i].length + 1 > MAX_URL)) {
+        calls.push(pricesOf(bySku, part));
+        part = [];
+        size = empty;
+      }
+      part.push(skus[i]);
+      size += skus[i].length + 1;
+    }
+    if (part.length) {
+      calls.push(pricesOf(bySku, part));
     }
     return Promise.all(calls);
   }
@@ -208,9 +228,7 @@
         ctl.abort();
       }
     }, PRICE_TIMEOUT);
-    var url = api + '/v1/prices?skus=' + encodeURIComponent(skus.join(',')) + '&key=' + encodeURIComponent(key) +
-      '&visitor=' + visitor;
-    return fetch(url, { credentials: 'omit', signal: ctl ? ctl.signal : undefined }).then(function (r) {
+    return fetch(priceUrl(skus), { credentials: 'omit', signal: ctl ? ctl.signal : undefined }).then(function (r) {
       return r.ok ? r.json() : null;
     }).then(function (body) {
       show(bySku, body);

@@ -43,3 +43,17 @@ def test_each_key_sees_only_its_own_retailer(alice, bob) -> None:
     assert alice.client().get("/v1/retailer").json()["name"] == "Alice"
     assert bob.client().get("/v1/retailer").json()["name"] == "Bob"
     assert bob.client().get("/v1/retailer").json()["origins"] == [bob.origin]
+
+
+def test_an_origin_of_up_to_255_characters_is_kept_and_audited(alice) -> None:
+    origin = "https://" + ".".join(["a" * 60] * 4)  # 251 characters: over the audit's old 100
+    response = alice.client().post("/v1/origins", {"origin": origin}, format="json")
+    assert response.status_code == 201
+    assert AuditEntry.objects.filter(entity="origin", entity_id=origin).exists()
+
+
+@pytest.mark.parametrize("bad", ["http://[9EB]/", "https://shop.example:99999", "https://shop.example?x=1"])
+def test_an_origin_urlsplit_cannot_read_is_a_400(alice, bad: str) -> None:
+    response = alice.client().post("/v1/origins", {"origin": bad}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_failed"

@@ -6,7 +6,9 @@ answers with orjson. Only a Redis miss (never seen, evicted or expired) reads
 PostgreSQL, and it writes the copy back; unknown SKUs are cached as misses for a
 few seconds. When Redis is unreachable (timeouts of tens of milliseconds, then
 the circuit breaker answers at once), prices come from PostgreSQL marked
-``"stale": true`` and the rate limit fails open: never a 500.
+``"stale": true`` and the rate limit fails open: never a 500. When PostgreSQL is
+away, what Redis holds is served with the last known key context; a Redis miss then
+answers 503 ``database_unavailable`` (``app.db_availability.hot_path_sql``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import redis
 import structlog
 from django.http import HttpRequest, HttpResponse
 
+from app.db_availability import hot_path_sql
 from app.errors import ApiError, error_response
 from app.redis_client import RedisUnavailableError, redis_guarded, round_trip
 from app.tenancy.authentication import AuthContext, request_authenticate
@@ -107,7 +110,7 @@ def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | Non
         values, count, _ = redis_guarded(fetch)
     except RedisUnavailableError as error:
         _outage_log(context, error)
-        return _from_database(context.retailer_id, skus)[0], True
+        return hot_path_sql(lambda: _from_database(context.retailer_id, skus))[0], True
     rate_limit_enforce(context, int(count), window)
     bodies: dict[str, Body | None] = {}
     unresolved = []
@@ -121,7 +124,7 @@ def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | Non
         else:
             bodies[sku] = body
     if unresolved:
-        bodies.update(_fill(context.retailer_id, unresolved))
+        bodies.update(hot_path_sql(lambda: _fill(context.retailer_id, unresolved)))
         return {sku: bodies[sku] for sku in skus}, False
     return bodies, False
 

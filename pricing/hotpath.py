@@ -23,8 +23,8 @@ import structlog
 from django.http import HttpRequest, HttpResponse
 
 from app.db_availability import hot_path_sql
-from app.errors import ApiError, error_response
-from app.redis_client import RedisUnavailableError, redis_guarded, round_trip
+from app.errors import ApiError, database_unavailable_error, error_response
+from app.redis_client import RedisUnavailableError, cache_redis, redis_guarded, round_trip
 from app.tenancy.authentication import AuthContext, request_authenticate
 from app.tenancy.cors import cors_apply
 from app.tenancy.ratelimit import rate_limit_commands, rate_limit_enforce, rate_window
@@ -97,6 +97,15 @@ def _outage_log(context: AuthContext, error: RedisUnavailableError) -> None:
         log.warning("prices_stale_rate_limit_fail_open", key_prefix=context.key_prefix, error=str(error))
 
 
+def _redis_last_resort(fetch: Callable[[redis.Redis], list[Any]]) -> list[Any]:
+    """Ask Redis once more past its open breaker: with the database away too, it is the
+    only source left (a breaker opened by one slow reply must not turn prices into 503s)."""
+    try:
+        return fetch(cache_redis())
+    except (redis.RedisError, OSError) as error:
+        raise database_unavailable_error() from error
+
+
 def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | None], bool]:
     """Bodies by SKU (None: not sold) and whether they are stale; counts the request."""
     prefix = snapshot_key_prefix(context.retailer_id)
@@ -110,7 +119,10 @@ def _lookup(context: AuthContext, skus: list[str]) -> tuple[dict[str, Body | Non
         values, count, _ = redis_guarded(fetch)
     except RedisUnavailableError as error:
         _outage_log(context, error)
-        return hot_path_sql(lambda: _from_database(context.retailer_id, skus))[0], True
+        try:
+            return hot_path_sql(lambda: _from_database(context.retailer_id, skus))[0], True
+        except ApiError:
+            values, count, _ = _redis_last_resort(fetch)
     rate_limit_enforce(context, int(count), window)
     bodies: dict[str, Body | None] = {}
     unresolved = []

@@ -74,6 +74,7 @@ class Load:
         self.accepted: list[str] = []
         self.accepted_during_outage = 0
         self.outage = False
+        self.database_waits = 0
         self.catalog_refusals: list[tuple[str, str | None]] = []
         self._stop = threading.Event()
         loops = [self._prices, self._prices, self._events, self._catalog]
@@ -150,8 +151,10 @@ def _run_outage(
     server, url, demo = outage_database
     env = {"DATABASE_URL": url}
     web = WebServer(extra_env=env, threads=4)
+    # No retries to spend: a wait for the database that counted as one would dead-letter the batch.
+    worker_env = {**env, "CELERY_TASK_MAX_RETRIES": "0"}
     try:
-        with celery_worker(["ingest"], concurrency=2, extra_env=env) as worker:
+        with celery_worker(["ingest"], concurrency=2, extra_env=worker_env) as worker:
             for sku in demo["skus"]:  # every snapshot in Redis, every key in the web's cache
                 assert web.get(f"/v1/prices/{sku}?key={demo['publishable_key']}")[0] == 200
             load = Load(web, demo)
@@ -173,6 +176,7 @@ def _run_outage(
             )
             dead = worker.events("task_dead_lettered")
             assert dead == [], dead
+            load.database_waits = len(worker.events("task_database_wait"))
             assert "Traceback" not in web.process.output(), web.process.output()[-3000:]
     finally:
         web.process.stop(timeout=5)
@@ -195,6 +199,7 @@ def test_postgres_stopped_for_20s_prices_and_events_go_on_and_every_accepted_eve
 ) -> None:
     load = _run_outage(outage_database, broker_redis, lambda server: server.stop(), lambda server: server.start())
     _assert_served(load)
+    assert load.database_waits > 0  # batches found the database away, and waited instead of retrying
     assert load.catalog_refusals, load.catalog  # the catalog answered the JSON 503 while the database was away
     body, retry_after = load.catalog_refusals[0]
     assert json.loads(body)["error"]["code"] == "database_unavailable"

@@ -122,7 +122,7 @@ async def flood(server: Server, total: int, *, many: bool, connections: int, sam
     samples: list[tuple[int, float]] = [(0, workers_rss_mb(server))]
 
     async def sampler() -> None:
-        while driver.remaining > 0:
+        while True:
             await asyncio.sleep(sample_seconds)
             samples.append((driver.done, workers_rss_mb(server)))
 
@@ -134,7 +134,7 @@ async def flood(server: Server, total: int, *, many: bool, connections: int, sam
     watcher = asyncio.create_task(sampler())
     await asyncio.gather(*(closed_loop(conn) for conn in conns))
     elapsed = time.perf_counter() - started
-    await watcher
+    watcher.cancel()
     for conn in conns:
         conn.transport.close()  # type: ignore[union-attr]
     samples.append((driver.done, workers_rss_mb(server)))
@@ -158,7 +158,7 @@ def phase(env: dict[str, str], options: argparse.Namespace, *, many: bool) -> di
     server = Server(server_env, free_port(), options.workers, options.threads)
     try:
         server.wait_ready()
-        asyncio.run(flood(server, options.warmup, many=many, connections=options.connections, sample_seconds=60))
+        asyncio.run(flood(server, options.warmup, many=many, connections=options.connections, sample_seconds=1))
         time.sleep(1)
         before = transactions(env["DATABASE_URL"])
         result = asyncio.run(

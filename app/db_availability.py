@@ -52,7 +52,10 @@ def database_unreachable(error: BaseException) -> bool:
         return True
     if not isinstance(error, OperationalError):
         return False
-    sqlstate = getattr(error.__cause__, "sqlstate", None)
+    cause: Any = error.__cause__
+    if not hasattr(cause, "sqlstate"):
+        return False  # not from psycopg (SQLite's "no such table" is an OperationalError too)
+    sqlstate: str | None = cause.sqlstate
     return sqlstate is None or sqlstate.startswith("08") or sqlstate in UNREACHABLE_SQLSTATES
 
 

@@ -12,6 +12,8 @@ database is stopped or hung. Three tools make that hold:
   (enforced by the stopped server) nor TCP keepalives (the kernel still acknowledges) end
   the wait; the deadline shuts the socket down, which libpq reports as a lost connection.
 
+:func:`hot_path_sql` puts the three together for the key cache and the price lookup.
+
 Every other endpoint answers an unreachable or failing database with a JSON 503
 ``database_unavailable`` and ``Retry-After`` (``app.errors.database_unavailable_error``, in
 the DRF exception handler and :class:`DatabaseUnavailableMiddleware`), never a 500.

@@ -11,6 +11,7 @@ import redis
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
+from app.db_availability import database_breaker_reset
 from app.redis_client import reset_for_tests
 from app.tenancy.authentication import key_cache_clear
 from app.tenancy.models import Retailer
@@ -54,6 +55,7 @@ def _fresh_process_state() -> Iterator[None]:
     """
     key_cache_clear()
     reset_for_tests()
+    database_breaker_reset()
     with redis.Redis.from_url(django_settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5) as client:
         client.flushdb()
     yield

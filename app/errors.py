@@ -13,7 +13,9 @@ from typing import Any
 
 import orjson
 import structlog
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 
@@ -66,6 +68,7 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
     ("rate_limited", 429, "Too many requests; retry after the number of seconds in Retry-After."),
     ("internal_error", 500, "Something went wrong on our side; the request id identifies it."),
     ("service_unavailable", 503, "A dependency is unavailable; retry after Retry-After seconds."),
+    ("database_unavailable", 503, "The database is unavailable right now; retry after Retry-After seconds."),
     ("broker_unavailable", 503, "The job queue is not accepting work right now; retry after Retry-After seconds."),
 )
 
@@ -147,6 +150,15 @@ def validation_details(detail: Any, prefix: str = "") -> list[dict[str, Any]]:
     return rows
 
 
+# The database is away, or failed the statement (timeout, deadlock): a 503 to retry, never a 500.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+
+def database_unavailable_error() -> ApiError:
+    """The 503 every endpoint answers while the database is away (``app.db_availability``)."""
+    return ApiError("database_unavailable", headers={"Retry-After": str(settings.DB_UNAVAILABLE_RETRY_AFTER)})
+
+
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     """DRF ``EXCEPTION_HANDLER``: map every DRF exception onto the code table."""
     if isinstance(exc, ApiError):
@@ -160,6 +172,9 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRespon
         if wait:
             headers["Retry-After"] = str(int(wait) + 1)
         return error_response(ApiError(code, str(exc.detail), headers=headers))
+    if isinstance(exc, DATABASE_ERRORS):
+        log.warning("database_unavailable", error=f"{type(exc).__name__}: {exc}")
+        return error_response(database_unavailable_error())
     if isinstance(exc, Http404):
         return error_response(ApiError("not_found"))
     if isinstance(exc, PermissionDenied):

@@ -37,8 +37,11 @@ class RedisUnavailableError(Exception):
 
 
 class CircuitBreaker:
-    def __init__(self, cooldown: float) -> None:
+    """Open for ``cooldown`` seconds after a failure; ``name`` prefixes its log lines."""
+
+    def __init__(self, cooldown: float, name: str = "redis") -> None:
         self.cooldown = cooldown
+        self.name = name
         self._open_until = 0.0
         self._lock = threading.Lock()
 
@@ -51,13 +54,13 @@ class CircuitBreaker:
             was_closed = not self.is_open
             self._open_until = time.monotonic() + self.cooldown
         if was_closed:
-            log.warning("redis_breaker_open", error=str(error), cooldown_s=self.cooldown)
+            log.warning(f"{self.name}_breaker_open", error=str(error), cooldown_s=self.cooldown)
 
     def record_success(self) -> None:
         if self._open_until:
             with self._lock:
                 self._open_until = 0.0
-            log.info("redis_breaker_closed")
+            log.info(f"{self.name}_breaker_closed")
 
 
 _client: redis.Redis | None = None

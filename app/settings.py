@@ -71,6 +71,7 @@ MIDDLEWARE = [
     # Text PostgreSQL cannot store (NUL, lone surrogates) is a 400 here, hot routes included.
     "app.input_guard.InputGuardMiddleware",
     "app.middleware.BodySizeLimitMiddleware",
+    "app.db_availability.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # The price lookups and event batches are answered here, skipping the rest of the stack.
     "app.hot_routes.HotRouteMiddleware",
@@ -140,10 +141,24 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_storefabric")}
+    # A database that is away must cost seconds, not a hung process: libpq gives up connecting
+    # after DB_CONNECT_TIMEOUT (2 s is its minimum), the server cancels a statement after
+    # DB_STATEMENT_TIMEOUT_MS (0: no limit; migrations that build large indexes may need it).
+    _db_options: dict[str, object] = {**DATABASES["default"].get("OPTIONS", {})}  # type: ignore[dict-item]
+    DATABASES["default"]["OPTIONS"] = _db_options
+    _db_options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=2))
+    _db_options.setdefault("options", f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT_MS', default=30000)}")
     REDIS_URL = env.str("REDIS_URL")
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# SQL of the hot path (a key cache refresh, a Redis miss) has a client-side deadline, after
+# which the per-process breaker skips SQL for DB_BREAKER_COOLDOWN seconds (app/db_availability.py);
+# other endpoints answer 503 database_unavailable with this Retry-After meanwhile.
+DB_HOT_PATH_TIMEOUT = env.float("DB_HOT_PATH_TIMEOUT", default=1.0)
+DB_BREAKER_COOLDOWN = env.float("DB_BREAKER_COOLDOWN", default=5.0)
+DB_UNAVAILABLE_RETRY_AFTER = env.int("DB_UNAVAILABLE_RETRY_AFTER", default=5)
 
 # Redis calls on the hot path: tens of milliseconds, then the circuit breaker opens.
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.05)
@@ -167,6 +182,12 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 # --- tenancy ---------------------------------------------------------------
 API_KEY_CACHE_TTL = env.float("API_KEY_CACHE_TTL", default=2.0)
+# Per web process: known keys (least recently used evicted) and, in a cache of their own so a
+# flood of unknown keys cannot evict a valid one, rejected keys. Each entry is well under 1 KB.
+API_KEY_CACHE_SIZE = env.int("API_KEY_CACHE_SIZE", default=10_000)
+API_KEY_REJECTED_CACHE_SIZE = env.int("API_KEY_REJECTED_CACHE_SIZE", default=10_000)
+# Keys this process does not know, refused per client and minute (429 before any SQL).
+AUTH_FAILURES_PER_CLIENT_PER_MINUTE = env.int("AUTH_FAILURES_PER_CLIENT_PER_MINUTE", default=30)
 KEY_ROTATION_GRACE_SECONDS = env.int("KEY_ROTATION_GRACE_SECONDS", default=24 * 3600)
 RATE_LIMIT_DEFAULT_PER_MINUTE = env.int("RATE_LIMIT_DEFAULT_PER_MINUTE", default=6000)
 # Publishable-key requests per client (app/client_identity.py) and minute, under the key's own
@@ -197,6 +218,9 @@ IDEMPOTENCY_WINDOW_SECONDS = env.int("IDEMPOTENCY_WINDOW_SECONDS", default=7 * 2
 CELERY_RETRY_BACKOFF_BASE = env.float("CELERY_RETRY_BACKOFF_BASE", default=2.0)
 CELERY_RETRY_BACKOFF_CAP = env.float("CELERY_RETRY_BACKOFF_CAP", default=600.0)
 CELERY_TASK_MAX_RETRIES = env.int("CELERY_TASK_MAX_RETRIES", default=5)
+# A task that found the database unreachable waits (backoff capped here) and runs again, without
+# spending its retries: an outage is not the task's fault (workers/reliable.py).
+CELERY_DB_WAIT_CAP_SECONDS = env.float("CELERY_DB_WAIT_CAP_SECONDS", default=10.0)
 # A message delivered this many times without finishing (its run killed the worker) becomes a dead letter.
 CELERY_TASK_MAX_DELIVERIES = env.int("CELERY_TASK_MAX_DELIVERIES", default=3)
 CELERY_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_SOFT_SHUTDOWN_TIMEOUT", default=10.0)

@@ -8,7 +8,9 @@ PostgreSQL, and it writes the copy back; unknown SKUs are cached as misses for a
 few seconds. When Redis is unreachable or answers errors (timeouts of tens of
 milliseconds or an error reply such as ``OOM`` or ``READONLY``, then the circuit
 breaker answers at once), prices come from PostgreSQL marked ``"stale": true`` and
-the rate limit fails open: never a 500.
+the rate limit fails open: never a 500. When PostgreSQL is away, what Redis holds is
+served with the last known key context; a Redis miss then answers 503
+``database_unavailable`` (``app.db_availability.hot_path_sql``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import redis
 import structlog
 from django.http import HttpRequest, HttpResponse
 
-from app.errors import ApiError, error_response
-from app.redis_client import RedisUnavailableError, redis_guarded
+from app.db_availability import hot_path_sql
+from app.errors import ApiError, database_unavailable_error, error_response
+from app.redis_client import RedisUnavailableError, cache_redis, redis_guarded
 from app.tenancy.authentication import AuthContext, request_authenticate
 from app.tenancy.cors import cors_apply
 from app.tenancy.ratelimit import RateCounts, counted_round_trip, rate_limit_enforce, rate_window
@@ -95,6 +98,17 @@ def _outage_log(context: AuthContext, error: RedisUnavailableError) -> None:
         log.warning("prices_stale_rate_limit_fail_open", key_prefix=context.key_prefix, error=str(error))
 
 
+def _redis_last_resort(
+    fetch: Callable[[redis.Redis], tuple[list[Any], RateCounts]],
+) -> tuple[list[Any], RateCounts]:
+    """Ask Redis once more past its open breaker: with the database away too, it is the
+    only source left (a breaker opened by one slow reply must not turn prices into 503s)."""
+    try:
+        return fetch(cache_redis())
+    except (redis.RedisError, OSError) as error:
+        raise database_unavailable_error() from error
+
+
 def _lookup(context: AuthContext, request: HttpRequest, skus: list[str]) -> tuple[dict[str, Body | None], bool]:
     """Bodies by SKU (None: not sold) and whether they are stale; counts the request."""
     prefix = snapshot_key_prefix(context.retailer_id)
@@ -108,7 +122,10 @@ def _lookup(context: AuthContext, request: HttpRequest, skus: list[str]) -> tupl
         (values,), counts = redis_guarded(fetch)
     except RedisUnavailableError as error:
         _outage_log(context, error)
-        return _from_database(context.retailer_id, skus)[0], True
+        try:
+            return hot_path_sql(lambda: _from_database(context.retailer_id, skus))[0], True
+        except ApiError:
+            (values,), counts = _redis_last_resort(fetch)
     rate_limit_enforce(context, counts, window)
     bodies: dict[str, Body | None] = {}
     unresolved = []
@@ -122,7 +139,7 @@ def _lookup(context: AuthContext, request: HttpRequest, skus: list[str]) -> tupl
         else:
             bodies[sku] = body
     if unresolved:
-        bodies.update(_fill(context.retailer_id, unresolved))
+        bodies.update(hot_path_sql(lambda: _fill(context.retailer_id, unresolved)))
         return {sku: bodies[sku] for sku in skus}, False
     return bodies, False
 

@@ -10,6 +10,10 @@ hard time limits, late acknowledgement, re-queue on worker loss, and a required
   its runs kill the worker — and becomes a dead letter instead of running again;
 * retries transient errors (:mod:`workers.errors`) with capped exponential
   backoff and full jitter (:mod:`workers.backoff`), up to ``max_retries``;
+* waits out an unreachable database (``app.db_availability.database_unreachable``):
+  it runs again after a backoff capped at ``CELERY_DB_WAIT_CAP_SECONDS``, for as long
+  as the outage lasts, without spending a retry (an outage is not the message's fault,
+  and a batch dead-lettered because PostgreSQL restarted would be a loss);
 * turns everything else — a permanent error, the last retry, a hard time limit
   (Celery 5.7 calls ``on_failure`` for it in the worker's main process, see
   :mod:`workers.failed_runs`) — into one :class:`~workers.models.DeadLetter`, and
@@ -42,6 +46,7 @@ from django.conf import settings
 
 from app import metrics
 from app.celery import celery_app
+from app.db_availability import database_unreachable
 from app.request_context import bind_request_id, reset_request_id
 from workers.backoff import backoff_for, max_countdown
 from workers.broker import DELIVERIES_PREFIX, delivery_count_increment
@@ -54,6 +59,7 @@ from workers.services import deadletter_record, outbox_mark_done
 
 log = structlog.get_logger("workers.task")
 
+DATABASE_WAITS_HEADER = "database_waits"  # how many times this message waited for the database
 CONTEXT_FIELDS = ("task", "task_id", "idempotency_key", "retailer_id", "request_id", "delivery", "retries", "pid")
 
 
@@ -124,6 +130,7 @@ class ReliableTask(Task):  # type: ignore[misc]
         setattr(request, STARTED_AT, started)
         try:
             result = self._body(key, args, kwargs)
+            self._finished(request)
         except Retry:
             metrics.task_outcome(self.name, ("retried",), time.monotonic() - started, forget=self._delivery_key())
             raise
@@ -131,7 +138,6 @@ class ReliableTask(Task):  # type: ignore[misc]
             self._retry_or_raise(error, time.monotonic() - started)
             raise
         duration = time.monotonic() - started
-        self._finished(request)
         metrics.task_outcome(self.name, ("succeeded",), duration, forget=self._delivery_key())
         log.info("task_succeeded", duration_ms=round(duration * 1000, 2))
         return result
@@ -164,6 +170,8 @@ class ReliableTask(Task):  # type: ignore[misc]
         return result
 
     def _retry_or_raise(self, error: Exception, duration: float) -> None:
+        if database_unreachable(error):
+            raise self._database_wait(error, duration)
         retries = self.request.retries
         if not is_transient(error, self.transient_errors) or retries >= self.retry_limit:
             return
@@ -185,6 +193,32 @@ class ReliableTask(Task):  # type: ignore[misc]
         raise self.retry(
             exc=error, countdown=backoff.delay, max_retries=self.retry_limit, headers=self._carried_headers()
         )
+
+    def _database_wait(self, error: Exception, duration: float) -> Retry:
+        """Publish this message again after a backoff, with its retry count unchanged (what
+        ``Task.retry`` does, minus the count), and return the ``Retry`` to raise."""
+        request = self.request
+        waits = int(request.get(DATABASE_WAITS_HEADER) or 0)
+        backoff = backoff_for(
+            waits,
+            base=settings.CELERY_RETRY_BACKOFF_BASE,
+            cap=settings.CELERY_DB_WAIT_CAP_SECONDS,
+            jitter=self.backoff_jitter,
+        )
+        log.warning(
+            "task_database_wait",
+            error=f"{type(error).__name__}: {error}",
+            waits=waits + 1,
+            countdown_s=round(backoff.delay, 3),
+            duration_ms=round(duration * 1000, 2),
+        )
+        metrics.task_outcome(self.name, ("database_wait",), duration, forget=self._delivery_key())
+        headers = {**self._carried_headers(), DATABASE_WAITS_HEADER: waits + 1}
+        signature = self.signature_from_request(
+            request, countdown=backoff.delay, retries=request.retries, headers=headers
+        )
+        signature.apply_async()
+        return Retry(exc=error, when=backoff.delay, sig=signature)  # type: ignore[arg-type]  # a float is a Real
 
     def _carried_headers(self) -> dict[str, Any]:
         """Headers a retry must keep (Celery does not copy custom headers to the retry)."""

@@ -297,12 +297,12 @@ WEB_LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
 class WebServer:
     """A ``gunicorn`` web process of the test's own, on a port the kernel chose."""
 
-    def __init__(self, *, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, *, extra_env: dict[str, str] | None = None, threads: int = 2) -> None:
         # Production's configuration (app/gunicorn_conf.py: limits, worker class, access log),
         # on a free loopback port, one process, no control socket (else $HOME/.gunicorn/gunicorn.ctl,
         # which every gunicorn on the machine takes over).
         args = [sys.executable, "-m", "gunicorn", "app.wsgi:application", "--config", GUNICORN_CONFIG]
-        args += ["--bind", "127.0.0.1:0", "--workers", "1", "--threads", "2", "--no-control-socket"]
+        args += ["--bind", "127.0.0.1:0", "--workers", "1", "--threads", str(threads), "--no-control-socket"]
         self.process = ManagedProcess(args, env=subprocess_env(extra_env), name="gunicorn")
         try:
             self.process.wait_for_output("Booting worker")
@@ -401,6 +401,102 @@ def private_redis_server() -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+PRIVATE_POSTGRES_PORTS = range(55431, 55440)
+
+
+def _postgres_binary(name: str) -> str:
+    """``name`` from the newest PostgreSQL under /usr/lib/postgresql/*/bin."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda path: int(path.parts[-3]))
+    if not found:
+        raise RuntimeError(f"no {name} under /usr/lib/postgresql/*/bin")
+    return str(found[-1])
+
+
+def _as_postgres(args: Sequence[str]) -> list[str]:
+    """Run as the ``postgres`` user (PostgreSQL refuses to run as root)."""
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *args]
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the test's own (``initdb`` into a temporary folder), to stop,
+    restart and freeze; the machine's shared server is never touched."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.folder = Path(tempfile.mkdtemp(prefix="sf-postgres-"))
+        os.chown(self.folder, *_postgres_ids())
+        self.data = self.folder / "data"
+        initdb = [_postgres_binary("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]
+        subprocess.run(_as_postgres([*initdb, "--no-sync"]), check=True, capture_output=True)  # noqa: S603
+        self.process = self._start()
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _start(self) -> ManagedProcess:
+        server = [_postgres_binary("postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.folder)]
+        server += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=50"]
+        process = ManagedProcess(_as_postgres(server), env=dict(os.environ), name="postgres")
+        wait_until(self.answers, timeout=30, message=f"postgres on {self.port} did not start")
+        return process
+
+    def answers(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url(), connect_timeout=2) as connection:
+                connection.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        """Fast shutdown (``SIGINT``: sessions are ended, as ``pg_ctl stop -m fast`` does)."""
+        if self.process.is_running():
+            os.kill(self.process.pid, signal.SIGINT)
+            self.process.wait(timeout=30)
+
+    def start(self) -> None:
+        self.process.stop(graceful=False)
+        self.process = self._start()
+
+    def freeze(self, sig: int = signal.SIGSTOP) -> None:
+        """``SIGSTOP`` (or ``SIGCONT``) the postmaster and every backend: a hung server that
+        still holds its sockets open, as a frozen VM or a stuck disk does."""
+        for pid in [*self.process.child_pids(), self.process.pid]:
+            with suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def close(self) -> None:
+        self.freeze(signal.SIGCONT)
+        self.process.stop(timeout=10)
+        subprocess.run(["rm", "-rf", str(self.folder)], check=False)  # noqa: S603,S607
+
+
+def _postgres_ids() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid
+
+
+@contextmanager
+def private_postgres_server() -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL on a free port in 55431-55439, always removed afterwards."""
+    server = PrivatePostgres(_free_port(PRIVATE_POSTGRES_PORTS))
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def broker_client() -> redis.Redis:

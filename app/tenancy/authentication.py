@@ -1,23 +1,36 @@
-"""Key → retailer, answered from an in-process cache on the hot path.
+"""Key → retailer, answered from in-process caches on the hot path.
 
-The cache holds each key's context for ``API_KEY_CACHE_TTL`` seconds (2 s by
-default), so steady-state requests touch no SQL and a revocation is honoured by
-every process within that time.
+A known key's context is fresh for ``API_KEY_CACHE_TTL`` seconds (2 s by default), so
+steady-state requests touch no SQL and a revocation is honoured by every process within
+that time. Both caches are bounded LRUs (cachetools): known keys (``API_KEY_CACHE_SIZE``)
+and, apart so that a flood of unknown keys cannot evict a valid one, rejected keys
+(``API_KEY_REJECTED_CACHE_SIZE``). A key in neither costs a query, so it first passes the
+client's failed-authentication limit (:mod:`app.tenancy.auth_failures`).
+
+While PostgreSQL is unreachable (or hung past ``DB_HOT_PATH_TIMEOUT``), a known key keeps
+its last known context: prices and events go on being served from Redis and the broker.
+The trade-off: a key revoked during the outage is honoured once the database answers
+again. A key this process never saw answers 503 ``database_unavailable`` meanwhile.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
-from app.errors import ApiError
+from app.client_identity import request_client_hash
+from app.db_availability import hot_path_sql
+from app.errors import ApiError, database_unavailable_error
+from app.tenancy.auth_failures import auth_failure_record, auth_failures_check
 from app.tenancy.keys import key_hash, key_kind
 from app.tenancy.models import ApiKey
 
@@ -45,13 +58,29 @@ class _Rejected:
     code: str
 
 
-_cache: dict[str, tuple[float, AuthContext | _Rejected]] = {}
-_cache_lock = threading.Lock()
+class _KeyCaches:
+    """The two bounded caches of one process, sized when first used after a clear."""
+
+    def __init__(self) -> None:
+        self.known: LRUCache[str, tuple[float, AuthContext]] = LRUCache(settings.API_KEY_CACHE_SIZE)
+        self.rejected: LRUCache[str, tuple[float, _Rejected]] = LRUCache(settings.API_KEY_REJECTED_CACHE_SIZE)
+        self.lock = threading.Lock()  # cachetools caches are not thread-safe (gthread workers)
+
+
+_caches: _KeyCaches | None = None
+
+
+def key_caches() -> _KeyCaches:
+    global _caches
+    if _caches is None:
+        _caches = _KeyCaches()
+    return _caches
 
 
 def key_cache_clear() -> None:
-    with _cache_lock:
-        _cache.clear()
+    """Forget every key (tests; the sizes are read again on next use)."""
+    global _caches
+    _caches = None
 
 
 def _load(hashed: str) -> AuthContext | _Rejected:
@@ -73,27 +102,73 @@ def _load(hashed: str) -> AuthContext | _Rejected:
     )
 
 
-def key_resolve(raw_key: str) -> AuthContext:
-    """The context of a raw key, or an ``ApiError`` (invalid_key / revoked_key)."""
+def _load_guarded(hashed: str) -> AuthContext | _Rejected | None:
+    """``_load`` as hot-path SQL (deadline, breaker); None while the database is away."""
+    try:
+        return hot_path_sql(lambda: _load(hashed))
+    except ApiError:  # database_unavailable: _load raises nothing else
+        return None
+
+
+def _store(caches: _KeyCaches, hashed: str, entry: AuthContext | _Rejected) -> None:
+    fresh_until = time.monotonic() + settings.API_KEY_CACHE_TTL
+    with caches.lock:
+        if isinstance(entry, _Rejected):
+            caches.known.pop(hashed, None)
+            caches.rejected[hashed] = (fresh_until, entry)
+        else:
+            caches.known[hashed] = (fresh_until, entry)
+
+
+def key_resolve(raw_key: str, client: Callable[[], str] | None = None) -> AuthContext:
+    """The context of a raw key, or an ``ApiError`` (invalid_key / revoked_key / 429 / 503).
+
+    ``client`` gives the caller's client hash; it is asked only for a key this process
+    knows neither as valid nor as rejected, whose lookup the failed-authentication limit
+    guards.
+    """
     hashed = key_hash(raw_key)
+    caches = key_caches()
     now = time.monotonic()
-    hit = _cache.get(hashed)
-    if hit is None or hit[0] <= now:
-        entry = _load(hashed)
-        with _cache_lock:
-            _cache[hashed] = (now + settings.API_KEY_CACHE_TTL, entry)
+    with caches.lock:
+        known = caches.known.get(hashed)
+        rejected = None if known is not None else caches.rejected.get(hashed)
+    if known is not None:
+        fresh_until, context = known
+        if fresh_until > now:
+            return context
+        entry = _load_guarded(hashed)
+        if entry is None:
+            return context  # the database is away: the last known context (see the module's trade-off)
+    elif rejected is not None and rejected[0] > now:
+        raise ApiError(rejected[1].code)
     else:
-        entry = hit[1]
+        if client is not None:
+            auth_failures_check(client())
+        entry = _load_guarded(hashed)
+        if entry is None:
+            raise database_unavailable_error()
+    _store(caches, hashed, entry)
     if isinstance(entry, _Rejected):
+        if client is not None:
+            auth_failure_record(client())
         raise ApiError(entry.code)
     return entry
 
 
 def raw_key_from_request(request: HttpRequest) -> str:
-    """The key of a request: ``Authorization: Bearer`` first, then ``?key=`` (pk only)."""
-    query_key = request.GET.get("key", "")
-    if query_key.startswith("sk_"):
+    """The key of a request: ``Authorization: Bearer`` first, then ``?key=`` (pk only).
+
+    Every ``key`` value is checked, not only the last one Django's ``GET.get`` returns: a
+    secret key anywhere in the URL is refused, and so is a repeated ``key`` (which one is
+    meant is ambiguous).
+    """
+    query_keys = request.GET.getlist("key")
+    if any(value.startswith("sk_") for value in query_keys):
         raise ApiError("secret_key_in_url")
+    if len(query_keys) > 1:
+        raise ApiError("malformed_request", "Send one key parameter, not several.")
+    query_key = query_keys[0] if query_keys else ""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if header:
         scheme, _, value = header.partition(" ")
@@ -110,7 +185,7 @@ def request_authenticate(request: HttpRequest, *, secret_required: bool) -> Auth
     raw = raw_key_from_request(request)
     if key_kind(raw) is None:
         raise ApiError("invalid_key")
-    context = key_resolve(raw)
+    context = key_resolve(raw, client=lambda: request_client_hash(request))
     if not context.is_secret:
         if secret_required:
             raise ApiError("secret_key_required")

@@ -69,3 +69,21 @@ def test_request_id_is_echoed_in_header_and_error_body(anon_client: APIClient) -
     response = anon_client.get("/v1/retailer", HTTP_X_REQUEST_ID="abc-123")
     assert response["X-Request-ID"] == "abc-123"
     assert response.json()["error"]["request_id"] == "abc-123"
+
+
+@pytest.mark.parametrize("order", ["sk_first", "pk_first"])
+def test_a_secret_key_among_repeated_key_parameters_is_400(alice, anon_client: APIClient, order: str) -> None:
+    keys = [alice.secret_key, alice.publishable_key]
+    if order == "pk_first":
+        keys.reverse()
+    query = "&".join(f"key={key}" for key in keys)
+    for path in ("/v1/retailer", "/v1/prices/SKU-1"):
+        response = anon_client.get(f"{path}?{query}")
+        assert response.status_code == 400
+        assert _code(response) == "secret_key_in_url"
+
+
+def test_a_repeated_key_parameter_is_ambiguous_and_400(alice, bob, anon_client: APIClient) -> None:
+    response = anon_client.get(f"/v1/prices/SKU-1?key={alice.publishable_key}&key={bob.publishable_key}")
+    assert response.status_code == 400
+    assert _code(response) == "malformed_request"

@@ -18,14 +18,20 @@ import time
 from collections.abc import Callable
 
 import pytest
-import redis
 from django.db import connection, transaction
 
 from workers.kombu_redis import UNACKED_KEY
 from workers.models import DeadLetter, OutboxMessage
 from workers.outbox import outbox_announce, outbox_enqueue_task
 from workers.relay import BROKER_MARKER_KEY
-from workers.testing import RECOVERY_BOUND_SECONDS, RECOVERY_ENV, current_database_url, private_redis_server, wait_until
+from workers.testing import (
+    RECOVERY_BOUND_SECONDS,
+    RECOVERY_ENV,
+    broker_client,
+    current_database_url,
+    private_redis_server,
+    wait_until,
+)
 from workers.tests import fault_tasks
 from workers.tests.conftest import Effects, fault_report
 
@@ -50,8 +56,16 @@ def _outbox_increments(keys: list[str]) -> None:
 
 
 def _settle(effects: Effects, count: int, timeout: float) -> None:
-    wait_until(lambda: len(effects.applied()) >= count, timeout=timeout, interval=0.2)
-    time.sleep(1)  # a late duplicate would land now
+    """Every effect applied and nothing left in the broker to deliver again — no message queued
+    or unacknowledged, so neither kombu's restore, dead-consumer recovery nor a worker's reject
+    has anything to bring back — then a second more for a run already under way."""
+    broker = broker_client()  # the test's broker, or the private one it switched to
+
+    def drained() -> bool:
+        return len(effects.applied()) >= count and not broker.llen("default") and not broker.hlen(UNACKED_KEY)
+
+    wait_until(drained, timeout=timeout, interval=0.2)
+    time.sleep(1)
 
 
 def _worker_factory(celery_worker: Callable, **options: object) -> Callable:
@@ -75,17 +89,6 @@ def _outbox_increments_with_two_long(keys: list[str]) -> set[str]:
         for key in keys
     )
     return long_keys
-
-
-def _settle_drained(effects: Effects, broker: redis.Redis, count: int, timeout: float) -> None:
-    """Every effect applied and nothing left in the broker to deliver again (no message queued
-    or unacknowledged), then a second more: no redelivery path has anything left to bring."""
-
-    def drained() -> bool:
-        return len(effects.applied()) >= count and not broker.llen("default") and not broker.hlen(UNACKED_KEY)
-
-    wait_until(drained, timeout=timeout, interval=0.2)
-    time.sleep(1)
 
 
 RECOVERED_WITHIN_SECONDS = 90.0
@@ -141,7 +144,7 @@ def test_1_kill_9_of_a_worker_mid_stream_loses_and_doubles_nothing(
 
     wait_until(lambda: all(effects.applied().get(key) for key in long_keys), timeout=120, interval=0.1)
     recovered_seconds = time.monotonic() - killed_at
-    _settle_drained(effects, broker_redis, count, timeout=360)
+    _settle(effects, count, timeout=360)
     counts = fault_report(f"1: kill -9 {victim}, {count} tasks", effects.report(keys))
     republished = OutboxMessage.objects.filter(publish_attempts__gte=2).count()
     print(  # noqa: T201

@@ -12,7 +12,7 @@ gone. The journal closes that window for those messages:
   (a hash by task id, an index by publish time) in one script: both or neither.
 * A task run begins with :func:`journal_clear` (``workers.reliable``): from there
   on kombu holds the message in ``unacked`` (it records it before the consumer sees
-  it), and its restore sweep covers a worker that dies.
+  it), and dead-consumer recovery (``workers.recovery``) covers a worker that dies.
 * :func:`journal_sweep` (beat, every minute) looks at entries older than
   ``JOURNAL_SWEEP_MIN_AGE_SECONDS``: one still waiting in its queue (the queue's
   next message was published no later than it) or held by kombu (its delivery tag in

@@ -232,6 +232,11 @@ OUTBOX_REPUBLISH_AFTER_SECONDS = env.float("OUTBOX_REPUBLISH_AFTER_SECONDS", def
 # journal sweep (workers.journal): waiting in its queue, held by a worker, or lost.
 JOURNAL_SWEEP_MIN_AGE_SECONDS = env.float("JOURNAL_SWEEP_MIN_AGE_SECONDS", default=60.0)
 OUTBOX_REPUBLISH_MAX_SECONDS = env.float("OUTBOX_REPUBLISH_MAX_SECONDS", default=6 * 3600.0)
+# Dead-consumer recovery (workers/recovery.py): a worker's liveness key lives this long
+# unless refreshed (every third of it); every worker sweeps this often for messages whose
+# holder's key expired. A dead worker's messages come back within TTL + interval (45 s).
+RECOVERY_LIVENESS_TTL_SECONDS = env.int("RECOVERY_LIVENESS_TTL_SECONDS", default=30)
+RECOVERY_SWEEP_INTERVAL_SECONDS = env.float("RECOVERY_SWEEP_INTERVAL_SECONDS", default=15.0)
 OUTBOX_RETENTION_SECONDS = env.int("OUTBOX_RETENTION_SECONDS", default=7 * 24 * 3600)
 # Extra task modules to import beyond each app's tasks.py (comma-separated dotted paths).
 CELERY_IMPORTS = env.list("CELERY_IMPORTS", default=[])

@@ -18,10 +18,9 @@ import redis
 from django.conf import settings
 
 from app.celery import celery_app
+from workers.kombu_redis import PRIORITY_SEPARATOR, PRIORITY_STEPS
 from workers.routing import ALL_QUEUES
 
-PRIORITY_SEPARATOR = "\x06\x16"
-PRIORITY_STEPS = (0, 3, 6, 9)
 DELIVERIES_PREFIX = "sf:deliveries"
 
 _client: redis.Redis | None = None
@@ -37,6 +36,11 @@ def broker_redis() -> redis.Redis:
     if _client is None:
         _client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5.0, socket_connect_timeout=2.0)
     return _client
+
+
+def key_prefix() -> str:
+    """kombu's ``global_keyprefix`` (none by default): kombu's own clients add it, ours must."""
+    return str(celery_app.conf.broker_transport_options.get("global_keyprefix", ""))
 
 
 def _priority_keys(queue: str) -> list[str]:

@@ -35,6 +35,10 @@ _transport = {
 }
 
 broker_url = settings.CELERY_BROKER_URL
+# kombu's Redis transport, recording the holder of every unacknowledged message, so a dead
+# worker's messages come back in seconds (workers.recovery, workers.kombu_redis). Other
+# schemes (rediss://, RabbitMQ) keep kombu's own transport.
+broker_transport = "workers.kombu_redis:Transport" if broker_url.startswith("redis://") else None
 broker_transport_options = _transport
 result_backend_transport_options = _transport
 visibility_timeout = settings.CELERY_VISIBILITY_TIMEOUT

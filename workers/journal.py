@@ -12,7 +12,7 @@ gone. The journal closes that window for those messages:
   (a hash by task id, an index by publish time) in one script: both or neither.
 * A task run begins with :func:`journal_clear` (``workers.reliable``): from there
   on kombu holds the message in ``unacked`` (it records it before the consumer sees
-  it), and its restore sweep covers a worker that dies.
+  it), and dead-consumer recovery (``workers.recovery``) covers a worker that dies.
 * :func:`journal_sweep` (beat, every minute) looks at entries older than
   ``JOURNAL_SWEEP_MIN_AGE_SECONDS``: one still waiting in its queue (the queue's
   next message was published no later than it) or held by kombu (its delivery tag in
@@ -37,9 +37,9 @@ import redis
 import structlog
 from django.conf import settings
 
-from app.celery import celery_app
 from app.redis_client import round_trip
-from workers.broker import broker_redis, message_sent_at, queue_peek
+from workers.broker import broker_redis, key_prefix, message_sent_at, queue_peek
+from workers.kombu_redis import UNACKED_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -47,11 +47,6 @@ JOURNAL_KEY = "sf:journal"
 JOURNAL_INDEX_KEY = "sf:journal:published"
 JOURNALED_HEADER = "journaled"
 SWEEP_BATCH = 500
-UNACKED_KEY = "unacked"  # kombu's Redis transport (Channel.unacked_key)
-
-
-def _prefix() -> str:
-    return str(celery_app.conf.broker_transport_options.get("global_keyprefix", ""))
 
 
 # One command, atomic, one reply: a MULTI of the same three costs five commands and replies
@@ -69,7 +64,7 @@ return 1
 
 def _write(client: redis.Redis, queue: str, envelope: dict[str, Any], *, push: str, moment: float) -> None:
     """Push ``envelope`` onto ``queue`` and (re)write its journal entry, dated ``moment``, atomically."""
-    keys = (f"{_prefix()}{queue}", JOURNAL_KEY, JOURNAL_INDEX_KEY)
+    keys = (f"{key_prefix()}{queue}", JOURNAL_KEY, JOURNAL_INDEX_KEY)
     args = (envelope["headers"]["id"], orjson.dumps(envelope), moment, push)
     round_trip(client, [("EVAL", _WRITE_SCRIPT, len(keys), *keys, *args)])
 
@@ -135,7 +130,7 @@ def journal_sweep(*, min_age: float | None = None, now: float | None = None) -> 
         queued_since = next_sent[queue]
         if queued_since is not None and queued_since <= (message_sent_at(envelope) or 0.0):
             waiting += 1
-        elif client.hexists(f"{_prefix()}{UNACKED_KEY}", envelope["properties"]["delivery_tag"]):
+        elif client.hexists(f"{key_prefix()}{UNACKED_KEY}", envelope["properties"]["delivery_tag"]):
             held += 1
         else:
             _push_back(client, queue, envelope, moment)

@@ -56,6 +56,21 @@ def close_old_connections(**_: Any) -> None:
     django_close_old_connections()
 
 
+def recovery_start(**_: Any) -> None:
+    """Dead-consumer recovery runs in every worker's main process (``workers.recovery``)."""
+    from workers.broker import broker_is_redis
+    from workers.recovery import recovery_start as start
+
+    if broker_is_redis():
+        start()
+
+
+def recovery_stop(**_: Any) -> None:
+    from workers.recovery import recovery_stop as stop
+
+    stop()
+
+
 def flush_metrics(**_: Any) -> None:
     from app.metrics import metrics_flush
 
@@ -67,6 +82,8 @@ def connect() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     before_task_publish.connect(stamp_headers, dispatch_uid="workers.stamp_headers", weak=False)
     worker_ready.connect(check_limits_on_start, dispatch_uid="workers.check_limits", weak=False)
+    worker_ready.connect(recovery_start, dispatch_uid="workers.recovery_start", weak=False)
+    worker_shutdown.connect(recovery_stop, dispatch_uid="workers.recovery_stop", weak=False)
     task_prerun.connect(close_old_connections, dispatch_uid="workers.db_prerun", weak=False)
     task_postrun.connect(close_old_connections, dispatch_uid="workers.db_postrun", weak=False)
     worker_process_shutdown.connect(flush_metrics, dispatch_uid="workers.flush_metrics_child", weak=False)

@@ -45,6 +45,13 @@ READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 20.0
 RELAY_READY_LINE = "outbox_relay_started"
 
+# Dead-consumer recovery (workers.recovery) in fault tests: a dead worker's liveness key
+# expires after 6 s and every worker sweeps every 2 s, so its messages come back within
+# ~8 s instead of the production 30 + 15 s (the same code; only the clock is faster). The
+# visibility timeout stays the production hour: only the recovery can bring them back.
+RECOVERY_ENV = {"RECOVERY_LIVENESS_TTL_SECONDS": "6", "RECOVERY_SWEEP_INTERVAL_SECONDS": "2"}
+RECOVERY_BOUND_SECONDS = 8.0
+
 
 class ProcessTimeoutError(AssertionError):
     """A process did not become ready, or a condition did not hold, in time."""
@@ -171,14 +178,16 @@ class ManagedProcess:
                 os.kill(self.pid, signal.SIGTERM)
                 with suppress(subprocess.TimeoutExpired):
                     self.popen.wait(timeout=timeout)
-            self._kill_group()
+            self.kill_group()
             self.popen.wait(timeout=5)
         finally:
             self._log.close()
 
-    def _kill_group(self) -> None:
+    def kill_group(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group: a worker's main process and its pool children
+        together, as a lost host or an OOM-killed container loses them."""
         try:
-            os.killpg(self.pid, signal.SIGKILL)
+            os.killpg(self.pid, sig)
         except ProcessLookupError:
             return
 
@@ -358,34 +367,44 @@ def _free_port(candidates: Sequence[int]) -> int:
 
 
 class PrivateRedis:
-    """A ``redis-server`` of the test's own (no persistence), to stop, kill and restart."""
+    """A ``redis-server`` of the test's own, to stop, kill and restart.
 
-    def __init__(self, port: int) -> None:
+    Without ``append_only_dir`` it keeps nothing (a restart starts empty); with it, it runs as
+    the README asks of a broker (``appendonly yes``, ``appendfsync everysec``) and a restart
+    loads its append-only file from that directory.
+    """
+
+    def __init__(self, port: int, *, append_only_dir: Path | None = None) -> None:
         self.port = port
         self.url = f"redis://127.0.0.1:{port}/0"
+        self.append_only_dir = append_only_dir
         self.process = self._start()
 
     def _start(self) -> ManagedProcess:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        if self.append_only_dir is None:
+            args += ["--appendonly", "no"]
+        else:
+            args += ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.append_only_dir)]
         process = ManagedProcess([*args, "--maxmemory-policy", "noeviction"], env=dict(os.environ), name="redis")
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
 
         def answers() -> bool:
             try:
                 return bool(client.ping())
-            except redis.RedisError:
+            except redis.RedisError:  # includes "LOADING": still reading its append-only file
                 return False
 
         wait_until(answers, timeout=10, message=f"redis-server on {self.port} did not start")
         return process
 
     def kill(self) -> None:
-        """``kill -9``: the server and everything it held are gone."""
+        """``kill -9``: the server is gone; without an append-only file, so is everything it held."""
         self.process.kill(signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def restart(self) -> None:
-        """Start again on the same port, empty (no persistence)."""
+        """Start again on the same port: empty, or from its append-only file."""
         self.process.stop(graceful=False)
         self.process = self._start()
 
@@ -394,9 +413,9 @@ class PrivateRedis:
 
 
 @contextmanager
-def private_redis_server() -> Iterator[PrivateRedis]:
+def private_redis_server(*, append_only_dir: Path | None = None) -> Iterator[PrivateRedis]:
     """A private ``redis-server`` on a free port in 6391-6399, always stopped afterwards."""
-    server = PrivateRedis(_free_port(PRIVATE_REDIS_PORTS))
+    server = PrivateRedis(_free_port(PRIVATE_REDIS_PORTS), append_only_dir=append_only_dir)
     try:
         yield server
     finally:

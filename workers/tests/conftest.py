@@ -11,14 +11,6 @@ from django.db import connection
 from workers import broker, publish
 from workers.tests import fault_tasks
 
-# Fault tests: an unacknowledged message of a dead worker comes back after 4 s,
-# checked every second (kombu's restore sweep), instead of after an hour.
-FAST_RESTORE_ENV = {
-    "CELERY_VISIBILITY_TIMEOUT": "4",
-    "CELERY_UNACKED_RESTORE_INTERVAL": "1",
-    "CELERY_UNACKED_RESTORE_THROTTLE": "1",
-}
-
 
 @dataclass
 class Effects:

@@ -7,25 +7,40 @@ dead letter, replay) and 4 (one message published twice) kill nothing and live i
 ``test_reliable_task.py``; they print the same report (``conftest.fault_report``).
 
 Counts as the issue sets them: 2,000 tasks (kill -9, two relays), 10,000 queued messages
-(broker loss) and 999 good messages around a poison one. The whole file takes about three
+(broker loss) and 999 good messages around a poison one; 500 for the third kill -9 case
+(the whole worker). The kill -9 tests and test 10 run with the production visibility timeout
+(an hour) and outbox republish (900 s), on dead-consumer recovery's faster test clock
+(``workers.testing.RECOVERY_ENV``); each test settles on a drained broker (nothing queued or
+unacknowledged), so no redelivery path has anything left to bring. The whole file takes about three
 minutes on a quiet 2-core machine, in its own xdist group beside the rest of the suite.
 """
 
 from __future__ import annotations
 
+import base64
 import signal
 import time
 from collections.abc import Callable
 
+import orjson
 import pytest
+import redis
 from django.db import connection, transaction
 
+from workers.kombu_redis import UNACKED_KEY
 from workers.models import DeadLetter, OutboxMessage
 from workers.outbox import outbox_announce, outbox_enqueue_task
 from workers.relay import BROKER_MARKER_KEY
-from workers.testing import current_database_url, private_redis_server, wait_until
+from workers.testing import (
+    RECOVERY_BOUND_SECONDS,
+    RECOVERY_ENV,
+    broker_client,
+    current_database_url,
+    private_redis_server,
+    wait_until,
+)
 from workers.tests import fault_tasks
-from workers.tests.conftest import FAST_RESTORE_ENV, Effects, fault_report
+from workers.tests.conftest import Effects, fault_report
 
 pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("faults"), pytest.mark.timeout(900)]
 KILL_COUNT = 2000
@@ -48,8 +63,16 @@ def _outbox_increments(keys: list[str]) -> None:
 
 
 def _settle(effects: Effects, count: int, timeout: float) -> None:
-    wait_until(lambda: len(effects.applied()) >= count, timeout=timeout, interval=0.2)
-    time.sleep(1)  # a late duplicate would land now
+    """Every effect applied and nothing left in the broker to deliver again — no message queued
+    or unacknowledged, so neither kombu's restore, dead-consumer recovery nor a worker's reject
+    has anything to bring back — then a second more for a run already under way."""
+    broker = broker_client()  # the test's broker, or the private one it switched to
+
+    def drained() -> bool:
+        return len(effects.applied()) >= count and not broker.llen("default") and not broker.hlen(UNACKED_KEY)
+
+    wait_until(drained, timeout=timeout, interval=0.2)
+    time.sleep(1)
 
 
 def _worker_factory(celery_worker: Callable, **options: object) -> Callable:
@@ -57,8 +80,7 @@ def _worker_factory(celery_worker: Callable, **options: object) -> Callable:
 
 
 LONG_TASK_MS = 2000
-"""Run time of the two tasks a kill aims at: long enough to strike them mid-run, shorter
-than the fault tests' 4 s visibility timeout, so a live worker never restores them."""
+"""Run time of the two tasks a kill aims at: long enough to strike them mid-run."""
 
 
 def _outbox_increments_with_two_long(keys: list[str]) -> set[str]:
@@ -76,27 +98,46 @@ def _outbox_increments_with_two_long(keys: list[str]) -> set[str]:
     return long_keys
 
 
-@pytest.mark.parametrize("victim", ["pool_child", "main_process"])
-def test_1_kill_9_of_a_worker_mid_stream_loses_and_doubles_nothing(celery_worker, outbox_relay, effects, victim):
-    """Tasks come through the outbox, as business work does.
+RECOVERED_WITHIN_SECONDS = 90.0
+"""The issue's bound on giving a dead consumer's work back. A pool child's message is rejected
+to the back of its queue at once (kombu's ``reject(requeue=True)`` pushes it there) and runs
+in its turn; a dead worker's come back at the front after about ``RECOVERY_BOUND_SECONDS``
+and run next."""
+
+
+def _held_keys(broker: redis.Redis) -> set[str]:
+    """Idempotency keys of the messages held unacknowledged right now (Celery protocol 2 body:
+    ``[args, kwargs, embed]``, base64 in kombu's envelope)."""
+    bodies = (orjson.loads(base64.b64decode(orjson.loads(raw)[0]["body"])) for raw in broker.hvals(UNACKED_KEY))
+    return {str(body[1].get("idempotency_key")) for body in bodies}
+
+
+@pytest.mark.parametrize("victim", ["pool_child", "main_process", "whole_worker"])
+def test_1_kill_9_of_a_worker_mid_stream_loses_and_doubles_nothing(
+    celery_worker, outbox_relay, effects, broker_redis, victim
+):
+    """Tasks come through the outbox, as business work does, with the production visibility
+    timeout (an hour) and outbox republish (900 s): neither brings anything back within the
+    test. Recovery runs on the fault tests' faster clock (``RECOVERY_ENV``).
 
     A pool child is killed while it runs a long task: the worker rejects the message back
-    to the queue (``reject_on_worker_lost``), marked redelivered.
+    to the queue at once (``reject_on_worker_lost``), marked redelivered.
 
-    The main process is killed while both pool processes run the long tasks. The worker
-    (prefetch 1 x 2 processes) then holds exactly those two messages, unacknowledged, and
-    has no BRPOP in flight — kombu's Redis transport takes a message (BRPOP) and records
-    it as unacknowledged in a second round trip, and a kill between the two would lose it
-    from the broker. The relay re-publishes nothing within the test (republish after an
-    hour), so only the restarted worker's restore sweep (visibility 4 s, a sweep a second)
-    can bring the two back: it marks them redelivered, and every effect is still applied."""
-    start = _worker_factory(celery_worker, extra_env=FAST_RESTORE_ENV)
-    keys = [f"{victim}-{number}" for number in range(KILL_COUNT)]
+    The main process is killed (its pool children orphaned, as a crash leaves them) while
+    both pool processes run the long tasks, so the worker holds exactly those two messages,
+    unacknowledged. Or the whole worker — main process and children, as a lost host — is
+    killed with two long tasks running and six more prefetched (prefetch 4 x 2 processes).
+    Only dead-consumer recovery (``workers.recovery``) can give them back: the restarted
+    worker finds their holder's liveness key expired and restores them, marked redelivered;
+    every effect is applied once, within seconds of the kill."""
+    prefetch = ["--prefetch-multiplier=4"] if victim == "whole_worker" else []
+    start = _worker_factory(celery_worker, extra_env=RECOVERY_ENV, extra_args=prefetch)
+    count = KILL_COUNT // 4 if victim == "whole_worker" else KILL_COUNT  # the third case, kept short
+    keys = [f"{victim}-{number}" for number in range(count)]
     long_keys = _outbox_increments_with_two_long(keys)
-    republish_after = "15" if victim == "pool_child" else "3600"
-    outbox_relay(include=[fault_tasks.MODULE], extra_env={"OUTBOX_REPUBLISH_AFTER_SECONDS": republish_after})
+    outbox_relay(include=[fault_tasks.MODULE])
     worker = start()
-    wait_until(lambda: len(effects.applied()) >= KILL_COUNT // 10, timeout=60)
+    wait_until(lambda: len(effects.applied()) >= count // 10, timeout=60)
 
     def children_running_long() -> list[int]:
         children = worker.child_pids()
@@ -104,25 +145,40 @@ def test_1_kill_9_of_a_worker_mid_stream_loses_and_doubles_nothing(celery_worker
 
     if victim == "pool_child":
         child = wait_until(children_running_long, timeout=60, interval=0.01)[0]
+        struck = effects.running()[child]
         worker.kill_pid(child)  # the pool starts a new child; the message goes back to the queue
+        held_at_kill = 1
     else:
         wait_until(lambda: len(children_running_long()) == 2, timeout=60, interval=0.01)
-        worker.kill(signal.SIGKILL)
+        held_at_kill = broker_redis.hlen(UNACKED_KEY)
+        worker.kill_group() if victim == "whole_worker" else worker.kill(signal.SIGKILL)
         worker.wait(timeout=10)
-        start()  # its restore sweep returns the dead worker's unacknowledged messages
+    killed_at = time.monotonic()
     applied_at_kill = effects.applied()
+    if victim != "pool_child":
+        start()  # the dead worker's messages wait for its liveness key to expire
 
-    _settle(effects, KILL_COUNT, timeout=360)
-    counts = fault_report(f"1: kill -9 {victim}, {KILL_COUNT} tasks", effects.report(keys))
+    if victim == "pool_child":  # back in its queue, behind the backlog: it runs in its turn
+        wait_until(lambda: struck not in _held_keys(broker_redis), timeout=120, interval=0.05)
+    else:  # back at the front of its queue: it runs next
+        wait_until(lambda: all(effects.applied().get(key) for key in long_keys), timeout=120, interval=0.1)
+    recovered_seconds = time.monotonic() - killed_at
+    _settle(effects, count, timeout=360)
+    counts = fault_report(f"1: kill -9 {victim}, {count} tasks", effects.report(keys))
     republished = OutboxMessage.objects.filter(publish_attempts__gte=2).count()
-    print(f"[1] runs of redelivered messages: {effects.redelivered()}; rows published again: {republished}")  # noqa: T201
-    assert len(applied_at_kill) < KILL_COUNT
+    print(  # noqa: T201
+        f"[1] held at kill: {held_at_kill}; given back {recovered_seconds:.1f}s after the kill; "
+        f"runs of redelivered messages: {effects.redelivered()}; rows published again: {republished}"
+    )
+    assert len(applied_at_kill) < count
     assert not all(applied_at_kill.get(key) for key in long_keys)  # the kill struck them mid-run
+    if victim == "whole_worker":
+        assert held_at_kill > 2  # messages were prefetched beyond the two running
     assert counts == {"lost": 0, "duplicated": 0, "redeliveries": counts["redeliveries"]}
     assert counts["redeliveries"] >= 1
     assert effects.redelivered() >= 1  # the broker gave a message back (the relay's copies are not marked)
-    if victim == "main_process":
-        assert republished == 0  # so every message that came back came through the restore sweep
+    assert republished == 0  # so every message that came back came through a worker or the recovery
+    assert recovered_seconds < RECOVERED_WITHIN_SECONDS  # the hour-long visibility timeout played no part
     assert not DeadLetter.objects.exists()
 
 
@@ -321,3 +377,28 @@ def test_8_broker_without_persistence_killed_with_messages_queued_loses_nothing(
     assert 0 < done_at_kill < count
     assert counts["lost"] == counts["duplicated"] == 0
     assert republished >= count - done_at_kill - 10  # what the broker lost came again (a few were mid-run)
+
+
+LIVE_TASK_MS = 9000
+"""Longer than the fault tests' liveness TTL (6 s) and four sweep intervals (2 s), shorter
+than the test task's soft time limit (10 s)."""
+
+
+def test_10_a_live_worker_running_past_the_liveness_ttl_keeps_its_message(celery_worker, effects, broker_redis):
+    """Two workers sweep for dead holders every 2 s while one of them runs a task for 9 s: the
+    running worker's liveness is refreshed, so the message is never handed to the other."""
+    for _ in range(2):
+        _worker_factory(celery_worker, extra_env=RECOVERY_ENV)()
+    [key] = _publish_increments(1, "live", sleep_ms=LIVE_TASK_MS)
+
+    wait_until(lambda: key in effects.running().values(), timeout=30, interval=0.05)
+    held_since = time.monotonic()
+    wait_until(lambda: effects.applied().get(key), timeout=30, interval=0.1)
+    held_seconds = time.monotonic() - held_since
+    time.sleep(RECOVERY_BOUND_SECONDS)  # a restore of the message would run now
+
+    counts = fault_report("10: live worker past its liveness TTL", effects.report([key]))
+    assert held_seconds > float(RECOVERY_ENV["RECOVERY_LIVENESS_TTL_SECONDS"])
+    assert effects.executions() == {key: 1}
+    assert effects.redelivered() == 0
+    assert counts == {"lost": 0, "duplicated": 0, "redeliveries": 0}

@@ -24,3 +24,8 @@ os.environ.setdefault("METRICS_TOKEN", "test-metrics-token")
 os.environ.setdefault("REDIS_KEY_PREFIX", f"sftest{_index}")
 
 from app.settings import *  # noqa: E402,F403
+
+# The test database is named after DATABASE_URL's database (test_<name>; pytest-xdist adds _gwN),
+# so two test runs on one PostgreSQL server with different DATABASE_URLs never share one.
+if "TEST" in DATABASES["default"] and not os.environ.get("TEST_DATABASE_NAME"):  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}"}  # noqa: F405

@@ -34,6 +34,10 @@ What this module changes, and only on the Redis broker (``celery_config.broker_t
   consumes, instead of waiting for the visibility timeout (an hour by default). A message
   whose task is still running in this worker is left to that task's acknowledgement: a live
   worker's work is never handed out twice.
+* A message taken by ``BRPOP`` whose record as unacknowledged (the second round trip) failed
+  because the broker went away in between is in neither the queue nor ``unacked``: it is
+  kept in memory and put back the same way (kombu would drop it; the publish journal's
+  sweep would bring it back only after ``JOURNAL_SWEEP_MIN_AGE_SECONDS``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ TRANSPORT = "workers.kombu_redis_reconnect:Transport"
 
 _stranded: list[QoS] = []
 """Acknowledgement state of channels whose restore failed because the broker was away."""
+_unrecorded: list[Any] = []
+"""Messages taken from a queue whose record as unacknowledged failed (broker away)."""
 
 
 def _held_tags() -> set[str]:
@@ -62,10 +68,18 @@ def stranded_restore(channel: Channel) -> int:
     """Put back on their queues the stranded messages that no running task holds; returns
     how many. Restoring is by tag and atomic (kombu's ``restore_by_tag``): a message already
     acknowledged or restored elsewhere is left alone."""
-    if not _stranded:
+    if not (_stranded or _unrecorded):
         return 0
-    held = _held_tags()
     restored = 0
+    while _unrecorded:
+        message = _unrecorded[0]
+        with channel.conn_or_acquire() as client, client.pipeline() as pipe:
+            delivery = message.delivery_info
+            channel._do_restore_message(message._raw, delivery["exchange"], delivery["routing_key"], pipe)
+            pipe.execute()
+        _unrecorded.pop(0)
+        restored += 1
+    held = _held_tags()
     for qos in tuple(_stranded):
         for tag in [tag for tag in tuple(qos._delivered) if tag not in held]:
             channel.qos.restore_by_tag(tag)
@@ -79,6 +93,13 @@ def stranded_restore(channel: Channel) -> int:
 
 
 class QoS(kombu_redis.QoS):
+    def append(self, message: Any, delivery_tag: str) -> None:
+        try:
+            super().append(message, delivery_tag)
+        except self.channel.connection_errors:
+            _unrecorded.append(message)  # put back by the next channel that consumes
+            raise
+
     def restore_unacked(self, client: Any = None) -> Any:
         try:
             return super().restore_unacked(client)

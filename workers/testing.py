@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -334,15 +335,24 @@ def _free_port(candidates: Sequence[int]) -> int:
 
 
 class PrivateRedis:
-    """A ``redis-server`` of the test's own (no persistence), to stop, kill and restart."""
+    """A ``redis-server`` of the test's own, to stop, kill and restart.
 
-    def __init__(self, port: int) -> None:
+    Without persistence by default; ``persistent=True`` gives it an append-only file
+    (``appendfsync always``) in its own temporary folder, as a production broker has, so
+    :meth:`shutdown` and :meth:`start` stop and start it with its data."""
+
+    def __init__(self, port: int, *, persistent: bool = False) -> None:
         self.port = port
         self.url = f"redis://127.0.0.1:{port}/0"
+        self._folder = tempfile.TemporaryDirectory(prefix="sf-redis-") if persistent else None
         self.process = self._start()
 
     def _start(self) -> ManagedProcess:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        if self._folder is None:
+            args += ["--appendonly", "no"]
+        else:
+            args += ["--appendonly", "yes", "--appendfsync", "always", "--dir", self._folder.name]
         process = ManagedProcess([*args, "--maxmemory-policy", "noeviction"], env=dict(os.environ), name="redis")
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
 
@@ -356,23 +366,33 @@ class PrivateRedis:
         return process
 
     def kill(self) -> None:
-        """``kill -9``: the server and everything it held are gone."""
+        """``kill -9``: the server and everything it held in memory are gone."""
         self.process.kill(signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    def shutdown(self) -> None:
+        """A clean stop (``SIGTERM``: a persistent server writes its file first)."""
+        self.process.stop(graceful=True)
+
+    def start(self) -> None:
+        """Start again on the same port, with what its file holds (nothing without persistence)."""
+        self.process = self._start()
+
     def restart(self) -> None:
-        """Start again on the same port, empty (no persistence)."""
+        """Start again on the same port, empty unless persistent."""
         self.process.stop(graceful=False)
         self.process = self._start()
 
     def stop(self) -> None:
         self.process.stop(graceful=False)
+        if self._folder is not None:
+            self._folder.cleanup()
 
 
 @contextmanager
-def private_redis_server() -> Iterator[PrivateRedis]:
+def private_redis_server(*, persistent: bool = False) -> Iterator[PrivateRedis]:
     """A private ``redis-server`` on a free port in 6391-6399, always stopped afterwards."""
-    server = PrivateRedis(_free_port(PRIVATE_REDIS_PORTS))
+    server = PrivateRedis(_free_port(PRIVATE_REDIS_PORTS), persistent=persistent)
     try:
         yield server
     finally:
@@ -404,3 +424,36 @@ class ProcessGroup:
         for process in reversed(self.processes):
             process.stop(graceful=False)
         self.processes.clear()
+
+
+PROCFILE_VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?::-(?P<default>[^}]*))?\}")
+
+
+def procfile_command(name: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The argv and the extra environment of Procfile process ``name``, as a shell would
+    expand its ``${VAR:-default}`` from ``env``; ``celery`` and ``python`` run on this interpreter."""
+    lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if ":" in line)
+    words = shlex.split(lines[name])
+    assignments = {}
+    while words and re.fullmatch(r"\w+=\S*", words[0]):
+        key, _, value = words.pop(0).partition("=")
+        assignments[key] = value
+    expanded = [
+        PROCFILE_VARIABLE.sub(lambda match: env.get(match["name"]) or match["default"] or "", word) for word in words
+    ]
+    if expanded[0] in ("celery", "python"):
+        expanded[:1] = [sys.executable, "-m", "celery"] if expanded[0] == "celery" else [sys.executable]
+    return expanded, assignments
+
+
+def start_procfile_worker(name: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
+    """Start the Procfile's Celery worker ``name`` with its own options; return once it is ready."""
+    env = subprocess_env(extra_env)
+    args, assignments = procfile_command(name, env)
+    worker = ManagedProcess(args, env={**env, **assignments}, name=name)
+    try:
+        worker.wait_for_output(" ready.")
+    except BaseException:
+        worker.stop(timeout=2)
+        raise
+    return worker

@@ -53,7 +53,7 @@ log = structlog.get_logger(__name__)
 TRANSPORT = "workers.kombu_redis_reconnect:Transport"
 """What ``broker_transport`` names on a Redis broker."""
 
-_stranded: list[QoS] = []
+_stranded: list[Any] = []  # QoS objects (kombu ships no types for their state)
 """Acknowledgement state of channels whose restore failed because the broker was away."""
 _unrecorded: list[Any] = []
 """Messages taken from a queue whose record as unacknowledged failed (broker away)."""
@@ -64,7 +64,7 @@ def _held_tags() -> set[str]:
     return {request.message.delivery_tag for request in tuple(worker_state.active_requests)}
 
 
-def stranded_restore(channel: Channel) -> int:
+def stranded_restore(channel: Any) -> int:
     """Put back on their queues the stranded messages that no running task holds; returns
     how many. Restoring is by tag and atomic (kombu's ``restore_by_tag``): a message already
     acknowledged or restored elsewhere is left alone."""
@@ -93,17 +93,21 @@ def stranded_restore(channel: Channel) -> int:
 
 
 class QoS(kombu_redis.QoS):
+    def _connection_errors(self) -> tuple[type[BaseException], ...]:
+        channel: Any = self.channel
+        return tuple(channel.connection_errors)
+
     def append(self, message: Any, delivery_tag: str) -> None:
         try:
             super().append(message, delivery_tag)
-        except self.channel.connection_errors:
+        except self._connection_errors():
             _unrecorded.append(message)  # put back by the next channel that consumes
             raise
 
     def restore_unacked(self, client: Any = None) -> Any:
         try:
             return super().restore_unacked(client)
-        except self.channel.connection_errors:
+        except self._connection_errors():
             if self not in _stranded:
                 _stranded.append(self)  # restored by the next channel that consumes
             raise
@@ -119,13 +123,13 @@ class Channel(kombu_redis.Channel):
     def _connparams(self, asynchronous: bool = False) -> Any:
         if self.connection.client is None:  # detached by Connection.collect(): see above
             self.connection.client = self._sf_conninfo
-        return super()._connparams(asynchronous=asynchronous)
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
 
     def basic_consume(self, *args: Any, **kwargs: Any) -> Any:
         consumer_tag = super().basic_consume(*args, **kwargs)
         try:
             stranded_restore(self)
-        except self.connection_errors as error:  # away again: the next consume tries again
+        except tuple(self.connection_errors) as error:  # type: ignore[attr-defined]  # away again: the next consume tries again
             log.warning("broker_reconnect_restore_failed", error=str(error))
         return consumer_tag
 

@@ -17,6 +17,7 @@ from celery.signals import (
     before_task_publish,
     task_postrun,
     task_prerun,
+    worker_init,
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
@@ -48,6 +49,13 @@ QUIETED_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
 which carry the idempotency key and request id; keep only their warnings and errors."""
 
 
+def check_broker_config_on_start(**_: Any) -> None:
+    """A worker does not start on a broker that would lose its messages (``workers.broker_config``)."""
+    from workers.broker_config import broker_config_exit
+
+    broker_config_exit("worker")
+
+
 def close_old_connections(**_: Any) -> None:
     """Django's per-request database hygiene, per task: drop a connection past
     ``CONN_MAX_AGE`` or in error, and check health before the next use."""
@@ -66,6 +74,7 @@ def connect() -> None:
     for name in QUIETED_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     before_task_publish.connect(stamp_headers, dispatch_uid="workers.stamp_headers", weak=False)
+    worker_init.connect(check_broker_config_on_start, dispatch_uid="workers.check_broker_config", weak=False)
     worker_ready.connect(check_limits_on_start, dispatch_uid="workers.check_limits", weak=False)
     task_prerun.connect(close_old_connections, dispatch_uid="workers.db_prerun", weak=False)
     task_postrun.connect(close_old_connections, dispatch_uid="workers.db_postrun", weak=False)

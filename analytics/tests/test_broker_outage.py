@@ -146,18 +146,21 @@ def test_the_bulk_worker_survives_five_broker_stops_under_load_and_counts_every_
         worker = start_procfile_worker("worker_bulk", {"BULK_MAX": "2", "BULK_MIN": "2"})
         try:
             children = worker.child_pids()
+            client = broker_of(broker)
             load = EventLoad(web.url, alice.publishable_key)
             try:
                 for _ in range(OUTAGES):
                     time.sleep(LOAD_SECONDS_BETWEEN)
+                    # the stop strikes while the worker holds messages (the crash needed that)
+                    wait_until(lambda: client.hlen("unacked") > 0, timeout=20, interval=0.005)
                     broker.shutdown()
                     time.sleep(OUTAGE_SECONDS)
                     broker.start()
+                    assert worker.is_running(), worker.output()[-3000:]
                 time.sleep(LOAD_SECONDS_BETWEEN)  # consumed after the last start too
             finally:
                 load.stop()
             accepted = len(load.accepted)
-            client = broker_of(broker)
 
             def state() -> str:
                 raw = RawEvent.objects.filter(event_id__in=load.accepted).count()

@@ -91,3 +91,14 @@ def test_unknown_url_is_a_json_404(client: Client) -> None:
     response = client.get("/no/such/place")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_metrics_report_each_dependency_as_the_readiness_probe_sees_it(client: Client, settings) -> None:
+    settings.REDIS_URL = CLOSED_PORT_REDIS
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}")
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert 'storefabric_dependency_up{dependency="redis"} 0.0' in text
+    assert 'storefabric_dependency_up{dependency="database"} 1.0' in text
+    assert 'storefabric_dependency_up{dependency="broker"} 1.0' in text

@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from app.errors import ApiError, error_response
+from app.health import dependency_states
 from workers.broker import broker_redis, queue_stats
 from workers.selectors import deadletter_open_count, outbox_backlog
 
@@ -143,6 +144,7 @@ class StorefabricCollector:
             log.warning("metrics_broker_unreachable", error=str(error))
             tasks_raw, runtime_raw, stats, broker_up = {}, {}, [], 0.0
         yield GaugeMetricFamily("storefabric_broker_up", "1 when the broker answered this scrape.", value=broker_up)
+        yield self._dependencies()
         yield self._tasks(tasks_raw)
         yield self._runtime(runtime_raw)
         depth = GaugeMetricFamily("storefabric_queue_depth", "Messages waiting in the queue.", labels=["queue"])
@@ -167,6 +169,17 @@ class StorefabricCollector:
         yield GaugeMetricFamily(
             "storefabric_dead_letters_open", "Dead letters not replayed.", value=deadletter_open_count()
         )
+
+    @staticmethod
+    def _dependencies() -> Metric:
+        """The readiness probe's view of each dependency (``app.health``: which of them make a
+        process unready is decided there)."""
+        up = GaugeMetricFamily(
+            "storefabric_dependency_up", "1 when the dependency answered this scrape.", labels=["dependency"]
+        )
+        for name, answered in dependency_states().items():
+            up.add_metric([name], 1.0 if answered else 0.0)
+        return up
 
     def _tasks(self, raw: dict[bytes, bytes]) -> Metric:
         family = CounterMetricFamily(

@@ -213,6 +213,12 @@ CELERY_UNACKED_RESTORE_THROTTLE = env.int("CELERY_UNACKED_RESTORE_THROTTLE", def
 CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB", default=512_000)
 # Web-side publishes: sub-second, no retries, so a broker outage is a fast 503.
 CELERY_WEB_PUBLISH_TIMEOUT = env.float("CELERY_WEB_PUBLISH_TIMEOUT", default=0.5)
+# Does the broker keep what it is given? Checked as the web, a worker or the relay starts
+# (workers.broker_config): refuse | warn | off. The embedded demo runs cache and broker in one
+# valkey server, so it only warns.
+BROKER_CONFIG_CHECK = env.str("BROKER_CONFIG_CHECK", default="warn" if EMBEDDED else "refuse")
+if BROKER_CONFIG_CHECK not in ("refuse", "warn", "off"):
+    raise ImproperlyConfigured(f"BROKER_CONFIG_CHECK must be refuse, warn or off, not {BROKER_CONFIG_CHECK!r}.")
 IDEMPOTENCY_WINDOW_SECONDS = env.int("IDEMPOTENCY_WINDOW_SECONDS", default=7 * 24 * 3600)
 # Retries: exponential backoff with full jitter, capped (countdowns stay under half the visibility timeout).
 CELERY_RETRY_BACKOFF_BASE = env.float("CELERY_RETRY_BACKOFF_BASE", default=2.0)

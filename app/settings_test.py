@@ -22,6 +22,9 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-use-0123
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("METRICS_TOKEN", "test-metrics-token")
 os.environ.setdefault("REDIS_KEY_PREFIX", f"sftest{_index}")
+# Cache and broker are two databases of one server here (workers.broker_config); child
+# processes (workers, gunicorn, relays) inherit it.
+os.environ.setdefault("BROKER_CONFIG_CHECK", "warn")
 
 from app.settings import *  # noqa: E402,F403
 

@@ -39,6 +39,7 @@ DEFAULTS = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/storefabric_bench",
     "REDIS_URL": "redis://127.0.0.1:6379/12",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",
+    "BROKER_CONFIG_CHECK": "warn",  # cache and broker are two databases of one server here
 }
 BENCH_QUEUE = "bench"
 COUNTER = "sf:bench:effects"

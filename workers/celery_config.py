@@ -20,6 +20,8 @@ from celery.schedules import crontab
 from django.conf import settings
 from kombu import Queue as KombuQueue
 
+from workers.broker import broker_is_redis
+from workers.kombu_redis_reconnect import TRANSPORT as REDIS_RECONNECT_TRANSPORT
 from workers.routing import ALL_QUEUES, Queue
 
 _transport = {
@@ -35,10 +37,11 @@ _transport = {
 }
 
 broker_url = settings.CELERY_BROKER_URL
-# kombu's Redis transport, recording the holder of every unacknowledged message, so a dead
-# worker's messages come back in seconds (workers.recovery, workers.kombu_redis). Other
-# schemes (rediss://, RabbitMQ) keep kombu's own transport.
-broker_transport = "workers.kombu_redis:Transport" if broker_url.startswith("redis://") else None
+# On Redis, kombu's transport fenced in two layers: workers.kombu_redis records the holder of
+# every unacknowledged message, so a dead worker's messages come back in seconds
+# (workers.recovery), and workers.kombu_redis_reconnect keeps a worker alive through a broker
+# outage (celery#9250). Other schemes (rediss://, RabbitMQ) keep kombu's own transport.
+broker_transport = REDIS_RECONNECT_TRANSPORT if broker_is_redis() else None
 broker_transport_options = _transport
 result_backend_transport_options = _transport
 visibility_timeout = settings.CELERY_VISIBILITY_TIMEOUT
@@ -64,7 +67,12 @@ result_serializer = "json"
 timezone = "UTC"
 enable_utc = True
 worker_prefetch_multiplier = 1
-worker_cancel_long_running_tasks_on_connection_loss = True
+# On a connection loss, AMQP brokers hand the unacknowledged messages of the lost connection
+# to other consumers at once, so a task still running here would run twice at the same time:
+# cancel it. A Redis broker keeps them unacknowledged (the running task acknowledges through
+# its channel once the broker is back, workers.kombu_redis_reconnect), so cancelling would only
+# throw the work away and kill the pool process that ran it.
+worker_cancel_long_running_tasks_on_connection_loss = not broker_is_redis()
 worker_soft_shutdown_timeout = settings.CELERY_SOFT_SHUTDOWN_TIMEOUT
 worker_enable_soft_shutdown_on_idle = True
 worker_max_memory_per_child = settings.CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB

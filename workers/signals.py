@@ -17,6 +17,7 @@ from celery.signals import (
     before_task_publish,
     task_postrun,
     task_prerun,
+    worker_init,
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
@@ -46,6 +47,13 @@ def check_limits_on_start(**_: Any) -> None:
 QUIETED_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
 """Celery's own per-task "received" / "succeeded" lines repeat ours (workers.reliable),
 which carry the idempotency key and request id; keep only their warnings and errors."""
+
+
+def check_broker_config_on_start(**_: Any) -> None:
+    """A worker does not start on a broker that would lose its messages (``workers.broker_config``)."""
+    from workers.broker_config import broker_config_exit
+
+    broker_config_exit("worker")
 
 
 def close_old_connections(**_: Any) -> None:
@@ -81,6 +89,7 @@ def connect() -> None:
     for name in QUIETED_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     before_task_publish.connect(stamp_headers, dispatch_uid="workers.stamp_headers", weak=False)
+    worker_init.connect(check_broker_config_on_start, dispatch_uid="workers.check_broker_config", weak=False)
     worker_ready.connect(check_limits_on_start, dispatch_uid="workers.check_limits", weak=False)
     worker_ready.connect(recovery_start, dispatch_uid="workers.recovery_start", weak=False)
     worker_shutdown.connect(recovery_stop, dispatch_uid="workers.recovery_stop", weak=False)

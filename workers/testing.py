@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -369,15 +370,18 @@ def _free_port(candidates: Sequence[int]) -> int:
 class PrivateRedis:
     """A ``redis-server`` of the test's own, to stop, kill and restart.
 
-    Without ``append_only_dir`` it keeps nothing (a restart starts empty); with it, it runs as
-    the README asks of a broker (``appendonly yes``, ``appendfsync everysec``) and a restart
-    loads its append-only file from that directory.
+    Without ``append_only_dir`` (or ``persistent``) it keeps nothing (a restart starts empty);
+    with it, it runs as the README asks of a broker (``appendonly yes``, ``appendfsync
+    everysec``) and a restart (:meth:`start` after :meth:`kill` or :meth:`shutdown`) loads its
+    append-only file from that directory; ``persistent=True`` puts it in a temporary folder of
+    its own.
     """
 
-    def __init__(self, port: int, *, append_only_dir: Path | None = None) -> None:
+    def __init__(self, port: int, *, append_only_dir: Path | None = None, persistent: bool = False) -> None:
         self.port = port
         self.url = f"redis://127.0.0.1:{port}/0"
-        self.append_only_dir = append_only_dir
+        self._folder = tempfile.TemporaryDirectory(prefix="sf-redis-") if persistent and not append_only_dir else None
+        self.append_only_dir = Path(self._folder.name) if self._folder else append_only_dir
         self.process = self._start()
 
     def _start(self) -> ManagedProcess:
@@ -403,6 +407,14 @@ class PrivateRedis:
         self.process.kill(signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    def shutdown(self) -> None:
+        """A clean stop (``SIGTERM``: a persistent server writes its file first)."""
+        self.process.stop(graceful=True)
+
+    def start(self) -> None:
+        """Start again on the same port, with what its file holds (nothing without persistence)."""
+        self.process = self._start()
+
     def restart(self) -> None:
         """Start again on the same port: empty, or from its append-only file."""
         self.process.stop(graceful=False)
@@ -410,12 +422,14 @@ class PrivateRedis:
 
     def stop(self) -> None:
         self.process.stop(graceful=False)
+        if self._folder is not None:
+            self._folder.cleanup()
 
 
 @contextmanager
-def private_redis_server(*, append_only_dir: Path | None = None) -> Iterator[PrivateRedis]:
+def private_redis_server(*, append_only_dir: Path | None = None, persistent: bool = False) -> Iterator[PrivateRedis]:
     """A private ``redis-server`` on a free port in 6391-6399, always stopped afterwards."""
-    server = PrivateRedis(_free_port(PRIVATE_REDIS_PORTS), append_only_dir=append_only_dir)
+    server = PrivateRedis(_free_port(PRIVATE_REDIS_PORTS), append_only_dir=append_only_dir, persistent=persistent)
     try:
         yield server
     finally:
@@ -543,3 +557,36 @@ class ProcessGroup:
         for process in reversed(self.processes):
             process.stop(graceful=False)
         self.processes.clear()
+
+
+PROCFILE_VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?::-(?P<default>[^}]*))?\}")
+
+
+def procfile_command(name: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The argv and the extra environment of Procfile process ``name``, as a shell would
+    expand its ``${VAR:-default}`` from ``env``; ``celery`` and ``python`` run on this interpreter."""
+    lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if ":" in line)
+    words = shlex.split(lines[name])
+    assignments = {}
+    while words and re.fullmatch(r"\w+=\S*", words[0]):
+        key, _, value = words.pop(0).partition("=")
+        assignments[key] = value
+    expanded = [
+        PROCFILE_VARIABLE.sub(lambda match: env.get(match["name"]) or match["default"] or "", word) for word in words
+    ]
+    if expanded[0] in ("celery", "python"):
+        expanded[:1] = [sys.executable, "-m", "celery"] if expanded[0] == "celery" else [sys.executable]
+    return expanded, assignments
+
+
+def start_procfile_worker(name: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
+    """Start the Procfile's Celery worker ``name`` with its own options; return once it is ready."""
+    env = subprocess_env(extra_env)
+    args, assignments = procfile_command(name, env)
+    worker = ManagedProcess(args, env={**env, **assignments}, name=name)
+    try:
+        worker.wait_for_output(" ready.")
+    except BaseException:
+        worker.stop(timeout=2)
+        raise
+    return worker

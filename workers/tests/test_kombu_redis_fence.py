@@ -42,7 +42,7 @@ def test_the_upstream_code_the_fence_copies_is_unchanged(function):
 
 
 def test_celery_uses_the_fenced_transport_on_a_redis_broker():
-    assert celery_app.conf.broker_transport == "workers.kombu_redis:Transport"
+    assert celery_app.conf.broker_transport == "workers.kombu_redis_reconnect:Transport"  # built on the fence
     with celery_app.connection_for_read() as connection:
         assert isinstance(connection.default_channel, fence.HolderChannel)
 

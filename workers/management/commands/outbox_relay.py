@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from workers.broker_config import broker_config_exit
 from workers.relay import Relay, relay_batch
 
 
@@ -24,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--idle", type=float, default=None, help="seconds to sleep when nothing is due")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        broker_config_exit("relay")
         if options["once"]:
             total = 0
             while count := relay_batch(batch_size=options["batch_size"]):

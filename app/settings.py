@@ -156,7 +156,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # SQL of the hot path (a key cache refresh, a Redis miss) has a client-side deadline, after
 # which the per-process breaker skips SQL for DB_BREAKER_COOLDOWN seconds (app/db_availability.py);
 # other endpoints answer 503 database_unavailable with this Retry-After meanwhile.
-DB_HOT_PATH_TIMEOUT = env.float("DB_HOT_PATH_TIMEOUT", default=1.0)
+DB_HOT_PATH_TIMEOUT = env.float("DB_HOT_PATH_TIMEOUT", default=5.0)
 DB_BREAKER_COOLDOWN = env.float("DB_BREAKER_COOLDOWN", default=5.0)
 DB_UNAVAILABLE_RETRY_AFTER = env.int("DB_UNAVAILABLE_RETRY_AFTER", default=5)
 

@@ -113,7 +113,9 @@ def test_a_batch_one_tab_is_sending_is_not_resurrected_by_its_failure(storefront
         assert posts.times(stored) == 1  # the first tab still holds the batch's lock
     else:
         pump_until(first, lambda: not any(r["ids"] == stored for r in stored_records(first)), message="not resent")
-        assert posts.times(stored) == 2
+        # Without Web Locks a lease in localStorage is not atomic across tabs: both tabs may take
+        # the expired lease in the same tick and send (the server counts the batch once, below).
+        assert posts.times(stored) >= 2
 
     with first.expect_event("requestfailed"):
         held[0].abort()  # the first tab's send fails now
@@ -127,7 +129,10 @@ def test_a_batch_one_tab_is_sending_is_not_resurrected_by_its_failure(storefront
         first.wait_for_timeout(300)
     pump_until(first, lambda: stored_records(first) == [], timeout=30, message="stored batches not confirmed")
 
-    assert posts.times(stored) == 2  # held + (web locks: the first tab's retry | lease only: the other tab)
+    if web_locks:
+        assert posts.times(stored) == 2  # held + the first tab's retry
+    else:
+        assert 2 <= posts.times(stored) <= 3  # held + the other tab (+ the first, if both took the lease)
     rid = storefront.retailer.id
     _pump_until_counted(first, second.page, rid, EVENTS_PER_BATCH + 2 * (1 + PRODUCTS))
     assert RawEvent.objects.filter(retailer_id=rid, event_id__in=stored).count() == EVENTS_PER_BATCH

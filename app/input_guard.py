@@ -21,6 +21,7 @@ from django.urls import Resolver404, resolve
 
 from app.errors import ApiError, error_response
 from app.path_parameters import path_parameters_check
+from app.tenancy.authentication import secret_key_in_url_refuse
 from app.text_rules import field_label, text_storable
 
 STORED_HEADERS = {"Idempotency-Key": "HTTP_IDEMPOTENCY_KEY", "X-Request-ID": "HTTP_X_REQUEST_ID"}
@@ -79,6 +80,10 @@ class InputGuardMiddleware:
         fields = request_text_problems(request)
         if fields:
             return error_response(invalid_characters(fields))
+        try:
+            secret_key_in_url_refuse(request)  # before SecurityMiddleware's redirect echoes it
+        except ApiError as error:
+            return error_response(error)
         return self.get_response(request)
 
     def process_view(

@@ -156,6 +156,18 @@ def key_resolve(raw_key: str, client: Callable[[], str] | None = None) -> AuthCo
     return entry
 
 
+def secret_key_in_url_refuse(request: HttpRequest) -> list[str]:
+    """The request's ``key`` values; a secret key among them is a 400 ``secret_key_in_url``.
+
+    Also checked by ``app.input_guard`` before ``SecurityMiddleware``, whose HTTPS redirect
+    would otherwise echo the secret key back in its ``Location``.
+    """
+    query_keys = request.GET.getlist("key")
+    if any(value.startswith("sk_") for value in query_keys):
+        raise ApiError("secret_key_in_url")
+    return query_keys
+
+
 def raw_key_from_request(request: HttpRequest) -> str:
     """The key of a request: ``Authorization: Bearer`` first, then ``?key=`` (pk only).
 
@@ -163,9 +175,7 @@ def raw_key_from_request(request: HttpRequest) -> str:
     secret key anywhere in the URL is refused, and so is a repeated ``key`` (which one is
     meant is ambiguous).
     """
-    query_keys = request.GET.getlist("key")
-    if any(value.startswith("sk_") for value in query_keys):
-        raise ApiError("secret_key_in_url")
+    query_keys = secret_key_in_url_refuse(request)
     if len(query_keys) > 1:
         raise ApiError("malformed_request", "Send one key parameter, not several.")
     query_key = query_keys[0] if query_keys else ""

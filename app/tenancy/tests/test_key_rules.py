@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from app.tenancy.models import ApiKey
@@ -87,3 +88,12 @@ def test_a_repeated_key_parameter_is_ambiguous_and_400(alice, bob, anon_client: 
     response = anon_client.get(f"/v1/prices/SKU-1?key={alice.publishable_key}&key={bob.publishable_key}")
     assert response.status_code == 400
     assert _code(response) == "malformed_request"
+
+
+@pytest.mark.parametrize("path", ["/v1/prices/SKU-1", "/v1/products"])
+def test_a_secret_key_in_the_url_is_refused_before_the_https_redirect_can_echo_it(path) -> None:
+    with override_settings(SECURE_SSL_REDIRECT=True):
+        response = Client().get(f"{path}?key=sk_{'x' * 32}")  # plain http: the redirect would answer
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "secret_key_in_url"
+    assert "sk_" not in response.get("Location", "")

@@ -20,6 +20,7 @@ from analytics.tests.factories import batch_body, event_json
 from analytics.tests.probes import CHROME_UA, counted_total
 from workers import publish
 from workers.journal import journal_sweep
+from workers.models import DeadLetter
 from workers.testing import (
     PrivateRedis,
     ProcessTimeoutError,
@@ -168,7 +169,12 @@ def test_the_bulk_worker_survives_five_broker_stops_under_load_and_counts_every_
             def state() -> str:
                 raw = RawEvent.objects.filter(event_id__in=load.accepted).count()
                 queues = {key.decode(): client.type(key).decode() for key in client.keys("*")}
-                return f"accepted {accepted}, stored {raw}, counted {counted_total(alice.retailer.id)}, broker {queues}"
+                trouble = [e for e in worker.events() if e.get("level") in ("warning", "error", "critical")]
+                letters = list(DeadLetter.objects.values_list("task_name", "exception"))
+                return (
+                    f"accepted {accepted}, stored {raw}, counted {counted_total(alice.retailer.id)}, "
+                    f"broker {queues}, dead letters {letters}, worker warnings and errors {trouble[-40:]}"
+                )
 
             swept = 0
             try:

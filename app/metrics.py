@@ -104,6 +104,7 @@ class _Pending:
             log.warning("metrics_write_failed", error=str(error))
             with self.lock:
                 self.counts.update(counts)
+                self.forget.extend(forget)
                 for field, total in sums.items():
                     self.sums[field] += total
 

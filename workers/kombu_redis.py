@@ -27,6 +27,12 @@ a message from kombu's indices removes its holder record in the same MULTI.
 ``workers.recovery`` keeps the liveness keys of this process's open channels fresh and
 gives back, atomically, the messages whose holder's key expired.
 
+A requeue (``QoS.reject(requeue=True)``: a retry that could not be published, a cancelled
+run) that the broker answers with an error reply — OOM, READONLY, MISCONF — raised out of
+Celery's event loop and ended the worker. :class:`HolderQoS` keeps such a message (still
+unacknowledged, still held) and the recovery thread tries the requeue again
+(:func:`refused_requeues_retry`) until the broker takes it.
+
 ``workers/tests/test_kombu_redis_fence.py`` checks all of the above against the
 installed kombu (and the source of the methods copied here): it fails when the library
 changes underneath.
@@ -43,6 +49,8 @@ import weakref
 from bisect import bisect
 from typing import Any, cast
 
+import redis
+import structlog
 from django.conf import settings
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
@@ -55,6 +63,8 @@ PRIORITY_SEPARATOR: str = kombu_redis.Channel.sep
 HOLDERS_KEY = "sf:recovery:holders"
 ALIVE_PREFIX = "sf:recovery:alive:"
 
+log = structlog.get_logger(__name__)
+
 _open_channels: weakref.WeakSet[HolderChannel] = weakref.WeakSet()
 _open_lock = threading.Lock()
 
@@ -65,6 +75,10 @@ def alive_key(holder: str) -> str:
 
 class HolderQoS(kombu_redis.QoS):  # type: ignore[misc]
     """kombu's QoS, recording the holder of every unacknowledged message with it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused: set[str] = set()  # delivery tags whose requeue the broker refused
 
     def append(self, message: Any, delivery_tag: str) -> None:
         # kombu's QoS.append, plus the holder record and its liveness, in the same MULTI.
@@ -80,6 +94,32 @@ class HolderQoS(kombu_redis.QoS):  # type: ignore[misc]
             pipe.execute()
             virtual.QoS.append(self, message, delivery_tag)
         channel.holding()
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        if not requeue:
+            super().reject(delivery_tag, requeue=False)
+            return
+        try:
+            super().reject(delivery_tag, requeue=True)
+        except redis.ResponseError as error:  # a connection error is the reconnect's business
+            log.warning("requeue_refused", delivery_tag=delivery_tag, error=f"{type(error).__name__}: {error}")
+            with _open_lock:
+                self.refused.add(delivery_tag)
+
+    def requeue_refused(self) -> int:
+        """Try again the requeues the broker refused; returns how many it took now."""
+        with _open_lock:
+            tags = list(self.refused)
+        taken = 0
+        for tag in tags:
+            try:
+                super().reject(tag, requeue=True)
+            except redis.ResponseError:
+                continue
+            with _open_lock:
+                self.refused.discard(tag)
+            taken += 1
+        return taken
 
     def _remove_from_indices(self, delivery_tag: str, pipe: Any = None) -> Any:
         with self.pipe_or_acquire(pipe) as pipe:
@@ -111,6 +151,13 @@ def live_holders() -> list[str]:
     first thing in ``Channel.close``, so a connection given up stops vouching at once)."""
     with _open_lock:
         return [channel.holder for channel in list(_open_channels) if not channel.closed]
+
+
+def refused_requeues_retry() -> int:
+    """Requeue again what the broker refused on this process's open channels (recovery thread)."""
+    with _open_lock:
+        queues = [cast("HolderQoS", channel.qos) for channel in list(_open_channels) if not channel.closed]
+    return sum(qos.requeue_refused() for qos in queues if qos.refused)
 
 
 def restored_message(raw: bytes, *, prefix: str = "") -> tuple[str, str] | None:

@@ -54,6 +54,7 @@ from workers.kombu_redis import (
     UNACKED_KEY,
     alive_key,
     live_holders,
+    refused_requeues_retry,
     restored_message,
 )
 
@@ -196,6 +197,8 @@ class Recovery:
         while not self.stopping.is_set():
             try:
                 liveness_refresh()
+                if refused_requeues_retry():
+                    log.info("refused_requeues_taken")
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + self.interval
                     recovery_sweep()

@@ -10,6 +10,10 @@ hard time limits, late acknowledgement, re-queue on worker loss, and a required
   its runs kill the worker — and becomes a dead letter instead of running again;
 * retries transient errors (:mod:`workers.errors`) with capped exponential
   backoff and full jitter (:mod:`workers.backoff`), up to ``max_retries``;
+* never lets its own bookkeeping on the broker lose a message: a delivery count that
+  cannot be taken runs the message uncounted, and a retry or database wait that cannot
+  be published (Celery would reject, that is drop, the message) puts the message back
+  for redelivery when the broker is the cause (:meth:`ReliableTask._unpublished`);
 * waits out an unreachable database (``app.db_availability.database_unreachable``):
   it runs again after a backoff capped at ``CELERY_DB_WAIT_CAP_SECONDS``, for as long
   as the outage lasts, without spending a retry (an outage is not the message's fault,
@@ -41,7 +45,7 @@ from typing import Any
 import redis
 import structlog
 from celery import Task
-from celery.exceptions import Retry
+from celery.exceptions import Reject, Retry
 from django.conf import settings
 
 from app import metrics
@@ -159,7 +163,13 @@ class ReliableTask(Task):  # type: ignore[misc]
             return 1
         request = self.request
         ttl = settings.CELERY_VISIBILITY_TIMEOUT * (settings.CELERY_TASK_MAX_DELIVERIES + 1)
-        return 1 + delivery_count_increment(str(request.id), request.retries, ttl)
+        try:
+            return 1 + delivery_count_increment(str(request.id), request.retries, ttl)
+        except redis.RedisError as error:
+            # A broker blip (or an error reply) must not make a dead letter of a message that
+            # never ran: it runs uncounted, at worst one delivery past the poison limit.
+            log.warning("delivery_count_unavailable", error=f"{type(error).__name__}: {error}")
+            return 1
 
     def _body(self, key: str, args: Any, kwargs: dict[str, Any]) -> Any:
         if not self.atomic_once:
@@ -190,13 +200,27 @@ class ReliableTask(Task):  # type: ignore[misc]
             duration_ms=round(duration * 1000, 2),
         )
         metrics.task_outcome(self.name, ("failed", "retried"), duration, forget=self._delivery_key())
-        raise self.retry(
-            exc=error, countdown=backoff.delay, max_retries=self.retry_limit, headers=self._carried_headers()
-        )
+        try:
+            raise self.retry(
+                exc=error, countdown=backoff.delay, max_retries=self.retry_limit, headers=self._carried_headers()
+            )
+        except Reject as dropped:  # Celery.retry's answer to a publish that failed: drop the message
+            reason = getattr(dropped, "reason", None)  # the publish error (celery's stubs omit the attribute)
+            raise self._unpublished(reason if isinstance(reason, Exception) else error) from error
 
-    def _database_wait(self, error: Exception, duration: float) -> Retry:
+    def _unpublished(self, error: Exception) -> Reject:
+        """What to raise when the message's retry (or database wait) could not be published:
+        ``Reject(requeue=True)``, the message back to its queue. A requeue marks it redelivered,
+        so the poison limit bounds a loop; a broker too far away even for the requeue leaves
+        it unacknowledged, for the reconnect's restore or dead-consumer recovery
+        (``workers.kombu_redis``: a requeue the broker refuses is tried again)."""
+        log.warning("task_retry_unpublished", error=f"{type(error).__name__}: {error}")
+        return Reject(error, requeue=True)
+
+    def _database_wait(self, error: Exception, duration: float) -> Retry | Reject:
         """Publish this message again after a backoff, with its retry count unchanged (what
-        ``Task.retry`` does, minus the count), and return the ``Retry`` to raise."""
+        ``Task.retry`` does, minus the count), and return the ``Retry`` to raise (or, when the
+        publish failed, what :meth:`_unpublished` answers)."""
         request = self.request
         waits = int(request.get(DATABASE_WAITS_HEADER) or 0)
         backoff = backoff_for(
@@ -217,7 +241,10 @@ class ReliableTask(Task):  # type: ignore[misc]
         signature = self.signature_from_request(
             request, countdown=backoff.delay, retries=request.retries, headers=headers
         )
-        signature.apply_async()
+        try:
+            signature.apply_async()
+        except Exception as unpublished:  # noqa: BLE001 - whatever the cause, the message stays the broker's
+            return self._unpublished(unpublished)
         return Retry(exc=error, when=backoff.delay, sig=signature)  # type: ignore[arg-type]  # a float is a Real
 
     def _carried_headers(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from workers.broker import broker_redis
 from workers.errors import PermanentError, TransientError
 from workers.idempotency import db_once
 from workers.outbox import outbox_subscriber
@@ -116,6 +117,25 @@ def flaky(*, idempotency_key: str, failures: int) -> None:
     if counts(EXECUTIONS)[idempotency_key] <= failures:
         raise TransientError("remote answered 503")
     db_once(key=f"test-flaky:{idempotency_key}", effect=lambda: _apply(idempotency_key))
+
+
+@reliable_task(
+    name="workers_tests.fills_the_broker",
+    queue=Queue.DEFAULT,
+    soft_time_limit=10,
+    time_limit=15,
+    backoff_base=0.1,
+    backoff_cap=0.1,
+)
+def fills_the_broker(*, idempotency_key: str) -> None:
+    """First run: the broker Redis reaches its memory limit (``maxmemory`` 1 byte, ``noeviction``),
+    so it refuses the retry's publish (OOM) while it still takes deletions (the ack); then
+    fails transiently. Later runs apply the effect."""
+    _seen(fills_the_broker, idempotency_key)
+    if counts(EXECUTIONS)[idempotency_key] == 1:
+        broker_redis().config_set("maxmemory", "1")
+        raise TransientError("remote answered 503")
+    db_once(key=f"test-fills:{idempotency_key}", effect=lambda: _apply(idempotency_key))
 
 
 @reliable_task(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from django.utils import timezone
 
 from app.celery import celery_app
@@ -13,7 +15,7 @@ from app.request_context import bind_request_id, reset_request_id
 from workers.models import DeadLetter, OutboxMessage
 from workers.relay import relay_batch
 from workers.services import DeadLetterNotReplayableError, deadletter_replay
-from workers.testing import wait_until
+from workers.testing import private_redis_server, wait_until
 from workers.tests import fault_tasks
 from workers.tests.conftest import fault_report
 
@@ -98,6 +100,51 @@ def test_same_message_published_twice_applies_once(celery_worker, effects):
     wait_until(lambda: effects.applied().get("evt-1"), timeout=5)
     counts = fault_report("4: same message published twice", effects.report(["evt-1"]))
     assert counts == {"lost": 0, "duplicated": 0, "redeliveries": 1}
+
+
+@pytest.mark.faults
+@pytest.mark.timeout(120)
+def test_a_retry_the_broker_refuses_to_publish_is_requeued_by_the_same_worker_once_it_can(
+    settings, celery_worker, effects
+):
+    """Celery answers a retry it could not publish with ``Reject(requeue=False)``: the message
+    was acknowledged away and its work lost. Here the broker answers the retry's LPUSH with
+    OOM (it still takes the deletions of an ack); then it refuses the requeue too, which
+    used to end the worker. The message must stay the broker's and run once memory is back,
+    on the same worker."""
+    with private_redis_server() as broker:
+        settings.CELERY_BROKER_URL = broker.url
+        client = redis.Redis.from_url(broker.url)
+        client.config_set("maxmemory-policy", "noeviction")
+        worker = celery_worker(["default"], include=[fault_tasks.MODULE])
+        with celery_app.connection_for_write(broker.url) as connection:
+            fault_tasks.fills_the_broker.apply_async(kwargs={"idempotency_key": "oom-1"}, connection=connection)
+        wait_until(lambda: effects.executions().get("oom-1") == 1, timeout=20)
+        time.sleep(1.5)  # the run fails, its retry is refused, the main process rejects while the broker is full
+        client.config_set("maxmemory", "0")
+        wait_until(lambda: effects.applied().get("oom-1") == 1, timeout=30)
+        assert worker.is_running(), worker.output()[-3000:]
+    assert effects.executions()["oom-1"] == 2
+    assert worker.events("task_retry_unpublished")
+    assert worker.events("requeue_refused")
+
+
+def test_a_delivery_count_the_broker_refuses_runs_the_message_instead_of_dead_lettering_it(
+    celery_worker, effects, broker_redis
+):
+    """A redelivered message is counted in the broker Redis before it runs; an error reply
+    there (here WRONGTYPE; in production a broker going away) made a dead letter of a
+    message that never ran."""
+    worker = celery_worker(["default"], include=[fault_tasks.MODULE])
+    broker_redis.hset("sf:deliveries:counted-elsewhere:0", "not", "a counter")
+
+    fault_tasks.increment.apply_async(
+        kwargs={"idempotency_key": "evt-uncounted"}, task_id="counted-elsewhere", headers={"redelivered": True}
+    )
+
+    wait_until(lambda: effects.applied().get("evt-uncounted") == 1, timeout=20)
+    assert worker.events("delivery_count_unavailable")
+    assert not DeadLetter.objects.exists()
 
 
 def test_message_without_idempotency_key_becomes_a_dead_letter(celery_worker, effects):

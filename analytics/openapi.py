@@ -89,7 +89,10 @@ class EventsIngestApi(APIView):
             403: _error("origin_not_allowed (no CORS headers are sent)."),
             413: _error("The body is over 256 KB."),
             415: _error("Send application/json or text/plain (what navigator.sendBeacon sends)."),
-            503: _error("broker_unavailable: nothing was stored; send again after Retry-After seconds."),
+            503: _error(
+                "broker_unavailable: nothing was stored; send again after Retry-After seconds. "
+                "database_unavailable: the database is away and this key was not seen before it went."
+            ),
         },
         examples=[
             OpenApiExample(

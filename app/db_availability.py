@@ -13,6 +13,9 @@ database is stopped or hung. Three tools make that hold:
   the wait; the deadline shuts the socket down, which libpq reports as a lost connection.
 
 :func:`hot_path_sql` puts the three together for the key cache and the price lookup.
+Every request behind the hot routes runs under :func:`sql_deadline` too, with the longer
+``DB_REQUEST_TIMEOUT`` (:class:`RequestSqlDeadlineMiddleware`): a hung server costs such a
+request that long and a 503, instead of a web thread held until the server wakes.
 
 Every other endpoint answers an unreachable or failing database with a JSON 503
 ``database_unavailable`` and ``Retry-After`` (``app.errors.database_unavailable_error``, in
@@ -163,3 +166,19 @@ class DatabaseUnavailableMiddleware:
             log.warning("database_unavailable", path=request.path, error=f"{type(exception).__name__}: {exception}")
             return error_response(database_unavailable_error())
         return None
+
+
+class RequestSqlDeadlineMiddleware:
+    """The SQL of one request (behind the hot routes) shares a deadline, ``DB_REQUEST_TIMEOUT``.
+
+    Past it the request's connection is cut (:func:`sql_deadline`) and the view's
+    ``OperationalError`` answers the JSON 503 ``database_unavailable``. Longer than the hot
+    path's: catalog writes and admin pages do more than one key lookup.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with sql_deadline(settings.DB_REQUEST_TIMEOUT):
+            return self.get_response(request)

@@ -56,11 +56,13 @@ class ErrorResponseSerializer(serializers.Serializer[Any]):
 def _error_statuses(operation: dict[str, Any], method: str) -> set[int]:
     """The error statuses an operation can answer, from what it takes and how it authenticates.
 
-    No 5xx: an operation that may answer 503 by design declares it itself (``POST /v1/events``).
+    Every operation may answer 503 ``database_unavailable`` (``app.db_availability``: each one
+    authenticates or reads through PostgreSQL, even the price lookup for a key this process
+    never saw); ``POST /v1/events`` declares its own 503, which adds ``broker_unavailable``.
     """
     schemes = {name for requirement in operation.get("security", []) for name in requirement}
     locations = {parameter["in"] for parameter in operation.get("parameters", [])}
-    statuses: set[int] = {400}  # invalid_characters: any path, query or stored header (app.input_guard)
+    statuses: set[int] = {400, 503}  # invalid_characters (app.input_guard); database_unavailable
     if "secretKey" in schemes:
         statuses |= {401, 403, 429}  # no, unknown or revoked key; key kind, origin; limit
     if "cookieAuth" in schemes:

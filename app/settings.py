@@ -75,6 +75,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # The price lookups and event batches are answered here, skipping the rest of the stack.
     "app.hot_routes.HotRouteMiddleware",
+    # Every other request's SQL has a client-side deadline: a hung PostgreSQL answers 503, not never.
+    "app.db_availability.RequestSqlDeadlineMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -157,6 +159,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # which the per-process breaker skips SQL for DB_BREAKER_COOLDOWN seconds (app/db_availability.py);
 # other endpoints answer 503 database_unavailable with this Retry-After meanwhile.
 DB_HOT_PATH_TIMEOUT = env.float("DB_HOT_PATH_TIMEOUT", default=5.0)
+DB_REQUEST_TIMEOUT = env.float("DB_REQUEST_TIMEOUT", default=10.0)  # any other request's SQL, together
 DB_BREAKER_COOLDOWN = env.float("DB_BREAKER_COOLDOWN", default=5.0)
 DB_UNAVAILABLE_RETRY_AFTER = env.int("DB_UNAVAILABLE_RETRY_AFTER", default=5)
 

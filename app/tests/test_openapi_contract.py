@@ -54,3 +54,26 @@ def test_every_api_route_is_documented(client: Client) -> None:
 
 def test_docs_page_is_served(client: Client) -> None:
     assert client.get("/v1/docs").status_code == 200
+
+
+def test_every_operation_declares_the_database_unavailable_503() -> None:
+    """Every operation authenticates or reads through PostgreSQL, so each may answer it."""
+    contract = yaml.safe_load(CONTRACT.read_text())
+    operations = [
+        (method, path, operation)
+        for path, item in contract["paths"].items()
+        for method, operation in item.items()
+        if method in ("get", "put", "post", "patch", "delete")
+    ]
+    responses = contract["components"]["responses"]
+
+    def described(response: dict) -> str:
+        return str(responses[response["$ref"].rsplit("/", 1)[1]] if "$ref" in response else response)
+
+    missing = [
+        f"{method.upper()} {path}"
+        for method, path, operation in operations
+        if "database_unavailable" not in described(operation["responses"].get("503", {"description": ""}))
+    ]
+    assert operations
+    assert missing == []

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pytest
 from django.db import connection
 
+from analytics.tests.probes import counted_by_sku
+from app.tenancy.models import Retailer
 from workers import broker, publish
 from workers.tests import fault_tasks
 
@@ -17,6 +19,11 @@ class Effects:
     """What the test tasks did: effects applied per key, runs per key, redelivered runs."""
 
     def applied(self) -> dict[str, int]:
+        """Product views counted per key by the production events insert (the effect of the test tasks)."""
+        return counted_by_sku(fault_tasks.effects_retailer_id())
+
+    def unguarded(self) -> dict[str, int]:
+        """The bare counter rows of ``fault_tasks.unguarded_apply``."""
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT key, applied FROM {fault_tasks.EFFECT_TABLE}")  # noqa: S608
             return dict(cursor.fetchall())
@@ -56,6 +63,7 @@ def effects(transactional_db: None) -> Iterator[Effects]:
             f"CREATE TABLE IF NOT EXISTS {fault_tasks.EFFECT_TABLE} (key text PRIMARY KEY, applied integer NOT NULL)"
         )
         cursor.execute(f"TRUNCATE {fault_tasks.EFFECT_TABLE}")
+    Retailer.objects.get_or_create(name=fault_tasks.EFFECTS_RETAILER)
     fault_tasks.patient_redis().delete(
         fault_tasks.EXECUTIONS, fault_tasks.REDELIVERED, fault_tasks.FIXED, fault_tasks.RUNNING
     )

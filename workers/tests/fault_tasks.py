@@ -1,10 +1,14 @@
 """Tasks used only by the workers tests; worker subprocesses load them with ``include``.
 
-Effects are rows of ``workers_test_effect`` (created by the ``effects`` fixture):
-``applied`` counts how often the effect was applied per key, so a duplicate shows
-as 2 and a loss as a missing row. Every run of a body (before its barrier) adds
-one to the ``executions`` hash in the cache Redis, and a run of a redelivered
-message to ``redelivered``: together they show that work was repeated.
+The effect is the product's own: one product view of SKU ``key`` (event id derived from
+the key) stored and counted by the production events insert (``analytics.services.
+events_ingest``), whose barrier is the raw events' unique (retailer, event id). So a
+fault test's counts prove what the product does: ``applied`` reads the per-minute
+counters per key, a duplicate shows as 2 and a loss as a missing key. (``unguarded_apply``,
+a bare counter row, is only for the tests of the generic barriers in ``workers.idempotency``.)
+Every run of a body (before its barrier) adds one to the ``executions`` hash in the cache
+Redis, and a run of a redelivered message to ``redelivered``: together they show that
+work was repeated.
 """
 
 from __future__ import annotations
@@ -12,14 +16,18 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 
 import redis
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
+from analytics.services.ingest import events_ingest
+from analytics.tests.factories import event_row
+from app.tenancy.models import Retailer
 from workers.broker import broker_redis
 from workers.errors import PermanentError, TransientError
-from workers.idempotency import db_once
 from workers.outbox import outbox_subscriber
 from workers.reliable import reliable_task
 from workers.routing import Queue
@@ -62,7 +70,22 @@ def _seen(task: object, key: str) -> None:
         _count(REDELIVERED, key)
 
 
+EFFECTS_RETAILER = "fault-test-effects"
+
+
+def effects_retailer_id() -> int:
+    return int(Retailer.objects.only("pk").get(name=EFFECTS_RETAILER).pk)
+
+
 def _apply(key: str) -> None:
+    """The production effect: count one product view of SKU ``key``, exactly once per key."""
+    received = timezone.now()
+    row = event_row(sku=key, ts=received, event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, key)))
+    events_ingest(retailer_id=effects_retailer_id(), rows=[row], received_at=received)
+
+
+def unguarded_apply(key: str) -> None:
+    """A bare counter row, no barrier of its own: what the generic barriers' tests guard."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {EFFECT_TABLE} (key, applied) VALUES (%s, 1) "  # noqa: S608 - constant table name
@@ -98,7 +121,7 @@ def increment(*, idempotency_key: str, sleep_ms: int = 0, retailer_id: int | Non
     patient_redis().hset(RUNNING, str(os.getpid()), idempotency_key)
     if sleep_ms:
         time.sleep(sleep_ms / 1000)
-    db_once(key=f"test-increment:{idempotency_key}", effect=lambda: _apply(idempotency_key))
+    _apply(idempotency_key)
     patient_redis().hdel(RUNNING, str(os.getpid()))
 
 
@@ -116,7 +139,7 @@ def flaky(*, idempotency_key: str, failures: int) -> None:
     _seen(flaky, idempotency_key)
     if counts(EXECUTIONS)[idempotency_key] <= failures:
         raise TransientError("remote answered 503")
-    db_once(key=f"test-flaky:{idempotency_key}", effect=lambda: _apply(idempotency_key))
+    _apply(idempotency_key)
 
 
 @reliable_task(
@@ -135,7 +158,7 @@ def fills_the_broker(*, idempotency_key: str) -> None:
     if counts(EXECUTIONS)[idempotency_key] == 1:
         broker_redis().config_set("maxmemory", "1")
         raise TransientError("remote answered 503")
-    db_once(key=f"test-fills:{idempotency_key}", effect=lambda: _apply(idempotency_key))
+    _apply(idempotency_key)
 
 
 @reliable_task(
@@ -152,7 +175,7 @@ def broken_until_fixed(*, idempotency_key: str) -> None:
     _seen(broken_until_fixed, idempotency_key)
     if not patient_redis().sismember(FIXED, idempotency_key):
         raise TransientError("dependency still down")
-    db_once(key=f"test-fixed:{idempotency_key}", effect=lambda: _apply(idempotency_key))
+    _apply(idempotency_key)
 
 
 @reliable_task(name="workers_tests.rejects_input", queue=Queue.DEFAULT, soft_time_limit=10, time_limit=15)

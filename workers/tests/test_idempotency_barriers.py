@@ -14,23 +14,23 @@ from workers.tests import fault_tasks
 
 
 def test_db_once_applies_the_effect_once_per_key(effects):
-    results = [db_once(key="charge:1", effect=lambda: fault_tasks._apply("charge:1")) for _ in range(3)]
+    results = [db_once(key="charge:1", effect=lambda: fault_tasks.unguarded_apply("charge:1")) for _ in range(3)]
 
     assert results == [(True, None), (False, None), (False, None)]
-    assert effects.applied() == {"charge:1": 1}
+    assert effects.unguarded() == {"charge:1": 1}
 
 
 def test_an_effect_that_fails_releases_its_claim_so_the_retry_applies_it(effects):
     def broken() -> None:
-        fault_tasks._apply("charge:2")
+        fault_tasks.unguarded_apply("charge:2")
         raise TimeoutError("the effect did not finish")
 
     with pytest.raises(TimeoutError):
         db_once(key="charge:2", effect=broken)
-    applied, _ = db_once(key="charge:2", effect=lambda: fault_tasks._apply("charge:2"))
+    applied, _ = db_once(key="charge:2", effect=lambda: fault_tasks.unguarded_apply("charge:2"))
 
     assert applied
-    assert effects.applied() == {"charge:2": 1}
+    assert effects.unguarded() == {"charge:2": 1}
 
 
 def test_concurrent_duplicates_wait_for_the_first_and_then_skip(effects):
@@ -39,7 +39,7 @@ def test_concurrent_duplicates_wait_for_the_first_and_then_skip(effects):
 
     def slow_first() -> None:
         def effect() -> None:
-            fault_tasks._apply("race")
+            fault_tasks.unguarded_apply("race")
             first_claimed.set()
             release.wait(5)
 
@@ -48,7 +48,7 @@ def test_concurrent_duplicates_wait_for_the_first_and_then_skip(effects):
 
     def duplicate() -> None:
         first_claimed.wait(5)
-        outcomes.append(db_once(key="race", effect=lambda: fault_tasks._apply("race"))[0])
+        outcomes.append(db_once(key="race", effect=lambda: fault_tasks.unguarded_apply("race"))[0])
         connection.close()
 
     threads = [threading.Thread(target=slow_first), threading.Thread(target=duplicate)]
@@ -60,7 +60,7 @@ def test_concurrent_duplicates_wait_for_the_first_and_then_skip(effects):
         thread.join(10)
 
     assert sorted(outcomes) == [False, True]
-    assert effects.applied() == {"race": 1}
+    assert effects.unguarded() == {"race": 1}
 
 
 def test_db_claim_refuses_to_run_outside_the_effect_transaction(transactional_db):

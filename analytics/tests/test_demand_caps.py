@@ -93,6 +93,9 @@ def test_a_flood_of_forged_purchases_from_one_client_moves_demand_by_at_most_the
     assert purchases_counted(rid) == 301  # every valid event stored and counted
     assert RawEvent.objects.filter(retailer_id=rid, sku=SKU).count() == 301
     assert demand_input(rid) == CAP + 20  # the forger's budget, and the other shopper's purchase
+    sources = set(DemandUsage.objects.filter(retailer_id=rid).values_list("source", flat=True))
+    assert {source[:2] for source in sources} == {"c:", "s:"}  # client and session budgets were kept
+    assert not [source for source in sources if "203.0.113" in source or "198.51.100" in source]  # a keyed hash
 
 
 @pytest.mark.timeout(120)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.db.models import Count
 
@@ -12,6 +14,7 @@ from workers.testing import wait_until
 
 CATALOG = 1000  # five shards: the kill lands while the first one runs
 FAST_RESTORE_ENV = {"CELERY_VISIBILITY_TIMEOUT": "4", "CELERY_UNACKED_RESTORE_INTERVAL": "1"}
+SETTLE_SECONDS = 6  # outlasts the 4 s visibility timeout and the 1 s restore interval above
 SCARCE = {"name": "All scarce", "params": {"scarce_at_or_below": 1000, "scarcity_raise_percent": "10"}}
 
 
@@ -35,6 +38,7 @@ def test_kill_9_of_a_pool_process_mid_shard_loses_and_doubles_nothing(alice, cel
     killed_with = RepricingJob.objects.get(pk=job.pk).shards_done
 
     wait_until(lambda: _done(job.pk), timeout=180, message="job finished after the kill")
+    time.sleep(SETTLE_SECONDS)  # a shard still held would be restored and run again by now
     job.refresh_from_db()
     changed_prices = PriceSnapshot.objects.filter(effective_price=11).count()
     history = PriceHistory.objects.values("sku").annotate(rows=Count("id"))

@@ -1,7 +1,8 @@
 """The recovery sweep gives back what dead holders held, once, and nothing a live holder holds.
 
 Real Redis, messages taken through the fenced kombu transport; the fault tests in
-``test_dead_consumer.py`` run the same against real workers that are killed.
+``test_faults.py`` (kill -9 of a pool child, a main process, a whole worker) run the same
+against real workers that are killed.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 MODE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
 
@@ -98,3 +100,28 @@ def test_debug_on_postgresql_without_a_secret_key_refuses_to_start() -> None:
     )
     assert result.returncode != 0, result.stdout
     assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("trusted", "proxies", "expected"),
+    [
+        ("", "", "('HTTP_X_FORWARDED_PROTO', 'https') 0"),  # defaults: behind our TLS proxy, peer is the client
+        ("0", "2", "None 2"),  # reached directly for TLS, yet two proxies of ours forward the address
+        ("1", "0", "('HTTP_X_FORWARDED_PROTO', 'https') 0"),
+    ],
+)
+def test_the_tls_header_and_the_client_address_are_trusted_by_separate_settings(trusted, proxies, expected) -> None:
+    env = {
+        "DEBUG": "0",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/1",
+        "SECRET_KEY": "x" * 50,
+        **({"SECURE_PROXY_SSL_HEADER_TRUSTED": trusted} if trusted else {}),
+        **({"TRUSTED_PROXY_COUNT": proxies} if proxies else {}),
+    }
+    result = _settings_probe(
+        env, "print(getattr(settings, 'SECURE_PROXY_SSL_HEADER', None), settings.TRUSTED_PROXY_COUNT)"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected

@@ -54,11 +54,12 @@ def auth_failures_check(client: str) -> None:
 
 
 def auth_failure_record(client: str) -> None:
-    """Count one refused key for ``client`` (``INCR`` and ``EXPIRE … NX`` in one round trip)."""
+    """Count one refused key for ``client`` (``INCR`` and ``EXPIRE`` in one round trip; a window's
+    key is its own, so renewing its TTL keeps it only a little past the window)."""
     key, _ = _window(client)
     try:
         redis_guarded(
-            lambda connection: round_trip(connection, [("INCR", key), ("EXPIRE", key, WINDOW_SECONDS + 1, "NX")])
+            lambda connection: round_trip(connection, [("INCR", key), ("EXPIRE", key, WINDOW_SECONDS + 1)])
         )
     except RedisUnavailableError:
         log.warning("auth_failures_fail_open", client=client)

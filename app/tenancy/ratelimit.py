@@ -9,7 +9,7 @@ is refused without eating into the other shoppers' budget. (The client's counter
 by its hash, so it starts again when the hash key rotates: once a ``CLIENT_HASH_ROTATION_SECONDS``.)
 
 Secret keys (a retailer's own servers) are counted per key only, as two plain commands:
-``INCR`` and ``EXPIRE … NX`` (a TTL only where there is none yet, Redis 7+). Per client the
+``INCR`` and ``EXPIRE`` (any server version: see ``COUNTER_TTL_SECONDS``). Per client the
 second counter depends on the first, which plain commands cannot express in one round
 trip, so it is a small Lua script (:data:`CLIENT_AND_KEY_SCRIPT`, sent by its SHA and
 loaded again when the server has lost its script cache). Each rides in the same round trip
@@ -41,18 +41,20 @@ from app.tenancy.authentication import AuthContext
 log = structlog.get_logger(__name__)
 
 WINDOW_SECONDS = 60
+# Each window has a key of its own, so an EXPIRE with every INCR (not ``EXPIRE … NX``, which
+# servers before Redis 7 refuse) only keeps the counter a little past its window.
 COUNTER_TTL_SECONDS = WINDOW_SECONDS + 1
 
 # KEYS: the client's counter, the key's counter; ARGV: the client's limit, the counters' TTL.
 # Answers {client count, key count}; the key's counter is left alone (0) past the client's limit.
 CLIENT_AND_KEY_SCRIPT = """
 local client = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 if client > tonumber(ARGV[1]) then
   return {client, 0}
 end
 local key = redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2], 'NX')
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 return {client, key}
 """
 _SCRIPT_SHA = hashlib.sha1(CLIENT_AND_KEY_SCRIPT.encode(), usedforsecurity=False).hexdigest()
@@ -95,7 +97,7 @@ def rate_window(context: AuthContext, request: HttpRequest, now: float | None = 
 
 def _commands(window: RateWindow, *, by_sha: bool = True) -> list[Command]:
     if window.client_key is None:
-        return [("INCR", window.key), ("EXPIRE", window.key, COUNTER_TTL_SECONDS, "NX")]
+        return [("INCR", window.key), ("EXPIRE", window.key, COUNTER_TTL_SECONDS)]
     script = ("EVALSHA", _SCRIPT_SHA) if by_sha else ("EVAL", CLIENT_AND_KEY_SCRIPT)
     return [(*script, 2, window.client_key, window.key, window.client_limit, COUNTER_TTL_SECONDS)]
 

@@ -58,8 +58,6 @@ def auth_failure_record(client: str) -> None:
     key is its own, so renewing its TTL keeps it only a little past the window)."""
     key, _ = _window(client)
     try:
-        redis_guarded(
-            lambda connection: round_trip(connection, [("INCR", key), ("EXPIRE", key, WINDOW_SECONDS + 1)])
-        )
+        redis_guarded(lambda connection: round_trip(connection, [("INCR", key), ("EXPIRE", key, WINDOW_SECONDS + 1)]))
     except RedisUnavailableError:
         log.warning("auth_failures_fail_open", client=client)

@@ -6,12 +6,13 @@ kills and SIGTERM) that at least one message was delivered again. Scenarios 3 (r
 dead letter, replay) and 4 (one message published twice) kill nothing and live in
 ``test_reliable_task.py``; they print the same report (``conftest.fault_report``).
 
-Counts as the issue sets them: 2,000 tasks (kill -9, two relays), 10,000 queued messages
-(broker loss) and 999 good messages around a poison one; 500 for the third kill -9 case
-(the whole worker). The kill -9 tests and test 10 run with the production visibility timeout
-(an hour) and outbox republish (900 s), on dead-consumer recovery's faster test clock
-(``workers.testing.RECOVERY_ENV``); each test settles on a drained broker (nothing queued or
-unacknowledged), so no redelivery path has anything left to bring. The whole file takes about three
+Counts as the issue sets them: 2,000 tasks (kill -9, two relays), 4,000 queued messages
+(broker loss; each one a real events insert) and 999 good messages around a poison one; 500
+for the third kill -9 case (the whole worker). The kill -9 tests run with the production
+visibility timeout (an hour), outbox republish (900 s) and dead-consumer recovery's
+production settings; test 10, about a live holder, on recovery's faster test clock
+(``workers.testing.RECOVERY_ENV``). Each test settles on a drained broker (nothing queued or
+unacknowledged), so no redelivery path has anything left to bring. The whole file takes a few
 minutes on a quiet 2-core machine, in its own xdist group beside the rest of the suite.
 """
 
@@ -118,7 +119,7 @@ def test_1_kill_9_of_a_worker_mid_stream_loses_and_doubles_nothing(
 ):
     """Tasks come through the outbox, as business work does, with the production visibility
     timeout (an hour) and outbox republish (900 s): neither brings anything back within the
-    test. Recovery runs on the fault tests' faster clock (``RECOVERY_ENV``).
+    test, and recovery's own production settings (30 s liveness TTL, a sweep every 15 s).
 
     A pool child is killed while it runs a long task: the worker rejects the message back
     to the queue at once (``reject_on_worker_lost``), marked redelivered.
@@ -131,7 +132,7 @@ def test_1_kill_9_of_a_worker_mid_stream_loses_and_doubles_nothing(
     worker finds their holder's liveness key expired and restores them, marked redelivered;
     every effect is applied once, within seconds of the kill."""
     prefetch = ["--prefetch-multiplier=4"] if victim == "whole_worker" else []
-    start = _worker_factory(celery_worker, extra_env=RECOVERY_ENV, extra_args=prefetch)
+    start = _worker_factory(celery_worker, extra_args=prefetch)
     count = KILL_COUNT // 4 if victim == "whole_worker" else KILL_COUNT  # the third case, kept short
     keys = [f"{victim}-{number}" for number in range(count)]
     long_keys = _outbox_increments_with_two_long(keys)

@@ -219,3 +219,31 @@ def test_postgres_hung_for_20s_prices_and_events_go_on_and_every_accepted_event_
         lambda server: server.freeze(signal.SIGCONT),
     )
     _assert_served(load)
+
+
+def test_a_key_revoked_before_the_outage_is_served_while_it_lasts_and_refused_once_the_database_answers(
+    outage_database, broker_redis
+) -> None:
+    """The documented trade-off: with PostgreSQL away the last known key -> retailer mapping
+    keeps prices up, even for a key revoked just before this process could read the change;
+    the revocation takes effect as soon as the database answers again."""
+    server, url, demo = outage_database
+    key, sku = demo["publishable_key"], demo["skus"][0]
+    price = f"/v1/prices/{sku}?key={key}"
+    web = WebServer(extra_env={"DATABASE_URL": url, "RATE_LIMIT_PER_CLIENT_PER_MINUTE": "0"}, threads=2)
+    revoke = "UPDATE tenancy_apikey SET revoked_at = %s WHERE publishable_value = %s"
+    try:
+        assert web.get(price)[0] == 200  # the key is in this process's cache
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(revoke, (datetime.now(UTC), key))
+        server.stop()
+        time.sleep(3)  # past API_KEY_CACHE_TTL (2 s): the process looks the key up again, and cannot
+        during = Counter(web.get(price)[0] for _ in range(20))
+        server.start()
+        refused = wait_until(lambda: web.get(price)[0] == 401, timeout=30, message="revocation not applied")
+    finally:
+        web.process.stop(timeout=5)
+        with psycopg.connect(url, autocommit=True) as connection:  # the module's other tests use the key
+            connection.execute(revoke, (None, key))
+    assert during == {200: 20}
+    assert refused

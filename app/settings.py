@@ -336,6 +336,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # /v1/docs loads Redoc from our own static files (drf-spectacular-sidecar), not a CDN's @latest.
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "notifications.openapi.webhook_schemas_add",  # webhook payloads as components (by string: no import)
+    ],
 }
 
 LANGUAGE_CODE = "en-us"

@@ -12,6 +12,7 @@ A partial set is a configuration error raised at import time.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -270,6 +271,11 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="" if not EMBEDDED else "embedd
 # Networks the outbound HTTP client may reach although they are not globally routable
 # (app/outbound_http.py). Empty in production; loopback in development and the tests.
 WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=["127.0.0.1/32"] if (DEBUG or EMBEDDED) else [])
+for _network in WEBHOOK_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_NETWORKS: {_network!r} is not a network ({_error}).") from None
 # The DNS resolver of the outbound client, by dotted path (the tests' answers only localhost).
 WEBHOOK_RESOLVER = env.str("WEBHOOK_RESOLVER", default="app.outbound_http.system_resolver")
 # The outbound client's limits (app/outbound_http.py): 5 s to connect, 15 s for the whole exchange.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
+from app.errors import ApiError
 from notifications.models import (
     Delivery,
     DeliveryAttempt,
@@ -12,6 +15,7 @@ from notifications.models import (
     Suppression,
     WebhookEndpoint,
 )
+from notifications.services.replay import delivery_retry, endpoint_ping
 
 
 @admin.register(WebhookEndpoint)
@@ -21,6 +25,13 @@ class WebhookEndpointAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ("url",)
     exclude = ("secret_encrypted", "previous_secret_encrypted")
     readonly_fields = ("retailer", "consecutive_failures", "circuit_open_until", "first_failure_at", "last_success_at")
+    actions = ["send_ping"]
+
+    @admin.action(permissions=["change"], description="Send a signed test event (ping)")
+    def send_ping(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint in queryset:
+            endpoint_ping(endpoint=endpoint)
+        messages.success(request, f"Queued a ping to {queryset.count()} endpoint(s).")
 
 
 class DeliveryAttemptInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -36,6 +47,18 @@ class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ("state",)
     readonly_fields = ("event", "endpoint", "attempts", "created_at", "finished_at")
     inlines = [DeliveryAttemptInline]
+    actions = ["retry"]
+
+    @admin.action(permissions=["change"], description="Send the selected deliveries again now")
+    def retry(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        retried = 0
+        for delivery in queryset:
+            try:
+                delivery_retry(delivery=delivery)
+            except ApiError:
+                continue  # in flight right now: its attempt decides
+            retried += 1
+        messages.success(request, f"Queued {retried} delivery(ies) again; the bulk replay is on the API.")
 
 
 @admin.register(NotificationAddress)

@@ -19,5 +19,6 @@ EVENT_TYPES: dict[str, str] = {
 
 # Topics fanned out from the outbox to webhooks (ping is sent directly, never fanned out).
 FANNED_OUT = tuple(name for name in EVENT_TYPES if name != "ping")
-# Topics that also mail the retailer's confirmed notification addresses.
-EMAILED = ("backup.completed", "backup.failed", "endpoint.disabled", "endpoint.unhealthy")
+# Topics that also mail the retailer's confirmed notification addresses (the unhealthy warning
+# is mailed directly by notifications.services.health: it is not an event anyone subscribes to).
+EMAILED = ("backup.completed", "backup.failed", "endpoint.disabled")

@@ -114,9 +114,9 @@ class EndpointDetailApi(APIView):
         summary="Change a webhook endpoint (url, event types, description, enabled)",
     )
     def patch(self, request: Request, endpoint_id: int) -> Response:
-        endpoint = endpoint_get(retailer_id=_retailer_id(request), endpoint_id=endpoint_id)
-        data = EndpointUpdateSerializer(data=request.data)
+        data = EndpointUpdateSerializer(data=request.data)  # the body first: bad input is a 400 on any id
         data.is_valid(raise_exception=True)
+        endpoint = endpoint_get(retailer_id=_retailer_id(request), endpoint_id=endpoint_id)
         return Response(EndpointOutputSerializer(endpoint_update(endpoint=endpoint, changes=data.validated_data)).data)
 
     @extend_schema(responses={204: None, 404: NOT_FOUND}, summary="Delete a webhook endpoint and its deliveries")
@@ -226,9 +226,9 @@ class EndpointReplayApi(APIView):
         summary="Send matching deliveries again (dry_run, the default, only counts them)",
     )
     def post(self, request: Request, endpoint_id: int) -> Response:
-        endpoint = endpoint_get(retailer_id=_retailer_id(request), endpoint_id=endpoint_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        endpoint = endpoint_get(retailer_id=_retailer_id(request), endpoint_id=endpoint_id)
         values = data.validated_data
         replay = ReplayFilter(
             event_types=values["event_types"], since=values["since"], until=values["until"], states=values["states"]

@@ -53,6 +53,7 @@ def test_one_event_reaches_each_subscribed_endpoint_once_and_a_failing_one_block
     assert other_type.received == []
     assert bobs.received == []
     wait_until(lambda: Delivery.objects.filter(state=Delivery.State.SUCCEEDED).count() == 1, timeout=10)
+    wait_until(lambda: Delivery.objects.get(endpoint__url=failing.url()).attempt_rows.exists(), timeout=10)
     failed = Delivery.objects.get(endpoint__url=failing.url())
     assert failed.state == Delivery.State.PENDING
     assert failed.attempts == 1

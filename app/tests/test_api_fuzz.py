@@ -54,6 +54,7 @@ PRODUCT = {"name": "Trail shoe", "currency": "USD", "base_price": "100.00", "cos
 
 # Where the contract cannot state a rule, a schema-valid request may rightly be refused with a
 # 400: ``positive_data_acceptance`` is off for these operations only (the others are held to it).
+UNSTORABLE_KEY = "an object key holding NUL or a lone surrogate is refused (400 invalid_characters)"
 UNSTATED_RULES = {
     "events_ingest": "a sku is required for every type but page_view",
     "v1_products_update": "cost plus the minimum margin must not exceed list_price",
@@ -68,7 +69,8 @@ UNSTATED_RULES = {
     # decimal places depend on the currency or the signal's rule; a fuzzed body key may hold a NUL.
     "v1_competitor_prices_update": "price is a decimal string with the product currency's minor units",
     "v1_demand_update": "signal is a decimal string of at most 4 places, at most MAX_SIGNAL",
-    "v1_keys_rotate_create": "an object key holding NUL or a lone surrogate is refused (400 invalid_characters)",
+    "v1_keys_rotate_create": UNSTORABLE_KEY,
+    "v1_webhook_endpoints_replay_create": UNSTORABLE_KEY,
     "v1_webhook_endpoints_create": "the URL's host must resolve to a public address; known event types",
     "v1_webhook_endpoints_partial_update": "the URL's host must resolve to a public address; known event types",
     "v1_notification_addresses_create": "Django's email validator is stricter than format: email",

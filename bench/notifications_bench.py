@@ -108,18 +108,18 @@ class Sink:
         return "250 OK"
 
 
-def start(args: list[str], env: dict[str, str], ready: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
+def start(args: list[str], env: dict[str, str], ready: str) -> subprocess.Popen[bytes]:
+    """Start a process logging to a file (a pipe drained by this busy process would block its writes)."""
+    log = Path(tempfile.mkdtemp()) / "output.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
-    for line in process.stdout:
-        if ready in line:
-            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # type: ignore[union-attr]
-            return process
-        if time.monotonic() > deadline:
-            break
-    process.kill()
-    raise RuntimeError(f"{args[2:4]} did not start")
+    while ready not in log.read_text(errors="replace"):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError(f"{args[1:5]} did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.1)
+    return process
 
 
 def wait_for(predicate: Any, timeout: float = 120.0) -> float:

@@ -12,6 +12,7 @@ A partial set is a configuration error raised at import time.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
     "workers",
     "pricing",
     "analytics",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -268,6 +270,58 @@ DEMO_STOREFRONT = env.bool("DEMO_STOREFRONT", default=EMBEDDED or DEBUG)
 
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="" if not EMBEDDED else "embedded-metrics-token")
 
+# --- Notifications (notifications/) -----------------------------------------
+# Networks the outbound HTTP client may reach although they are not globally routable
+# (app/outbound_http.py). Empty in production; loopback in development and the tests.
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=["127.0.0.1/32"] if (DEBUG or EMBEDDED) else [])
+for _network in WEBHOOK_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_NETWORKS: {_network!r} is not a network ({_error}).") from None
+# The DNS resolver of the outbound client, by dotted path (the tests' answers only localhost).
+WEBHOOK_RESOLVER = env.str("WEBHOOK_RESOLVER", default="app.outbound_http.system_resolver")
+# The outbound client's limits (app/outbound_http.py): 5 s to connect, 15 s for the whole exchange.
+OUTBOUND_HTTP_CONNECT_TIMEOUT = env.float("OUTBOUND_HTTP_CONNECT_TIMEOUT", default=5.0)
+OUTBOUND_HTTP_TOTAL_TIMEOUT = env.float("OUTBOUND_HTTP_TOTAL_TIMEOUT", default=15.0)
+WEBHOOK_HTTPS_ONLY = env.bool("WEBHOOK_HTTPS_ONLY", default=not (DEBUG or EMBEDDED))
+WEBHOOK_ENDPOINTS_MAX = env.int("WEBHOOK_ENDPOINTS_MAX", default=20)
+# The Fernet key of the signing secrets at rest is derived from this (SECRET_KEY when empty).
+WEBHOOK_SECRET_ENCRYPTION_KEY = env.str("WEBHOOK_SECRET_ENCRYPTION_KEY", default="")
+WEBHOOK_SECRET_GRACE_SECONDS = env.int("WEBHOOK_SECRET_GRACE_SECONDS", default=24 * 3600)
+# At most this many deliveries in flight per endpoint: one slow endpoint holds at most this many workers.
+WEBHOOK_ENDPOINT_CONCURRENCY = env.int("WEBHOOK_ENDPOINT_CONCURRENCY", default=2)
+# After this many failed attempts in a row the endpoint's circuit opens for WEBHOOK_CIRCUIT_OPEN_SECONDS.
+WEBHOOK_CIRCUIT_FAILURES = env.int("WEBHOOK_CIRCUIT_FAILURES", default=5)
+WEBHOOK_CIRCUIT_OPEN_SECONDS = env.int("WEBHOOK_CIRCUIT_OPEN_SECONDS", default=60)
+# No success for this long (and at least 8 attempts) disables an endpoint; 5 days, as Svix.
+WEBHOOK_DISABLE_AFTER_SECONDS = env.int("WEBHOOK_DISABLE_AFTER_SECONDS", default=5 * 24 * 3600)
+# A claimed delivery whose worker died is claimed again after this lease (the send's 15 s deadline + margin).
+WEBHOOK_LEASE_SECONDS = env.int("WEBHOOK_LEASE_SECONDS", default=30)
+# Where confirmation links point (https://api.example.com); the request's host when empty.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
+NOTIFICATION_CONFIRM_DAYS = env.int("NOTIFICATION_CONFIRM_DAYS", default=7)
+# Email: django-anymail when ANYMAIL_ESP names a provider (e.g. "postmark"), plain SMTP otherwise.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Storefabric <notifications@storefabric.dev>")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+ANYMAIL_ESP = env.str("ANYMAIL_ESP", default="")
+EMAIL_BACKEND = (
+    f"anymail.backends.{ANYMAIL_ESP}.EmailBackend"
+    if ANYMAIL_ESP
+    else env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+)
+# ANYMAIL_* settings (API keys; WEBHOOK_SECRET "user:password" guards the tracking webhooks).
+ANYMAIL = {
+    name.removeprefix("ANYMAIL_"): value
+    for name, value in env.ENVIRON.items()
+    if name.startswith("ANYMAIL_") and name != "ANYMAIL_ESP"
+}
+
 # --- HTTP / DRF --------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["app.tenancy.authentication.ApiKeyAuthentication"],
@@ -291,6 +345,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # /v1/docs loads Redoc from our own static files (drf-spectacular-sidecar), not a CDN's @latest.
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "notifications.openapi.webhook_schemas_add",  # webhook payloads as components (by string: no import)
+    ],
 }
 
 LANGUAGE_CODE = "en-us"

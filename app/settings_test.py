@@ -25,6 +25,11 @@ os.environ.setdefault("REDIS_KEY_PREFIX", f"sftest{_index}")
 # Cache and broker are two databases of one server here (workers.broker_config); child
 # processes (workers, gunicorn, relays) inherit it.
 os.environ.setdefault("BROKER_CONFIG_CHECK", "warn")
+# Test endpoints are local HTTP servers on loopback; nothing else may be reached.
+os.environ.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
+os.environ.setdefault("WEBHOOK_HTTPS_ONLY", "0")
+os.environ.setdefault("WEBHOOK_RESOLVER", "app.outbound_http.loopback_resolver")
+os.environ.setdefault("ANYMAIL_WEBHOOK_SECRET", "tracker:test-tracking-secret")
 
 from app.settings import *  # noqa: E402,F403
 

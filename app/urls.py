@@ -24,5 +24,7 @@ urlpatterns = [
     path("", include("workers.urls")),
     path("v1/", include("pricing.urls")),
     path("v1/", include("analytics.urls")),
+    path("v1/", include("notifications.urls")),
+    path("", include("notifications.tracking_urls")),
     path("demo/", include("analytics.demo_urls")),
 ]

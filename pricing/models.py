@@ -160,7 +160,7 @@ class PriceHistory(models.Model):
     """One row per change of a price shoppers see.
 
     ``variant`` is empty for the price shown without an experiment variant (the default, which
-    ``price.changed`` announces); under an experiment each variant whose price changed gets a
+    ``prices.changed`` announces); under an experiment each variant whose price changed gets a
     row of its own too, so each variant's 30-day reference can be answered.
     """
 

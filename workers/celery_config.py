@@ -81,7 +81,7 @@ worker_send_task_events = False
 worker_deduplicate_successful_tasks = False
 
 
-def _periodic(task: str, schedule: crontab) -> dict[str, object]:
+def _periodic(task: str, schedule: crontab | float) -> dict[str, object]:
     """A beat entry. Periodic jobs are naturally idempotent (purges, sweeps), so the
     required idempotency key only names the schedule entry in logs and dead letters."""
     return {"task": task, "schedule": schedule, "kwargs": {"idempotency_key": f"beat:{task}"}}
@@ -99,4 +99,6 @@ beat_schedule = {
     "pricing-schedule-boundaries": _periodic("pricing.schedule_boundaries", crontab(minute="*")),
     # Redis copies a commit could not make (Redis away, process died) are made within a minute.
     "pricing-snapshots-resync": _periodic("pricing.snapshots_resync", crontab(minute="*")),
+    # Webhook retries wait in PostgreSQL (next_attempt_at); this hands the due ones to workers.
+    "notifications-deliveries-sweep": _periodic("notifications.deliveries_sweep", 2.0),
 }

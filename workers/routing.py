@@ -42,7 +42,9 @@ class WorkerGroup:
 
 WORKER_GROUPS: tuple[WorkerGroup, ...] = (
     WorkerGroup("worker_realtime", (Queue.PRICING, Queue.DEFAULT), prefetch_multiplier=1),
-    WorkerGroup("worker_bulk", (Queue.INGEST, Queue.EMAIL, Queue.WEBHOOKS), prefetch_multiplier=4),
+    WorkerGroup("worker_bulk", (Queue.INGEST,), prefetch_multiplier=4),
+    # Deliveries may wait 15 s on a slow endpoint: apart from ingestion, one message per process.
+    WorkerGroup("worker_notify", (Queue.EMAIL, Queue.WEBHOOKS), prefetch_multiplier=1),
     WorkerGroup("worker_backups", (Queue.BACKUPS, Queue.MAINTENANCE), prefetch_multiplier=1),
 )
 

@@ -19,8 +19,14 @@ SKU = "LOOP-1"
 
 
 def price_changes(retailer_id: int) -> list[dict]:
-    rows = OutboxMessage.objects.filter(task_name=EVENT_DISPATCH_TASK, kwargs__topic="price.changed").order_by("id")
-    return [row.kwargs for row in rows if row.kwargs["payload"]["retailer_id"] == retailer_id]
+    """The announced changes of the retailer's prices, one per SKU change, oldest first."""
+    rows = OutboxMessage.objects.filter(task_name=EVENT_DISPATCH_TASK, kwargs__topic="prices.changed").order_by("id")
+    return [
+        {"version": sku["version"], "payload": {"price": sku["new_price"], "sku": sku["sku"]}}
+        for row in rows
+        if row.kwargs["payload"]["retailer_id"] == retailer_id
+        for sku in row.kwargs["payload"]["skus"]
+    ]
 
 
 def test_scripted_events_reprice_the_sku_through_its_demand_signal(alice, celery_worker, post_batch):

@@ -58,6 +58,7 @@ STARTED = re.compile(r"^(?P<name>\w+)\.\d+ started \(pid=(?P<pid>\d+)\)$")
 READY_LINES = {
     "worker_realtime": " ready.",
     "worker_bulk": " ready.",
+    "worker_notify": " ready.",
     "worker_backups": " ready.",
     "relay": "outbox_relay_started",
 }

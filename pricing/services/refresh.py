@@ -23,8 +23,8 @@ from pricing.money import amount_format
 from pricing.rules.base import PricingInputs, RuleSpec
 from pricing.rules.guardrails import PolicySpec
 from pricing.rules.pipeline import ComputedPrice, price_compute
+from pricing.services.announce import PriceChange, prices_changed_announce
 from pricing.snapshots import snapshots_cache_store
-from workers.outbox import outbox_announce
 
 NORMAL_DEMAND = Decimal("1.0000")
 SNAPSHOT_FIELDS = [
@@ -174,20 +174,7 @@ def _apply(
     return Applied(changed=True, effective_changed=effective_changed, variants_changed=variants_changed)
 
 
-def _announce(snapshot: PriceSnapshot, *, reason: str, now: datetime) -> PriceHistory:
-    price = amount_format(snapshot.effective_price, snapshot.currency)
-    outbox_announce(
-        topic="price.changed",
-        payload={
-            "retailer_id": snapshot.retailer_id,
-            "sku": snapshot.sku,
-            "price": price,
-            "currency": snapshot.currency,
-            "version": snapshot.version,
-        },
-        key=f"{snapshot.retailer_id}:{snapshot.sku}",
-        version=snapshot.version,
-    )
+def _history(snapshot: PriceSnapshot, *, reason: str, now: datetime) -> PriceHistory:
     return PriceHistory(
         retailer_id=snapshot.retailer_id,
         sku=snapshot.sku,
@@ -196,6 +183,16 @@ def _announce(snapshot: PriceSnapshot, *, reason: str, now: datetime) -> PriceHi
         version=snapshot.version,
         reason=reason[:100],
         at=now,
+    )
+
+
+def _change(snapshot: PriceSnapshot, old_price: str | None) -> PriceChange:
+    return PriceChange(
+        sku=snapshot.sku,
+        old_price=old_price,
+        new_price=amount_format(snapshot.effective_price, snapshot.currency),
+        currency=snapshot.currency,
+        version=snapshot.version,
     )
 
 
@@ -252,9 +249,10 @@ def snapshots_refresh(*, retailer_id: int, skus: list[str], reason: str, now: da
 
     Runs in the caller's transaction (or its own): rows are locked in SKU order, so
     concurrent refreshes of overlapping SKUs serialize instead of deadlocking or
-    losing an update. Every change of the price a shopper sees appends a history row
-    and announces ``price.changed`` through the outbox, with the snapshot's new
-    version. The Redis copies are written after the commit.
+    losing an update. Every change of the price a shopper sees appends a history row;
+    the call announces them all as one ``prices.changed`` event (in pages of 500, with
+    old and new prices and each snapshot's new version) through the outbox. The Redis
+    copies are written after the commit.
     """
     with transaction.atomic():
         moment = now or timezone.now()
@@ -283,6 +281,7 @@ def snapshots_refresh(*, retailer_id: int, skus: list[str], reason: str, now: da
         )
         rules, policy = rule_specs(retailer_id), policy_spec(retailer_id)
         result, written, history = RefreshResult(), [], []
+        changes: list[PriceChange] = []
         for snapshot in rows:
             product = products[snapshot.sku]
             anchor = _anchor(snapshot, now_local.date())
@@ -295,6 +294,7 @@ def snapshots_refresh(*, retailer_id: int, skus: list[str], reason: str, now: da
             )
             computed = price_compute(inputs=inputs, rules=rules, policy=policy)
             old_prices = snapshot.prices
+            old_price = amount_format(snapshot.effective_price, snapshot.currency) if snapshot.version else None
             applied = _apply(
                 snapshot,
                 product,
@@ -309,11 +309,13 @@ def snapshots_refresh(*, retailer_id: int, skus: list[str], reason: str, now: da
                 continue
             written.append(snapshot)
             if applied.effective_changed:
-                history.append(_announce(snapshot, reason=reason, now=moment))
+                history.append(_history(snapshot, reason=reason, now=moment))
+                changes.append(_change(snapshot, old_price))
             history.extend(_variant_history(snapshot, applied.variants_changed, reason=reason, now=moment))
             if applied.effective_changed or applied.variants_changed or old_prices != snapshot.prices:
                 result.changed.append(snapshot.sku)
         _store(written)
         PriceHistory.objects.bulk_create(history)
+        prices_changed_announce(retailer_id=retailer_id, reason=reason, changes=changes, now=moment)
         transaction.on_commit(lambda: snapshots_cache_store(written))
     return result

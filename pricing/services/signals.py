@@ -36,8 +36,8 @@ def demand_signals_set(*, retailer_id: int, signals: dict[str, Decimal], actor: 
     """Store demand signals (1.0000 = normal) and reprice the SKUs whose price moves.
 
     One transaction for the whole batch; returns the SKUs whose price changed, each
-    of which appended price history and announced ``price.changed`` with its new
-    version. Signals for SKUs not in the catalog are kept for when they arrive.
+    of which appended price history; the batch announces them as one ``prices.changed``
+    event (old and new prices, new versions). Signals for SKUs not in the catalog are kept for when they arrive.
     Idempotent: the same signals again change nothing.
     """
     cleaned = {sku: demand_signal_clean(signal) for sku, signal in signals.items()}

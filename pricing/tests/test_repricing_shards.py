@@ -65,12 +65,15 @@ def test_every_price_change_appends_history_and_announces_its_version(alice) -> 
     shards_run_all()
     history = list(PriceHistory.objects.filter(sku="SKU-00000").order_by("version").values_list("price", "version"))
     assert history == [(Decimal("10.00"), 1), (Decimal("11.00"), 2)]
-    events = OutboxMessage.objects.filter(
-        task_name="workers.event_dispatch", kwargs__key=f"{alice.retailer.id}:SKU-00000"
+    events = OutboxMessage.objects.filter(task_name="workers.event_dispatch", kwargs__topic="prices.changed")
+    changes = sorted(
+        (sku["version"], sku["old_price"], sku["new_price"])
+        for event in events
+        for sku in event.kwargs["payload"]["skus"]
+        if sku["sku"] == "SKU-00000"
     )
-    payloads = sorted((m.kwargs["version"], m.kwargs["payload"]["price"]) for m in events)
-    assert payloads == [(1, "10.00"), (2, "11.00")]
-    assert events.first().kwargs["topic"] == "price.changed"
+    assert changes == [(1, None, "10.00"), (2, "10.00", "11.00")]
+    assert not OutboxMessage.objects.filter(kwargs__topic="price.changed").exists()
 
 
 def test_job_of_an_empty_catalog_is_done_at_once(alice) -> None:

@@ -30,14 +30,11 @@ def test_demand_signal_reprices_and_reports_a_change_once(priced) -> None:
     assert snapshot.effective_price == Decimal("110.00")
     assert demand_signal_set(retailer_id=rid, sku="A-1", signal=Decimal("1.2000"), actor="analytics") is False
     event = OutboxMessage.objects.filter(task_name="workers.event_dispatch").order_by("-id").first()
-    assert event.kwargs["payload"] == {
-        "retailer_id": rid,
-        "sku": "A-1",
-        "price": "110.00",
-        "currency": "USD",
-        "version": snapshot.version,
-    }
-    assert event.kwargs["key"] == f"{rid}:A-1"
+    assert event.kwargs["topic"] == "prices.changed"
+    assert event.kwargs["payload"]["retailer_id"] == rid
+    assert event.kwargs["payload"]["skus"] == [
+        {"sku": "A-1", "old_price": "100.00", "new_price": "110.00", "currency": "USD", "version": snapshot.version}
+    ]
 
 
 def test_bulk_demand_signals_return_the_skus_whose_price_moved(priced) -> None:

@@ -1,0 +1,319 @@
+"""Notifications benchmark: the whole webhook and email paths against bare loops, same run.
+
+    python bench/notifications_bench.py [--events 500] [--rate-events 300] [--emails 300] [--no-targets]
+
+On PostgreSQL + Redis (``DATABASE_URL`` / ``REDIS_URL`` / ``CELERY_BROKER_URL``; defaults as
+``bench/workers_bench.py``). The retailer's endpoint is a local HTTP server on 127.0.0.1
+answering 200 at once (``WEBHOOK_ALLOWED_NETWORKS=127.0.0.1/32``); SMTP is aiosmtpd on
+127.0.0.1. Real processes: one ``manage.py outbox_relay`` and one ``celery worker -Q
+default,webhooks,email -c 4`` (``worker_notify``'s prefetch, 1), and ``celery beat`` (the sweep).
+
+  (a) webhook deliveries/s through the whole path — ``--events`` outbox rows committed at
+      once → relay → dispatcher (fan-out) → relay → signed POST → attempt row — timed from
+      the commit to the last attempt row, against a bare loop of signed POSTs with the same
+      client library (``http.client``, a connection per POST as ours) and none of our code;
+  (b) the p99 time from a business commit to the endpoint receiving its first attempt, at
+      100 events/s (``--rate-events`` events, one transaction each);
+  (c) email sends/s through the queue to aiosmtpd against a bare ``smtplib`` loop (a
+      connection per message, as Django's backend opens for one ``send()``).
+
+Targets: (a) >= 0.5 x bare, (b) p99 <= 1 s, (c) >= 0.5 x bare; a miss exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import secrets
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_ENV = {
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/storefabric_bench",
+    "REDIS_URL": "redis://127.0.0.1:6379/12",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",
+    "BROKER_CONFIG_CHECK": "warn",  # cache and broker are two databases of one server here
+    "DJANGO_SETTINGS_MODULE": "app.settings",
+    "SECRET_KEY": secrets.token_urlsafe(48),
+    "SECURE_SSL_REDIRECT": "0",
+    "LOG_FORMAT": "json",
+    "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the endpoint is on loopback
+    "WEBHOOK_HTTPS_ONLY": "0",
+    "EMAIL_HOST": "127.0.0.1",
+}
+TARGET_RATIO = 0.5
+TARGET_P99_SECONDS = 1.0
+
+if __name__ == "__main__":  # configure this process before Django is imported below
+    for _name, _value in BENCH_ENV.items():
+        os.environ.setdefault(_name, _value)
+    os.environ.update({"DEBUG": "0", "PYTHONPATH": str(ROOT)})
+
+import django  # noqa: E402
+
+django.setup()
+
+from aiosmtpd.controller import Controller  # noqa: E402
+from django.db import transaction  # noqa: E402
+
+from app.tenancy.services import retailer_create  # noqa: E402
+from bench.workers_bench import database_ensure  # noqa: E402
+from notifications.envelope import event_public_id  # noqa: E402
+from notifications.models import DeliveryAttempt, EmailNotification  # noqa: E402
+from notifications.services.email import notification_enqueue  # noqa: E402
+from notifications.services.endpoints import endpoint_create  # noqa: E402
+from workers.outbox import outbox_announce  # noqa: E402
+
+received: dict[str, float] = {}  # webhook-id → first arrival
+received_lock = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with received_lock:
+            received.setdefault(self.headers.get("webhook-id", ""), time.time())
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.count += 1
+        return "250 OK"
+
+
+def start(args: list[str], env: dict[str, str], ready: str) -> subprocess.Popen[bytes]:
+    """Start a process logging to a file (a pipe drained by this busy process would block its writes)."""
+    log = Path(tempfile.mkdtemp()) / "output.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while ready not in log.read_text(errors="replace"):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError(f"{args[1:5]} did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.1)
+    return process
+
+
+def wait_for(predicate: Any, timeout: float = 120.0) -> float:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the benchmark's work did not finish")
+        time.sleep(0.02)
+    return time.monotonic()
+
+
+def announce(retailer_id: int, key: str) -> str:
+    outbox_announce(topic="prices.changed", payload={"retailer_id": retailer_id, "skus": []}, key=key, version=1)
+    return event_public_id(topic="prices.changed", key=key, version=1)
+
+
+def whole_path(retailer_id: int, count: int, run: str) -> float:
+    before = DeliveryAttempt.objects.count()
+    started = time.monotonic()
+    with transaction.atomic():
+        for n in range(count):
+            announce(retailer_id, f"{run}:bulk:{n}")
+    done = wait_for(lambda: DeliveryAttempt.objects.count() - before >= count)
+    return count / (done - started)
+
+
+def bare_posts(url_port: int, count: int) -> float:
+    key = secrets.token_bytes(24)
+    body = b'{"id":"msg_x","type":"prices.changed","data":{"skus":[]}}'
+    started = time.monotonic()
+    for n in range(count):
+        stamp = str(int(time.time()))
+        signature = base64.b64encode(hmac.new(key, f"msg_{n}.{stamp}.".encode() + body, hashlib.sha256).digest())
+        connection = http.client.HTTPConnection("127.0.0.1", url_port, timeout=15)
+        connection.request(
+            "POST",
+            "/bare",
+            body,
+            {
+                "webhook-id": f"bare_{n}",
+                "webhook-timestamp": stamp,
+                "webhook-signature": "v1," + signature.decode(),
+                "Content-Type": "application/json",
+            },
+        )
+        connection.getresponse().read(4096)
+        connection.close()
+    return count / (time.monotonic() - started)
+
+
+def commit_to_first_attempt(retailer_id: int, count: int, run: str) -> list[float]:
+    committed: dict[str, float] = {}
+    for n in range(count):
+        tick = time.monotonic()
+        with transaction.atomic():
+            message_id = announce(retailer_id, f"{run}:paced:{n}")
+        committed[message_id] = time.time()
+        time.sleep(max(0.0, 0.01 - (time.monotonic() - tick)))
+    wait_for(lambda: all(message_id in received for message_id in committed))
+    return sorted(received[message_id] - moment for message_id, moment in committed.items())
+
+
+def emails_through_queue(retailer_id: int, sink: Sink, count: int, run: str) -> float:
+    before = sink.count
+    started = time.monotonic()
+    with transaction.atomic():
+        for n in range(count):
+            notification_enqueue(
+                retailer_id=retailer_id,
+                to_email=f"ops{n}@bench.example",
+                kind="backup.completed",
+                context={},
+                dedup_key=f"{run}:email:{n}",
+            )
+    done = wait_for(lambda: sink.count - before >= count)
+    assert EmailNotification.objects.filter(dedup_key__startswith=f"{run}:email:", state="sent").count() == count
+    return count / (done - started)
+
+
+def bare_smtp(port: int, count: int) -> float:
+    started = time.monotonic()
+    for n in range(count):
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "bench@storefabric.dev", f"b{n}@bench.example", "bench"
+        message.set_content("Your backup is complete.")
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.send_message(message)
+    return count / (time.monotonic() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--rate-events", type=int, default=300)
+    parser.add_argument("--emails", type=int, default=300)
+    parser.add_argument("--no-migrate", action="store_true")
+    parser.add_argument("--no-targets", action="store_true")
+    options = parser.parse_args(argv)
+    env = dict(os.environ)
+    if not options.no_migrate:
+        database_ensure(os.environ["DATABASE_URL"])
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    sink = Sink()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        smtp_port = probe.getsockname()[1]
+    smtpd = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    smtpd.start()
+    env["EMAIL_PORT"] = str(smtp_port)
+    run = secrets.token_hex(4)
+    retailer, _, _ = retailer_create(name=f"Bench {run}", origins=[], actor="bench")
+    endpoint_create(
+        retailer=retailer, url=f"http://127.0.0.1:{httpd.server_address[1]}/hook", event_types=["prices.changed"]
+    )
+    processes = [
+        start([sys.executable, "manage.py", "outbox_relay"], env, "outbox_relay_started"),
+        # beat runs the 2 s sweep that hands postponed deliveries (endpoint at its concurrency) back
+        start(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "app",
+                "beat",
+                "--schedule",
+                str(Path(tempfile.mkdtemp()) / "beat-schedule"),
+            ],
+            env,
+            "beat: Starting",
+        ),
+        start(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "app",
+                "worker",
+                "-Q",
+                "default,webhooks,email",
+                "-c",
+                "4",
+                "--prefetch-multiplier=1",
+                "-n",
+                f"bench-{run}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            env,
+            " ready.",
+        ),
+    ]
+    try:
+        whole_path(retailer.pk, 20, run + "w")  # warm up the pool processes' connections
+        bare = bare_posts(httpd.server_address[1], options.events)
+        ours = whole_path(retailer.pk, options.events, run)
+        latencies = commit_to_first_attempt(retailer.pk, options.rate_events, run)
+        email_bare = bare_smtp(smtp_port, options.emails)
+        email_ours = emails_through_queue(retailer.pk, sink, options.emails, run)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        smtpd.stop()
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    summary = {
+        "webhooks_per_s": round(ours, 1),
+        "bare_posts_per_s": round(bare, 1),
+        "webhook_ratio": round(ours / bare, 3),
+        "commit_to_first_attempt_p50_s": round(latencies[len(latencies) // 2], 3),
+        "commit_to_first_attempt_p99_s": round(p99, 3),
+        "emails_per_s": round(email_ours, 1),
+        "bare_smtp_per_s": round(email_bare, 1),
+        "email_ratio": round(email_ours / email_bare, 3),
+    }
+    print(json.dumps(summary, indent=2))
+    missed = [
+        name
+        for name, ok in (
+            ("webhook_ratio", summary["webhook_ratio"] >= TARGET_RATIO),
+            ("commit_to_first_attempt_p99_s", p99 <= TARGET_P99_SECONDS),
+            ("email_ratio", summary["email_ratio"] >= TARGET_RATIO),
+        )
+        if not ok
+    ]
+    if missed and not options.no_targets:
+        print("MISSED: " + ", ".join(missed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""One attempt of one webhook delivery: claim, sign and POST, record.
+
+The claim is a conditional UPDATE that must change exactly one row (a due ``pending``
+delivery, or a ``sending`` one whose lease expired because its worker died), taken
+under the endpoint's row lock so the per-endpoint concurrency limit and the circuit
+breaker are checked against the deliveries actually in flight. The POST happens
+outside any transaction; its outcome is recorded in one transaction with the attempt
+row. A re-sent delivery carries the same ``webhook-id`` (the event's) and the same
+body; ``webhook-timestamp`` is the real time of each send.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from app import outbound_http
+from notifications.envelope import envelope_body
+from notifications.models import Delivery, DeliveryAttempt, WebhookEndpoint
+from notifications.schedule import Verdict, answer_verdict, retry_delay
+from notifications.services.endpoints import endpoint_secrets
+from notifications.services.health import endpoint_record_failure, endpoint_record_gone, endpoint_record_success
+from notifications.signing import signed_headers
+
+log = structlog.get_logger(__name__)
+
+BUSY_POSTPONE = timedelta(seconds=1)
+EXCERPT_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery: Delivery
+    url: str
+    secrets: list[str]
+    body: bytes
+
+
+def _claimable(now: datetime) -> Q:
+    return Q(state=Delivery.State.PENDING, next_attempt_at__lte=now) | Q(
+        state=Delivery.State.SENDING, lease_until__lt=now
+    )
+
+
+@transaction.atomic
+def delivery_claim(*, delivery_id: int) -> Claimed | None:
+    """Claim one attempt of the delivery, or ``None`` (not due, done, or postponed because its
+    endpoint is at its concurrency limit or its circuit is open)."""
+    now = timezone.now()
+    delivery = Delivery.objects.filter(pk=delivery_id).filter(_claimable(now)).first()
+    if delivery is None:
+        return None
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+    if not endpoint.enabled:
+        Delivery.objects.filter(pk=delivery_id).filter(_claimable(now)).update(state=Delivery.State.HELD)
+        return None
+    postpone_to = _postponed_until(endpoint, now)
+    if postpone_to is not None:
+        Delivery.objects.filter(pk=delivery_id, state=Delivery.State.PENDING).update(
+            next_attempt_at=postpone_to, dispatched_at=None
+        )
+        return None
+    changed = (
+        Delivery.objects.filter(pk=delivery_id)
+        .filter(_claimable(now))
+        .update(
+            state=Delivery.State.SENDING,
+            lease_until=now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS),
+            attempts=delivery.attempts + 1,
+        )
+    )
+    if changed != 1:
+        return None
+    delivery.refresh_from_db()
+    return Claimed(
+        delivery=delivery, url=endpoint.url, secrets=endpoint_secrets(endpoint), body=envelope_body(delivery.event)
+    )
+
+
+def _postponed_until(endpoint: WebhookEndpoint, now: datetime) -> datetime | None:
+    if endpoint.circuit_open_until and endpoint.circuit_open_until > now:
+        return endpoint.circuit_open_until
+    in_flight = Delivery.objects.filter(endpoint=endpoint, state=Delivery.State.SENDING, lease_until__gte=now).count()
+    limit = (
+        1
+        if endpoint.consecutive_failures >= settings.WEBHOOK_CIRCUIT_FAILURES
+        else (settings.WEBHOOK_ENDPOINT_CONCURRENCY)
+    )  # half-open: one probe at a time
+    if in_flight >= limit:
+        return now + BUSY_POSTPONE
+    return None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    excerpt: str
+    duration_ms: int
+    error: str
+    verdict: Verdict
+
+
+def delivery_post(claimed: Claimed) -> Outcome:
+    """Sign and POST; never raises for the endpoint's failures (they are the outcome)."""
+    message_id = claimed.delivery.event.public_id
+    headers = signed_headers(
+        secrets=claimed.secrets, message_id=message_id, timestamp=int(time.time()), body=claimed.body
+    )
+    started = time.monotonic()
+    try:
+        response = outbound_http.post(claimed.url, body=claimed.body, headers=headers)
+    except outbound_http.OutboundError as error:
+        duration = round((time.monotonic() - started) * 1000)
+        outcome = "permanent" if error.kind == "private_address" else "retry"
+        return Outcome(None, "", duration, f"{error.kind}: {error}"[:500], Verdict(outcome))
+    excerpt = response.body.decode("utf-8", "replace")[:EXCERPT_CHARS]
+    verdict = answer_verdict(response.status, response.headers.get("retry-after"))
+    return Outcome(response.status, excerpt, response.duration_ms, "", verdict)
+
+
+@transaction.atomic
+def delivery_record(*, claimed: Claimed, outcome: Outcome) -> Delivery:
+    """Store the attempt and move the delivery on: succeeded, retried on the schedule
+    (or after Retry-After, whichever is later), or failed (permanent, or the last attempt)."""
+    delivery = Delivery.objects.select_for_update().get(pk=claimed.delivery.pk)
+    number = claimed.delivery.attempts
+    DeliveryAttempt.objects.create(
+        delivery=delivery,
+        number=number,
+        status_code=outcome.status_code,
+        response_excerpt=outcome.excerpt,
+        duration_ms=outcome.duration_ms,
+        error=outcome.error,
+        outcome=outcome.verdict.outcome,
+    )
+    if delivery.state != Delivery.State.SENDING or delivery.attempts != number:
+        return delivery  # another claim took over after our lease expired; it decides
+    now = timezone.now()
+    verdict = outcome.verdict
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+    if verdict.outcome == "succeeded":
+        delivery.state, delivery.finished_at = Delivery.State.SUCCEEDED, now
+        endpoint_record_success(endpoint=endpoint)
+    elif verdict.outcome == "gone":
+        delivery.state, delivery.finished_at = Delivery.State.FAILED, now
+        endpoint_record_gone(endpoint=endpoint)
+    elif verdict.outcome == "permanent":
+        delivery.state, delivery.finished_at = Delivery.State.FAILED, now
+    else:
+        _schedule_retry(delivery, verdict, now)
+        endpoint_record_failure(endpoint=endpoint)
+    delivery.lease_until = None
+    delivery.save(update_fields=["state", "finished_at", "next_attempt_at", "dispatched_at", "lease_until"])
+    log.info(
+        "webhook_attempt",
+        delivery_id=delivery.pk,
+        attempt=number,
+        status=outcome.status_code,
+        outcome=verdict.outcome,
+        state=delivery.state,
+        duration_ms=outcome.duration_ms,
+    )
+    return delivery
+
+
+def _schedule_retry(delivery: Delivery, verdict: Verdict, now: datetime) -> None:
+    delay = retry_delay(delivery.attempts)
+    if delay is None:
+        delivery.state, delivery.finished_at = Delivery.State.FAILED, now
+        return
+    if verdict.retry_after is not None:
+        delay = max(delay, timedelta(seconds=verdict.retry_after))
+    delivery.state = Delivery.State.PENDING
+    delivery.next_attempt_at = now + delay
+    delivery.dispatched_at = None
+
+
+def delivery_attempt(*, delivery_id: int) -> Delivery | None:
+    """Claim, send and record one attempt; ``None`` when there was nothing to claim."""
+    claimed = delivery_claim(delivery_id=delivery_id)
+    if claimed is None:
+        return None
+    return delivery_record(claimed=claimed, outcome=delivery_post(claimed))

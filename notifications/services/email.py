@@ -1,0 +1,147 @@
+"""Email notifications: created in the business transaction, sent once per notification id.
+
+``notification_enqueue_for_retailer`` writes one row per confirmed address (unique
+``dedup_key``: the same cause never mails an address twice) and an outbox message per
+row. ``notification_send`` claims the row (``pending``, or ``sending`` with an expired
+lease: its worker died mid-send), records ``sending``, talks SMTP outside any
+transaction, then records ``sent``. The Message-ID is ``<notification-id@storefabric>``,
+so in the one window we cannot close (the server accepted, we died before the commit)
+the re-send carries the same Message-ID and the receiver can drop it.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from notifications.models import EmailNotification, NotificationAddress, Suppression
+from notifications.smtp_errors import SmtpVerdict, smtp_verdict
+from workers.errors import PermanentError, TransientError
+from workers.outbox import outbox_enqueue_task
+
+log = structlog.get_logger(__name__)
+
+EMAIL_SEND_TASK = "notifications.email_send"
+LEASE = timedelta(seconds=60)  # longer than the SMTP timeout (EMAIL_TIMEOUT, 10 s) times the steps
+SUBJECTS = {
+    "address.confirm": "Confirm your Storefabric notification address",
+    "backup.completed": "Your backup is complete",
+    "backup.failed": "Your backup failed",
+    "endpoint.unhealthy": "A webhook endpoint of yours is failing",
+    "endpoint.disabled": "A webhook endpoint of yours was disabled",
+}
+
+
+def notification_enqueue(
+    *, retailer_id: int, to_email: str, kind: str, context: dict[str, Any], dedup_key: str
+) -> EmailNotification:
+    """One notification to one address, and the outbox message that sends it. Idempotent on ``dedup_key``."""
+    notification, created = EmailNotification.objects.get_or_create(
+        dedup_key=dedup_key[:255],
+        defaults={"retailer_id": retailer_id, "to_email": to_email.lower(), "kind": kind, "context": context},
+    )
+    if created:
+        outbox_enqueue_task(
+            task_name=EMAIL_SEND_TASK,
+            kwargs={"notification_id": str(notification.pk)},
+            idempotency_key=f"email:{notification.pk}",
+        )
+    return notification
+
+
+def notification_enqueue_for_retailer(
+    *, retailer_id: int, kind: str, context: dict[str, Any], dedup_key: str
+) -> list[EmailNotification]:
+    """A notification to each confirmed address of the retailer (call inside the transaction of the cause)."""
+    addresses = NotificationAddress.objects.filter(retailer_id=retailer_id, confirmed_at__isnull=False)
+    return [
+        notification_enqueue(
+            retailer_id=retailer_id,
+            to_email=address.email,
+            kind=kind,
+            context=context,
+            dedup_key=f"{dedup_key}:{address.pk}",
+        )
+        for address in addresses
+    ]
+
+
+def _claim(notification_id: str) -> EmailNotification | None:
+    """Mark the row ``sending``; a row already sent, failed, suppressed or being sent gives ``None``."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimable = Q(state=EmailNotification.State.PENDING) | Q(
+            state=EmailNotification.State.SENDING, lease_until__lt=now
+        )
+        row = EmailNotification.objects.select_for_update().filter(claimable, pk=notification_id).first()
+        if row is None:
+            return None
+        if Suppression.objects.filter(email=row.to_email).exists():
+            row.state, row.last_error = EmailNotification.State.SUPPRESSED, "the address is on the suppression list"
+            row.save(update_fields=["state", "last_error"])
+            return None
+        row.state, row.lease_until, row.attempts = EmailNotification.State.SENDING, now + LEASE, row.attempts + 1
+        row.save(update_fields=["state", "lease_until", "attempts"])
+    return row
+
+
+def notification_message(notification: EmailNotification) -> EmailMultiAlternatives:
+    """The message, rendered from ``notifications/email/<kind>.txt`` and ``.html``."""
+    template = notification.kind.replace(".", "_")
+    context = {**notification.context, "notification": notification}
+    message = EmailMultiAlternatives(
+        subject=SUBJECTS.get(notification.kind, "Storefabric notification"),
+        body=render_to_string(f"notifications/email/{template}.txt", context),
+        to=[notification.to_email],
+        headers={"Message-ID": notification.message_id},
+    )
+    message.attach_alternative(render_to_string(f"notifications/email/{template}.html", context), "text/html")
+    return message
+
+
+def notification_send(*, notification_id: str) -> str:
+    """Send one notification at most once per claim; returns the row's state afterwards.
+
+    Raises ``TransientError`` (SMTP 4xx, connection failure: the task retries with backoff,
+    the row back to ``pending``) or ``PermanentError`` (5xx: the row ``failed``; a 5.1.x /
+    5.2.x recipient failure also suppresses the address)."""
+    row = _claim(notification_id)
+    if row is None:
+        return EmailNotification.objects.filter(pk=notification_id).values_list("state", flat=True).first() or ""
+    try:
+        notification_message(row).send()
+    except (TimeoutError, smtplib.SMTPException, OSError) as error:
+        verdict = smtp_verdict(error)
+        _record_failure(row, verdict)
+        if verdict.permanent:
+            raise PermanentError(verdict.detail) from error
+        raise TransientError(verdict.detail) from error
+    EmailNotification.objects.filter(pk=row.pk, state=EmailNotification.State.SENDING).update(
+        state=EmailNotification.State.SENT, sent_at=timezone.now(), lease_until=None
+    )
+    log.info("email_sent", notification_id=str(row.pk), kind=row.kind)
+    return EmailNotification.State.SENT
+
+
+@transaction.atomic
+def _record_failure(row: EmailNotification, verdict: SmtpVerdict) -> None:
+    state = EmailNotification.State.FAILED if verdict.permanent else EmailNotification.State.PENDING
+    EmailNotification.objects.filter(pk=row.pk).update(state=state, last_error=verdict.detail[:500], lease_until=None)
+    if verdict.suppress:
+        suppression_add(email=row.to_email, reason="smtp_recipient", detail=verdict.detail)
+
+
+def suppression_add(*, email: str, reason: str, detail: str = "") -> Suppression:
+    """Put an address on the suppression list (idempotent); later sends to it are recorded ``suppressed``."""
+    suppression, _ = Suppression.objects.get_or_create(
+        email=email.lower(), defaults={"reason": reason[:40], "detail": detail[:500]}
+    )
+    return suppression

@@ -1,0 +1,33 @@
+"""The outbox subscriptions of notifications: every fanned-out topic becomes webhook
+deliveries, and the emailed ones also become email notifications.
+
+Registered with ``workers.outbox.outbox_subscriber`` when the app loads, so no other app
+imports this one: the dispatcher (``workers.event_dispatch``) finds the handlers by topic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from notifications.events import EMAILED, FANNED_OUT
+from notifications.services.email import notification_enqueue_for_retailer
+from notifications.services.fanout import event_fan_out
+from workers.outbox import outbox_subscriber
+
+
+def event_notify(event: dict[str, Any]) -> None:
+    """Fan ``event`` out to webhooks and, for the emailed topics, to the confirmed addresses.
+    Idempotent: a redelivered event finds its rows (unique keys) and adds none."""
+    event_fan_out(event=event)
+    retailer_id = event.get("retailer_id")
+    if event["topic"] in EMAILED and isinstance(retailer_id, int):
+        notification_enqueue_for_retailer(
+            retailer_id=retailer_id,
+            kind=str(event["topic"]),
+            context={name: value for name, value in event.items() if isinstance(value, str | int | float)},
+            dedup_key=f"event:{event['topic']}:{event['key']}:{event['version']}",
+        )
+
+
+for _topic in FANNED_OUT:
+    outbox_subscriber(_topic)(event_notify)

@@ -1,0 +1,40 @@
+"""Celery entry points of notifications: one webhook attempt, the due-deliveries sweep, one email.
+
+Importing this module (autodiscovery) also registers the outbox subscribers (apps.ready).
+"""
+
+from __future__ import annotations
+
+from notifications.services.delivery import delivery_attempt
+from notifications.services.email import EMAIL_SEND_TASK, notification_send
+from notifications.services.fanout import DELIVERY_SEND_TASK
+from notifications.services.sweep import deliveries_sweep as due_deliveries_sweep
+from workers.reliable import reliable_task
+from workers.routing import Queue
+
+
+@reliable_task(name=DELIVERY_SEND_TASK, queue=Queue.WEBHOOKS, soft_time_limit=25, time_limit=30, max_retries=0)
+def delivery_send(*, delivery_id: int, idempotency_key: str) -> None:
+    """One attempt of one delivery (at most 15 s of HTTP). A duplicate finds nothing to claim.
+    Retries are scheduled in the delivery row (``next_attempt_at``), not by Celery."""
+    delivery_attempt(delivery_id=delivery_id)
+
+
+@reliable_task(name="notifications.deliveries_sweep", queue=Queue.WEBHOOKS, soft_time_limit=20, time_limit=25)
+def deliveries_sweep(*, idempotency_key: str) -> None:
+    """Every 2 s (beat): publish an attempt for each due delivery and each lease a dead worker left."""
+    due_deliveries_sweep()
+
+
+@reliable_task(
+    name=EMAIL_SEND_TASK,
+    queue=Queue.EMAIL,
+    soft_time_limit=50,
+    time_limit=60,
+    max_retries=8,
+    backoff_base=10.0,
+    backoff_cap=1800.0,
+)
+def email_send(*, notification_id: str, idempotency_key: str) -> None:
+    """Send one email notification once; SMTP 4xx / connection failures retry with capped backoff."""
+    notification_send(notification_id=notification_id)

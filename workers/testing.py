@@ -357,14 +357,19 @@ PRIVATE_REDIS_PORTS = range(6391, 6400)
 
 
 def _free_port(candidates: Sequence[int]) -> int:
-    for port in candidates:
+    """The first free port of this pytest-xdist worker's share of ``candidates`` (gwN takes every
+    N-th): two workers checking the same port at once would both find it free."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    share = list(candidates)[int(worker) % count :: count] if worker.isdigit() and count > 1 else candidates
+    for port in share:
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {candidates[0]}-{candidates[-1]} for a private redis-server")
+    raise RuntimeError(f"no free port of {list(share)} for a private server")
 
 
 class PrivateRedis:

@@ -24,5 +24,6 @@ urlpatterns = [
     path("", include("workers.urls")),
     path("v1/", include("pricing.urls")),
     path("v1/", include("analytics.urls")),
+    path("v1/", include("backups.urls")),
     path("demo/", include("analytics.demo_urls")),
 ]

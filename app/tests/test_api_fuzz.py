@@ -63,6 +63,11 @@ UNSTATED_RULES = {
     "v1_rules_partial_update": "params depend on kind",
     "price_history_list": "the cursor is opaque: only a next or previous link is one",
     "products_list": "the cursor is opaque: only a next or previous link is one",
+    "backups_list": "the cursor is opaque: only a next or previous link is one",
+    "backup_files_list": "after_b64 is opaque; a prefix must be relative, without '..' (backups.paths)",
+    "backup_file_download": "a path must be relative, without '..' (backups.paths)",
+    "backup_file_by_bytes_download": "path_b64 must be base64 of a relative path, without '..' (backups.paths)",
+    "backup_restore": "prefix and target must be relative, without '..' (backups.paths)",
     "ops_deadletters_list": "a NUL character in task is refused (400 invalid_characters: PostgreSQL cannot store it)",
 }
 CONFIG = schemathesis.Config.from_dict(

@@ -27,7 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.db import transaction
@@ -93,8 +93,10 @@ def copy_lane_run(*, backup_id: int, lane: int, generation: int) -> str:
     return "handed_over"
 
 
-def entries_claim(*, backup_id: int, token: str, limit: int = BATCH_MAX_ENTRIES) -> list[FileEntry]:
-    """Claim up to ``limit`` entries to copy (pending, or with an expired lease) for ``token``."""
+def entries_claim(*, backup_id: int, token: str, limit: int | None = None) -> list[FileEntry]:
+    """Claim up to ``limit`` (default ``BATCH_MAX_ENTRIES``) entries to copy (pending, or with an
+    expired lease) for ``token``."""
+    limit = limit or BATCH_MAX_ENTRIES
     now = timezone.now()
     claimable = Q(state=FileEntry.State.PENDING) | Q(state=FileEntry.State.CLAIMED, lease_until__lt=now)
     with transaction.atomic():
@@ -275,7 +277,7 @@ def _entries_finish(backup: Backup, results: list[Copied], token: str, new_chunk
     files = size = read = reused = unreadable = exported = 0
     for copied in results:
         entry = copied.entry
-        fields = {"claim_token": "", "lease_until": None, "error": copied.error}
+        fields: dict[str, Any] = {"claim_token": "", "lease_until": None, "error": copied.error}
         if copied.chunks is None:
             fields["state"] = FileEntry.State.UNREADABLE
         else:

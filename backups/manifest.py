@@ -49,7 +49,7 @@ def manifest_write(name: str, lines: Iterable[dict[str, Any]]) -> tuple[str, int
         frames.feed(compressor.flush())
         frames.close()
         spool.seek(0)
-        object_save(name, File(spool))
+        object_save(name, File(spool))  # type: ignore[arg-type]  # a File is what Storage.save takes
     return digest.hexdigest(), count
 
 

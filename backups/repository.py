@@ -130,7 +130,7 @@ def object_read(path: str) -> io.BufferedIOBase:
     return repository_storage().open(path, "rb")  # type: ignore[return-value]
 
 
-def object_save(path: str, content: ContentFile[bytes] | io.IOBase) -> None:
+def object_save(path: str, content: ContentFile[bytes] | io.IOBase) -> None:  # any django File
     storage = repository_storage()
     if storage.exists(path):
         storage.delete(path)  # a finalize that ran twice writes the same manifest again

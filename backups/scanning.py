@@ -20,6 +20,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -61,7 +62,7 @@ def backup_scan_slice(*, backup_id: int, slice_number: int) -> bool:
         cursor.done = not stack
         cursor.updated_at = timezone.now()
         cursor.save()
-        changes = {
+        changes: dict[str, Any] = {
             "files_total": F("files_total") + findings.files,
             "files_done": F("files_done") + findings.done,
             "bytes_total": F("bytes_total") + findings.bytes,

@@ -25,7 +25,7 @@ MAX_FILES_PER_PROBLEM = 20
 def verify_slice(job: Job) -> SliceResult:
     retailer_id = job.backup.retailer_id
     after = int(bytes(job.cursor).decode()) if job.cursor else 0
-    result = SliceResult(cursor=job.cursor and bytes(job.cursor))
+    result = SliceResult(cursor=bytes(job.cursor) if job.cursor else None)
     deadline = time.monotonic() + SLICE_SECONDS
     packs = Pack.objects.filter(retailer_id=retailer_id, id__gt=after).order_by("id")
     for pack in packs.iterator(chunk_size=100):

@@ -26,11 +26,11 @@ RUNNERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def outbox_drain(max_steps: int = 500) -> int:
-    """Run pending backups rows oldest first until none is left; returns how many ran."""
+def outbox_drain(max_steps: int = 500, only: tuple[str, ...] = tuple(RUNNERS)) -> int:
+    """Run pending backups rows (of the ``only`` tasks) oldest first until none is left; returns how many ran."""
     for step in range(max_steps):
         row = (
-            OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING, task_name__in=list(RUNNERS))
+            OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING, task_name__in=list(only))
             .order_by("id")
             .first()
         )

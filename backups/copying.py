@@ -1,6 +1,7 @@
 """Copy lanes: claim batches of file entries with a lease, chunk them into packs, mark them done.
 
-A backup runs ``BACKUP_COPY_LANES`` lanes in parallel. A lane message runs for at most
+Each scan slice that found files queues ``BACKUP_COPY_LANES`` lanes (so do the start and the last
+slice); a lane with nothing to claim while the walk goes on ends at once. A lane message runs for at most
 ``BACKUP_COPY_SLICE_SECONDS`` (plus the file it is in), then queues its successor (same lane, next
 generation) through the outbox, so no task runs long and a lane never multiplies: the
 successor's idempotency key is fixed by (backup, lane, generation).
@@ -36,7 +37,7 @@ from django.utils import timezone
 
 from backups.chunking import IterStream, chunk_id, stream_chunks
 from backups.exporters import export_name_of, exporter_get
-from backups.models import Backup, Chunk, FileEntry, Pack
+from backups.models import Backup, Chunk, FileEntry, Pack, ScanCursor
 from backups.paths import source_root
 from backups.repository import PackWriter
 from backups.services import backup_copy_complete, backup_fail, copy_lane_enqueue
@@ -63,9 +64,9 @@ class _LeaseLostError(Exception):
     pass
 
 
-def copy_lane_run(*, backup_id: int, lane: int, generation: int) -> str:
-    """Run one lane message; returns why it stopped (``complete``, ``ended``, ``handed_over``,
-    ``failed``). Idempotent: every effect is a conditional update on claimed rows."""
+def copy_lane_run(*, backup_id: int, lane: str, generation: int) -> str:
+    """Run one lane message; returns why it stopped (``complete``, ``idle``, ``ended``,
+    ``handed_over``, ``failed``). Idempotent: every effect is a conditional update on claimed rows."""
     token = uuid.uuid4().hex
     deadline = time.monotonic() + settings.BACKUP_COPY_SLICE_SECONDS
     backup = Backup.objects.get(pk=backup_id)
@@ -79,7 +80,9 @@ def copy_lane_run(*, backup_id: int, lane: int, generation: int) -> str:
         if not batch:
             if backup_copy_complete(backup_id=backup_id):
                 return "complete"
-            time.sleep(IDLE_SLEEP_SECONDS)  # the walk is still finding files, or another lane holds the rest
+            if not ScanCursor.objects.filter(backup_id=backup_id, done=True).exists():
+                return "idle"  # the walk's next slice queues lanes for what it finds
+            time.sleep(IDLE_SLEEP_SECONDS)  # other lanes hold the rest; a dead one's lease runs out
             continue
         try:
             batch_copy(backup=backup, batch=batch, token=token)

@@ -7,7 +7,8 @@ as :class:`~backups.models.FileEntry` work rows, pushes subdirectories, and stop
 ``BACKUP_SCAN_SLICE_SECONDS`` or ``SLICE_MAX_ENTRIES``. Rows, counters, the new stack and the
 next slice's outbox row commit in one transaction: a slice killed midway rolls back whole and
 runs again from the same stack (at most one slice redone), and a duplicate delivery of a slice
-already run finds ``slice_number`` moved on and does nothing.
+already run finds ``slice_number`` moved on and does nothing. A slice that found files queues
+copy lanes for them in the same transaction.
 
 Symlinks are recorded (their target), never followed; sockets, FIFOs and devices are skipped
 and counted; a directory that cannot be read is recorded as an unreadable entry.
@@ -29,7 +30,7 @@ from django.utils import timezone
 
 from backups.models import Backup, FileEntry, ScanCursor
 from backups.paths import source_root
-from backups.services import scan_slice_enqueue
+from backups.services import copy_lanes_enqueue, scan_slice_enqueue
 
 # A slice writes at most this many rows in its transaction (~20 MB of WAL); a directory is
 # always read whole, so one directory larger than this makes one larger slice.
@@ -76,6 +77,8 @@ def backup_scan_slice(*, backup_id: int, slice_number: int) -> bool:
         Backup.objects.filter(pk=backup.pk).update(**changes)
         if not cursor.done:
             scan_slice_enqueue(backup_id=backup_id, slice_number=cursor.slice_number)
+        if findings.files or cursor.done:
+            copy_lanes_enqueue(backup_id=backup_id, origin=f"s{slice_number}")
     return True
 
 

@@ -31,7 +31,15 @@ def scan_slice_enqueue(*, backup_id: int, slice_number: int) -> None:
     )
 
 
-def copy_lane_enqueue(*, backup_id: int, lane: int, generation: int) -> None:
+def copy_lanes_enqueue(*, backup_id: int, origin: str) -> None:
+    """Queue ``BACKUP_COPY_LANES`` copy lanes for the entries just found (``origin``: ``start`` or
+    ``s<slice>``). A lane with nothing to claim while the walk goes on ends at once: lanes never
+    sit in a worker process waiting, which would starve the walk's own slices on a small pool."""
+    for index in range(settings.BACKUP_COPY_LANES):
+        copy_lane_enqueue(backup_id=backup_id, lane=f"{origin}-{index}", generation=0)
+
+
+def copy_lane_enqueue(*, backup_id: int, lane: str, generation: int) -> None:
     outbox_enqueue_task(
         task_name=COPY_TASK,
         kwargs={"backup_id": backup_id, "lane": lane, "generation": generation},
@@ -63,8 +71,7 @@ def backup_start(*, retailer_id: int) -> tuple[Backup, bool]:
             backup.files_total = len(names)
             backup.save(update_fields=["files_total"])
             scan_slice_enqueue(backup_id=backup.pk, slice_number=0)
-            for lane in range(settings.BACKUP_COPY_LANES):
-                copy_lane_enqueue(backup_id=backup.pk, lane=lane, generation=0)
+            copy_lanes_enqueue(backup_id=backup.pk, origin="start")
     except IntegrityError:  # a concurrent click won the unique index
         running = backup_running(retailer_id=retailer_id)
         if running is None:

@@ -22,7 +22,7 @@ def scan_slice(*, backup_id: int, slice_number: int, idempotency_key: str) -> bo
 
 
 @reliable_task(name="backups.copy_lane", queue=Queue.BACKUPS, soft_time_limit=300, time_limit=360)
-def copy_lane(*, backup_id: int, lane: int, generation: int, idempotency_key: str) -> str:
+def copy_lane(*, backup_id: int, lane: str, generation: int, idempotency_key: str) -> str:
     """Copy claimed batches for ~20 s, then hand over to the lane's next generation."""
     return copy_lane_run(backup_id=backup_id, lane=lane, generation=generation)
 

@@ -40,12 +40,12 @@ class BackupRestoreApi(APIView):
         summary="Restore a snapshot (or a prefix) into BACKUP_RESTORE_ROOT/<retailer>/<target>, as a job",
     )
     def post(self, request: Request, backup_id: int) -> Response:
-        backup = backup_get(retailer_id=auth_context(request).retailer_id, backup_id=backup_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         prefix = path_from_input(text=values.get("prefix"), b64=values.get("prefix_b64"), field="prefix")
         target = path_from_input(text=values["target"], b64=None, field="target") or b""
+        backup = backup_get(retailer_id=auth_context(request).retailer_id, backup_id=backup_id)
         job = job_create(
             backup=backup,
             kind=Job.Kind.RESTORE,

@@ -68,3 +68,26 @@ def test_adds_deletes_renames_and_a_same_mtime_edit_are_found(alice, backup_dirs
     assert now[b"edited.txt"].size == len(b"longer than before")
     assert second.bytes_read == len(b"brand new") + len(b"longer than before") + len(b"renamed content")
     assert second.chunks_new == 2  # added.txt and edited.txt; the renamed file's chunk was stored before
+
+
+def test_diff_names_added_removed_and_changed_paths(alice, bob, backup_dirs) -> None:
+    root = source_of(backup_dirs, alice.retailer.id)
+    write(root, "same.txt", b"same")
+    write(root, "old.txt", b"old")
+    write(root, "edit.txt", b"v1")
+    first = backup_run(alice.retailer.id)
+    (root / "old.txt").unlink()
+    write(root, "new.txt", b"new")
+    write(root, "edit.txt", b"v2 is longer")
+    second = backup_run(alice.retailer.id)
+    write(source_of(backup_dirs, bob.retailer.id), "b.txt", b"bob's")
+    bobs = backup_run(bob.retailer.id)
+
+    diff = alice.client().get(f"/v1/backups/{second.pk}/diff/{first.pk}").json()
+    across = alice.client().get(f"/v1/backups/{second.pk}/diff/{bobs.pk}")
+
+    assert [row["path"] for row in diff["added"]] == ["new.txt"]
+    assert [row["path"] for row in diff["removed"]] == ["old.txt"]
+    assert [row["path"] for row in diff["changed"]] == ["edit.txt"]
+    assert diff["counts"] == {"added": 1, "removed": 1, "changed": 1}
+    assert across.status_code == 404

@@ -36,6 +36,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from backups.chunking import IterStream, chunk_id, stream_chunks
+from backups.entry_rows import entries_finish
 from backups.exporters import export_name_of, exporter_get
 from backups.models import Backup, Chunk, FileEntry, Pack, ScanCursor
 from backups.paths import source_root
@@ -277,28 +278,29 @@ def _pack_commit(writer: PackWriter) -> tuple[int, int]:
 
 
 def _entries_finish(backup: Backup, results: list[Copied], token: str, new_chunks: int, new_bytes: int) -> None:
+    """Mark the batch's entries done (or unreadable) where our claim holds, and move the counters
+    by the entries actually changed: a lane that lost its lease changes nothing."""
+    updates: dict[int, dict[str, Any]] = {}
+    for copied in results:
+        entry = copied.entry
+        readable = copied.chunks is not None
+        updates[entry.pk] = {
+            "state": FileEntry.State.DONE if readable else FileEntry.State.UNREADABLE,
+            "sha256": copied.sha256,
+            "chunks": copied.chunks or [],
+            "reused": copied.reused,
+            "size": entry.size,
+            "mode": entry.mode,
+            "mtime_ns": entry.mtime_ns,
+            "ctime_ns": entry.ctime_ns,
+            "inode": entry.inode,
+            "error": copied.error,
+        }
+    changed = entries_finish(updates, token)
     files = size = read = reused = unreadable = exported = 0
     for copied in results:
         entry = copied.entry
-        fields: dict[str, Any] = {"claim_token": "", "lease_until": None, "error": copied.error}
-        if copied.chunks is None:
-            fields["state"] = FileEntry.State.UNREADABLE
-        else:
-            fields.update(
-                state=FileEntry.State.DONE,
-                sha256=copied.sha256,
-                chunks=copied.chunks,
-                reused=copied.reused,
-                size=entry.size,
-                mode=entry.mode,
-                mtime_ns=entry.mtime_ns,
-                ctime_ns=entry.ctime_ns,
-                inode=entry.inode,
-            )
-        changed = FileEntry.objects.filter(pk=entry.pk, claim_token=token, state=FileEntry.State.CLAIMED).update(
-            **fields
-        )
-        if not changed:
+        if entry.pk not in changed:
             continue
         if copied.chunks is None:
             unreadable += 1

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from backups.entry_rows import entries_insert
 from backups.models import Backup, FileEntry, ScanCursor
 from backups.paths import source_root
 from backups.services import copy_lanes_enqueue, scan_slice_enqueue
@@ -57,7 +58,7 @@ def backup_scan_slice(*, backup_id: int, slice_number: int) -> bool:
             return False
         stack = [base64.b64decode(item) for item in cursor.stack]
         findings = _walk(backup, source_root(backup.retailer_id), stack)
-        FileEntry.objects.bulk_create(findings.entries, ignore_conflicts=True, batch_size=2000)
+        entries_insert(findings.entries)
         cursor.stack = [base64.b64encode(item).decode() for item in stack]
         cursor.slice_number += 1
         cursor.done = not stack

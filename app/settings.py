@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "pricing",
     "analytics",
     "notifications",
+    "backups",
 ]
 
 MIDDLEWARE = [
@@ -251,6 +252,38 @@ RECOVERY_SWEEP_INTERVAL_SECONDS = env.float("RECOVERY_SWEEP_INTERVAL_SECONDS", d
 OUTBOX_RETENTION_SECONDS = env.int("OUTBOX_RETENTION_SECONDS", default=7 * 24 * 3600)
 # Extra task modules to import beyond each app's tasks.py (comma-separated dotted paths).
 CELERY_IMPORTS = env.list("CELERY_IMPORTS", default=[])
+
+# --- backups (backups/) -------------------------------------------------------
+# Per retailer: BACKUP_SOURCE_ROOT/<retailer id>/ is backed up into a content-addressed
+# repository under BACKUP_REPOSITORY_ROOT (a Django storage: BACKUP_STORAGE, default the local
+# filesystem); restores write under BACKUP_RESTORE_ROOT/<retailer id>/<target>.
+BACKUP_SOURCE_ROOT = Path(env.str("BACKUP_SOURCE_ROOT", default="") or VAR_DIR / "backup-sources")
+BACKUP_REPOSITORY_ROOT = Path(env.str("BACKUP_REPOSITORY_ROOT", default="") or VAR_DIR / "backup-repository")
+BACKUP_RESTORE_ROOT = Path(env.str("BACKUP_RESTORE_ROOT", default="") or VAR_DIR / "backup-restores")
+BACKUP_STORAGE = env.str("BACKUP_STORAGE", default="django.core.files.storage.FileSystemStorage")
+# 32 bytes as 64 hex digits: the AES-256-GCM key of every pack and manifest. Required in production;
+# DEBUG and embedded mode fall back to a fixed, public development key (never for real data).
+BACKUP_ENCRYPTION_KEY = env.str("BACKUP_ENCRYPTION_KEY", default="")
+if not BACKUP_ENCRYPTION_KEY:
+    if not (DEBUG or EMBEDDED):
+        raise ImproperlyConfigured(
+            "BACKUP_ENCRYPTION_KEY must be set outside DEBUG and embedded mode: 64 hex digits "
+            '(python -c "import secrets; print(secrets.token_hex(32))"). Lose it and the backups are unreadable.'
+        )
+    BACKUP_ENCRYPTION_KEY = "00" * 31 + "01"
+if len(BACKUP_ENCRYPTION_KEY) != 64 or not all(c in "0123456789abcdefABCDEF" for c in BACKUP_ENCRYPTION_KEY):
+    raise ImproperlyConfigured("BACKUP_ENCRYPTION_KEY must be 64 hex digits (32 bytes).")
+# Each app's data export, by dotted path to a ``(*, retailer_id) -> Iterator[bytes]`` of JSON lines
+# (backups/exporters.py); backups never imports another app's models.
+BACKUP_EXPORTERS = {
+    "catalog": "pricing.exporters.catalog_export_lines",
+}
+# A copy task's claim on a batch of file entries lasts this long unless its heartbeat renews it;
+# a worker that died loses its claim after it, and another copy task takes the batch over.
+BACKUP_LEASE_SECONDS = env.int("BACKUP_LEASE_SECONDS", default=60)
+BACKUP_COPY_LANES = env.int("BACKUP_COPY_LANES", default=2)  # copy tasks running in parallel per backup
+BACKUP_SCAN_SLICE_SECONDS = env.float("BACKUP_SCAN_SLICE_SECONDS", default=2.0)
+BACKUP_COPY_SLICE_SECONDS = env.float("BACKUP_COPY_SLICE_SECONDS", default=20.0)
 
 # --- analytics (edges of the dedup window: analytics/retention.py) ------------
 ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=14)

@@ -20,6 +20,7 @@ os.environ["REDIS_URL"] = f"{_redis}/{_base + 2 * _index}"
 os.environ["CELERY_BROKER_URL"] = f"{_redis}/{_base + 2 * _index + 1}"
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-use-0123456789abcdef")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("BACKUP_ENCRYPTION_KEY", "0123456789abcdef" * 4)
 os.environ.setdefault("METRICS_TOKEN", "test-metrics-token")
 os.environ.setdefault("REDIS_KEY_PREFIX", f"sftest{_index}")
 # Cache and broker are two databases of one server here (workers.broker_config); child

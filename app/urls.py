@@ -26,5 +26,6 @@ urlpatterns = [
     path("v1/", include("analytics.urls")),
     path("v1/", include("notifications.urls")),
     path("", include("notifications.tracking_urls")),
+    path("v1/", include("backups.urls")),
     path("demo/", include("analytics.demo_urls")),
 ]

@@ -76,6 +76,11 @@ UNSTATED_RULES = {
     "v1_webhook_endpoints_partial_update": "the URL's host must resolve to a public address; known event types",
     "v1_notification_addresses_create": "Django's email validator is stricter than format: email",
     "v1_notification_addresses_confirm_retrieve": "the token must be one a confirmation email carried",
+    "backups_list": "the cursor is opaque: only a next or previous link is one",
+    "backup_files_list": "after_b64 is opaque; a prefix must be relative, without '..' (backups.paths)",
+    "backup_file_download": "a path must be relative, without '..' (backups.paths)",
+    "backup_file_by_bytes_download": "path_b64 must be base64 of a relative path, without '..' (backups.paths)",
+    "backup_restore": "prefix and target must be relative, without '..' (backups.paths)",
     "ops_deadletters_list": "a NUL character in task is refused (400 invalid_characters: PostgreSQL cannot store it)",
 }
 CONFIG = schemathesis.Config.from_dict(

@@ -45,7 +45,7 @@ def _routes(patterns: list, prefix: str = "") -> list[str]:
 def test_every_api_route_is_documented(client: Client) -> None:
     documented = {path.lstrip("/") for path in _served_schema(client)["paths"]}
     api_routes = {
-        route.replace("<str:", "{").replace("<int:", "{").replace(">", "}")
+        route.replace("<str:", "{").replace("<int:", "{").replace("<path:", "{").replace(">", "}")
         for route in _routes(get_resolver().url_patterns)
         if not route.startswith(UNDOCUMENTED_PREFIXES)
     }

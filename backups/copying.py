@@ -1,0 +1,322 @@
+"""Copy lanes: claim batches of file entries with a lease, chunk them into packs, mark them done.
+
+Each scan slice that found files queues ``BACKUP_COPY_LANES`` lanes (so do the start and the last
+slice); a lane with nothing to claim while the walk goes on ends at once. A lane message runs for at most
+``BACKUP_COPY_SLICE_SECONDS`` (plus the file it is in), then queues its successor (same lane, next
+generation) through the outbox, so no task runs long and a lane never multiplies: the
+successor's idempotency key is fixed by (backup, lane, generation).
+
+A batch is claimed by one conditional UPDATE (``pending``, or ``claimed`` with an expired
+lease → ``claimed`` by this lane's token, ``lease_until`` = now + ``BACKUP_LEASE_SECONDS``), so a
+batch held by a worker that died is taken over once its lease runs out. A batch's entries are
+marked done only ``WHERE claim_token = <ours>``: a lane that lost its lease changes nothing,
+and counters move only by rows actually updated. Chunks go to the pack first, then the chunk
+index rows commit with the entries; a crash between leaves an unreferenced pack for prune,
+never an index row pointing at nothing.
+
+Incremental: a file whose (size, mtime_ns, ctime_ns, inode) equals its entry in the previous
+snapshot reuses that entry's SHA-256 and chunk list without being opened.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from backups.chunking import IterStream, chunk_id, stream_chunks
+from backups.entry_rows import entries_finish
+from backups.exporters import export_name_of, exporter_get
+from backups.models import Backup, Chunk, FileEntry, Pack, ScanCursor
+from backups.paths import source_root
+from backups.repository import PackWriter
+from backups.services import backup_copy_complete, backup_fail, copy_lane_enqueue
+
+# 64 entries or ~1 s of work per batch: progress moves at least once a second, and a lost
+# lease costs at most one batch of rework.
+BATCH_MAX_ENTRIES = 64
+BATCH_MAX_SECONDS = 1.0
+IDLE_SLEEP_SECONDS = 0.2
+READ_ATTEMPTS = 3  # a file that keeps changing while read is stored as last read and marked
+
+
+@dataclass
+class Copied:
+    entry: FileEntry
+    sha256: str = ""
+    chunks: list[str] | None = None
+    read_bytes: int = 0
+    reused: bool = False
+    error: str = ""
+
+
+class _LeaseLostError(Exception):
+    pass
+
+
+def copy_lane_run(*, backup_id: int, lane: str, generation: int) -> str:
+    """Run one lane message; returns why it stopped (``complete``, ``idle``, ``ended``,
+    ``handed_over``, ``failed``). Idempotent: every effect is a conditional update on claimed rows."""
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + settings.BACKUP_COPY_SLICE_SECONDS
+    backup = Backup.objects.get(pk=backup_id)
+    if backup.copy_started_at is None:
+        Backup.objects.filter(pk=backup_id, copy_started_at=None).update(copy_started_at=timezone.now())
+    while time.monotonic() < deadline:
+        state = Backup.objects.filter(pk=backup_id).values_list("state", flat=True).first()
+        if state not in (Backup.State.QUEUED, Backup.State.SCANNING, Backup.State.COPYING):
+            return "ended"
+        batch = entries_claim(backup_id=backup_id, token=token)
+        if not batch:
+            if backup_copy_complete(backup_id=backup_id):
+                return "complete"
+            if not ScanCursor.objects.filter(backup_id=backup_id, done=True).exists():
+                return "idle"  # the walk's next slice queues lanes for what it finds
+            time.sleep(IDLE_SLEEP_SECONDS)  # other lanes hold the rest; a dead one's lease runs out
+            continue
+        try:
+            batch_copy(backup=backup, batch=batch, token=token)
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            backup_fail(backup_id=backup_id, code="repository_full", message=f"The repository is full: {error}")
+            return "failed"
+    with transaction.atomic():
+        copy_lane_enqueue(backup_id=backup_id, lane=lane, generation=generation + 1)
+    return "handed_over"
+
+
+def entries_claim(*, backup_id: int, token: str, limit: int | None = None) -> list[FileEntry]:
+    """Claim up to ``limit`` (default ``BATCH_MAX_ENTRIES``) entries to copy (pending, or with an
+    expired lease) for ``token``."""
+    limit = limit or BATCH_MAX_ENTRIES
+    now = timezone.now()
+    claimable = Q(state=FileEntry.State.PENDING) | Q(state=FileEntry.State.CLAIMED, lease_until__lt=now)
+    with transaction.atomic():
+        ids = list(
+            FileEntry.objects.filter(claimable, backup_id=backup_id)
+            .order_by("id")
+            .select_for_update(skip_locked=True)
+            .values_list("id", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        FileEntry.objects.filter(claimable, id__in=ids).update(
+            state=FileEntry.State.CLAIMED, claim_token=token, lease_until=now + lease()
+        )
+    return list(FileEntry.objects.filter(id__in=ids, claim_token=token).order_by("id"))
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=settings.BACKUP_LEASE_SECONDS)
+
+
+def lease_renew(*, entry_ids: list[int], token: str) -> None:
+    """The heartbeat: push the lease out again; :class:`_LeaseLostError` if another lane took it."""
+    renewed = FileEntry.objects.filter(id__in=entry_ids, claim_token=token, state=FileEntry.State.CLAIMED).update(
+        lease_until=timezone.now() + lease()
+    )
+    if renewed < len(entry_ids):
+        raise _LeaseLostError
+
+
+class Packer:
+    """A batch's pack being filled: stores it when full (renewing the lease), counts what was new."""
+
+    def __init__(self, *, retailer_id: int, ids: list[int], token: str) -> None:
+        self.retailer_id, self.ids, self.token = retailer_id, ids, token
+        self.writer = PackWriter(retailer_id=retailer_id)
+        self.new_chunks = self.new_bytes = 0
+
+    def add(self, cid: str, data: bytes) -> None:
+        if cid in self.writer.chunks or Chunk.objects.filter(retailer_id=self.retailer_id, chunk_id=cid).exists():
+            return  # stored before (this retailer's index): the dedup
+        self.writer.add(cid, data)
+        if self.writer.full:
+            self.commit()
+            lease_renew(entry_ids=self.ids, token=self.token)
+
+    def commit(self) -> None:
+        if self.writer.chunks:
+            chunks, size = _pack_commit(self.writer)
+            self.new_chunks += chunks
+            self.new_bytes += size
+            self.writer = PackWriter(retailer_id=self.retailer_id)
+
+
+def batch_copy(*, backup: Backup, batch: list[FileEntry], token: str) -> None:
+    """Copy one claimed batch into one pack (or more, if it holds more than a pack)."""
+    ids = [entry.pk for entry in batch]
+    packer = Packer(retailer_id=backup.retailer_id, ids=ids, token=token)
+    previous = _previous_entries(backup, batch)
+    renewed_at = time.monotonic()
+    results = []
+    try:
+        for entry in batch:
+            results.append(_copy_one(backup, entry, previous.get(bytes(entry.path)), packer))
+            if time.monotonic() - renewed_at > settings.BACKUP_LEASE_SECONDS / 3:
+                lease_renew(entry_ids=ids, token=token)
+                renewed_at = time.monotonic()
+    except _LeaseLostError:
+        return  # another lane copies this batch; what we packed is garbage for prune
+    with transaction.atomic():
+        packer.commit()
+        _entries_finish(backup, results, token, packer.new_chunks, packer.new_bytes)
+
+
+def _previous_entries(backup: Backup, batch: list[FileEntry]) -> dict[bytes, FileEntry]:
+    if backup.previous_id is None:
+        return {}
+    paths = [bytes(entry.path) for entry in batch if entry.kind == FileEntry.Kind.FILE]
+    rows = FileEntry.objects.filter(
+        backup_id=backup.previous_id, kind=FileEntry.Kind.FILE, state=FileEntry.State.DONE, path__in=paths
+    )
+    return {bytes(row.path): row for row in rows}
+
+
+def _unchanged(entry: FileEntry, before: FileEntry | None) -> bool:
+    if before is None:
+        return False
+    fields = ("size", "mtime_ns", "ctime_ns", "inode")
+    return all(getattr(entry, name) == getattr(before, name) for name in fields)
+
+
+def _copy_one(backup: Backup, entry: FileEntry, before: FileEntry | None, packer: Packer) -> Copied:
+    if entry.kind == FileEntry.Kind.EXPORT:
+        lines = exporter_get(export_name_of(bytes(entry.path)))(retailer_id=backup.retailer_id)
+        copied = Copied(entry)
+        copied.sha256, copied.chunks, size = _store(IterStream(lines), packer)
+        entry.size = size
+        return copied
+    if _unchanged(entry, before):
+        assert before is not None
+        return Copied(entry, sha256=before.sha256, chunks=list(before.chunks), reused=True)
+    return _copy_file(backup, entry, packer)
+
+
+def _copy_file(backup: Backup, entry: FileEntry, packer: Packer) -> Copied:
+    path = os.path.join(source_root(backup.retailer_id), bytes(entry.path))
+    read_total = 0
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0))
+        except PermissionError:
+            fd = _open_without_noatime(path)
+        except OSError as error:
+            return Copied(entry, error=f"{type(error).__name__}: {error.strerror}")
+        if fd < 0:
+            return Copied(entry, error="PermissionError: Permission denied")
+        with os.fdopen(fd, "rb", buffering=0) as handle:
+            first = os.fstat(handle.fileno())
+            if not stat.S_ISREG(first.st_mode):
+                return Copied(entry, error="no longer a regular file")
+            sha, chunks, size = _store(handle, packer)
+            last = os.fstat(handle.fileno())
+        read_total += size
+        stable = (first.st_size, first.st_mtime_ns) == (last.st_size, last.st_mtime_ns) == (size, last.st_mtime_ns)
+        entry.size, entry.mtime_ns, entry.ctime_ns, entry.inode = size, last.st_mtime_ns, last.st_ctime_ns, last.st_ino
+        entry.mode = stat.S_IMODE(last.st_mode)
+        if stable:
+            return Copied(entry, sha256=sha, chunks=chunks, read_bytes=read_total)
+        if attempt == READ_ATTEMPTS - 1:
+            note = f"changed while read {READ_ATTEMPTS} times; stored as last read"
+            return Copied(entry, sha256=sha, chunks=chunks, read_bytes=read_total, error=note)
+    raise AssertionError("unreachable")
+
+
+def _open_without_noatime(path: bytes) -> int:
+    """O_NOATIME needs the file's owner; any other reader opens without it."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return -1
+
+
+def _store(stream: BinaryIO | IterStream, packer: Packer) -> tuple[str, list[str], int]:
+    """Chunk ``stream`` into the pack; returns (SHA-256, chunk ids, bytes read)."""
+    digest = hashlib.sha256()
+    chunks: list[str] = []
+    size = 0
+    for data in stream_chunks(stream):  # type: ignore[arg-type]
+        digest.update(data)
+        size += len(data)
+        cid = chunk_id(data)
+        chunks.append(cid)
+        packer.add(cid, data)
+    return digest.hexdigest(), chunks, size
+
+
+def _pack_commit(writer: PackWriter) -> tuple[int, int]:
+    """Store the pack and index its chunks; returns (chunks indexed now, their compressed bytes)."""
+    name, size = writer.write()
+    with transaction.atomic():
+        pack = Pack.objects.create(retailer_id=writer.retailer_id, name=name, size=size)
+        rows = [
+            Chunk(
+                retailer_id=writer.retailer_id,
+                chunk_id=c.chunk_id,
+                pack=pack,
+                offset=c.offset,
+                length=c.length,
+                size=c.size,
+            )
+            for c in writer.chunks.values()
+        ]
+        created = Chunk.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(created), sum(c.length for c in writer.chunks.values())
+
+
+def _entries_finish(backup: Backup, results: list[Copied], token: str, new_chunks: int, new_bytes: int) -> None:
+    """Mark the batch's entries done (or unreadable) where our claim holds, and move the counters
+    by the entries actually changed: a lane that lost its lease changes nothing."""
+    updates: dict[int, dict[str, Any]] = {}
+    for copied in results:
+        entry = copied.entry
+        readable = copied.chunks is not None
+        updates[entry.pk] = {
+            "state": FileEntry.State.DONE if readable else FileEntry.State.UNREADABLE,
+            "sha256": copied.sha256,
+            "chunks": copied.chunks or [],
+            "reused": copied.reused,
+            "size": entry.size,
+            "mode": entry.mode,
+            "mtime_ns": entry.mtime_ns,
+            "ctime_ns": entry.ctime_ns,
+            "inode": entry.inode,
+            "error": copied.error,
+        }
+    changed = entries_finish(updates, token)
+    files = size = read = reused = unreadable = exported = 0
+    for copied in results:
+        entry = copied.entry
+        if entry.pk not in changed:
+            continue
+        if copied.chunks is None:
+            unreadable += 1
+            continue
+        files += 1
+        size += entry.size
+        read += copied.read_bytes
+        reused += copied.reused
+        exported += entry.size if entry.kind == FileEntry.Kind.EXPORT else 0
+    Backup.objects.filter(pk=backup.pk).update(
+        files_done=F("files_done") + files,
+        bytes_done=F("bytes_done") + size,
+        bytes_total=F("bytes_total") + exported,
+        bytes_read=F("bytes_read") + read,
+        files_reused=F("files_reused") + reused,
+        files_unreadable=F("files_unreadable") + unreadable,
+        chunks_new=F("chunks_new") + new_chunks,
+        bytes_new=F("bytes_new") + new_bytes,
+    )

@@ -1,0 +1,209 @@
+"""Backups and their work rows.
+
+A :class:`Backup` walks ``queued → scanning → copying → verifying → done`` (or ``failed`` /
+``cancelled``). The walk of the source tree is a :class:`ScanCursor` (the stack of directories
+still to read) advanced in short slices; every file found is a :class:`FileEntry` work row,
+claimed in batches by copy tasks with a lease (``claim_token`` + ``lease_until``). Stored content
+is a per-retailer :class:`Chunk` index into encrypted :class:`Pack` files. A finished backup has
+a :class:`Snapshot` summary naming its manifest in the repository.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from app.tenancy.models import Retailer
+
+
+class Backup(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        SCANNING = "scanning"
+        COPYING = "copying"
+        VERIFYING = "verifying"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    RUNNING = (State.QUEUED, State.SCANNING, State.COPYING, State.VERIFYING)
+
+    retailer = models.ForeignKey(Retailer, on_delete=models.CASCADE, related_name="backups")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    files_total = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    total_final = models.BooleanField(default=False)
+    files_done = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_read = models.BigIntegerField(default=0, help_text="Content bytes read from the source (0 when unchanged).")
+    bytes_new = models.BigIntegerField(default=0, help_text="Compressed bytes of chunks stored for the first time.")
+    chunks_new = models.BigIntegerField(default=0)
+    files_reused = models.BigIntegerField(default=0)
+    files_special = models.BigIntegerField(default=0, help_text="Sockets, FIFOs, devices: skipped.")
+    files_unreadable = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    copy_started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+    copy_generation = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["retailer", "-created_at", "-id"])]
+        constraints = [
+            # One running backup per retailer: a second click finds it instead of starting another.
+            models.UniqueConstraint(
+                fields=["retailer"],
+                condition=Q(state__in=["queued", "scanning", "copying", "verifying"]),
+                name="backups_one_running_per_retailer",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"backup {self.pk} of retailer {self.retailer_id} ({self.state})"
+
+    @property
+    def running(self) -> bool:
+        return self.state in self.RUNNING
+
+
+class ScanCursor(models.Model):
+    """The walk of a backup's source tree: directories still to read, as base64 of their
+    relative path bytes (a stack, so memory and row size follow the tree's depth x fan-out of
+    unread directories, not its file count). ``slice_number`` names the next slice to run: a
+    redelivered slice task whose number is behind it does nothing."""
+
+    backup = models.OneToOneField(Backup, on_delete=models.CASCADE, related_name="cursor")
+    stack = models.JSONField(default=list)
+    slice_number = models.PositiveIntegerField(default=0)
+    done = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"scan of backup {self.backup_id} (slice {self.slice_number})"
+
+
+class FileEntry(models.Model):
+    """One path of a snapshot, and the work row that copies it."""
+
+    class Kind(models.TextChoices):
+        FILE = "file"
+        SYMLINK = "symlink"
+        DIRECTORY = "dir"
+        EXPORT = "export"
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        CLAIMED = "claimed"
+        DONE = "done"
+        UNREADABLE = "unreadable"
+
+    backup = models.ForeignKey(Backup, on_delete=models.CASCADE, related_name="entries")
+    kind = models.CharField(max_length=7, choices=Kind.choices)
+    path = models.BinaryField(help_text="Relative path, exact bytes (names need not be UTF-8).")
+    size = models.BigIntegerField(default=0)
+    mode = models.PositiveIntegerField(default=0)
+    mtime_ns = models.BigIntegerField(default=0)
+    ctime_ns = models.BigIntegerField(default=0)
+    inode = models.BigIntegerField(default=0)
+    link_target = models.BinaryField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    claim_token = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    chunks = models.JSONField(default=list, help_text="BLAKE3 chunk ids (hex), in file order.")
+    reused = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["backup", "kind", "path"], name="backups_entry_unique_path")]
+        indexes = [models.Index(fields=["backup", "state"], name="backups_entry_claim_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {bytes(self.path)!r}"
+
+
+class Pack(models.Model):
+    """An encrypted file of compressed chunks in the repository (``packs/<retailer>/<name>``)."""
+
+    retailer = models.ForeignKey(Retailer, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=80, unique=True)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Chunk(models.Model):
+    """Where a chunk is stored: unique per retailer (no dedup across tenants)."""
+
+    retailer = models.ForeignKey(Retailer, on_delete=models.CASCADE, related_name="+")
+    chunk_id = models.CharField(max_length=64)
+    pack = models.ForeignKey(Pack, on_delete=models.CASCADE, related_name="chunks")
+    offset = models.BigIntegerField(help_text="In the pack's plaintext.")
+    length = models.IntegerField(help_text="Compressed length.")
+    size = models.IntegerField(help_text="Raw length.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["retailer", "chunk_id"], name="backups_chunk_unique_id")]
+
+    def __str__(self) -> str:
+        return self.chunk_id
+
+
+class Snapshot(models.Model):
+    """The summary of a finished backup; its manifest (JSON lines, zstd, AES-GCM) is in the repository."""
+
+    backup = models.OneToOneField(Backup, on_delete=models.CASCADE, related_name="snapshot")
+    manifest_name = models.CharField(max_length=200)
+    manifest_sha256 = models.CharField(max_length=64, help_text="Of the manifest's plaintext JSON lines.")
+    files = models.BigIntegerField()
+    bytes = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.manifest_name
+
+
+class Job(models.Model):
+    """A restore or a verify of one backup, with its own progress."""
+
+    class Kind(models.TextChoices):
+        RESTORE = "restore"
+        VERIFY = "verify"
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    class Existing(models.TextChoices):
+        SKIP = "skip"
+        OVERWRITE = "overwrite"
+        FAIL = "fail"
+
+    backup = models.ForeignKey(Backup, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=7, choices=Kind.choices)
+    state = models.CharField(max_length=7, choices=State.choices, default=State.QUEUED)
+    prefix = models.BinaryField(default=b"")
+    target = models.CharField(max_length=500, blank=True)
+    existing = models.CharField(max_length=9, choices=Existing.choices, default=Existing.FAIL)
+    cursor = models.BinaryField(null=True, blank=True, help_text="Last path done (restore) or pack id (verify).")
+    slice_number = models.PositiveIntegerField(default=0)
+    items_total = models.BigIntegerField(default=0)
+    items_done = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    skipped = models.BigIntegerField(default=0)
+    problems = models.JSONField(default=list, help_text="Verify: bad chunks and the files they break.")
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.pk} of backup {self.backup_id} ({self.state})"

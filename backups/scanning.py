@@ -1,0 +1,146 @@
+"""The walk of a retailer's source tree, in time-boxed slices with a cursor in PostgreSQL.
+
+A slice pops directories off the cursor's stack, reads each whole with ``os.scandir``
+(``DirEntry.stat(follow_symlinks=False)`` gives size, mtime, ctime and inode from one
+``lstat``, and none for most entries of the directory listing itself), writes what it found
+as :class:`~backups.models.FileEntry` work rows, pushes subdirectories, and stops after
+``BACKUP_SCAN_SLICE_SECONDS`` or ``SLICE_MAX_ENTRIES``. Rows, counters, the new stack and the
+next slice's outbox row commit in one transaction: a slice killed midway rolls back whole and
+runs again from the same stack (at most one slice redone), and a duplicate delivery of a slice
+already run finds ``slice_number`` moved on and does nothing. A slice that found files queues
+copy lanes for them in the same transaction.
+
+Symlinks are recorded (their target), never followed; sockets, FIFOs and devices are skipped
+and counted; a directory that cannot be read is recorded as an unreadable entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from backups.entry_rows import entries_insert
+from backups.models import Backup, FileEntry, ScanCursor
+from backups.paths import source_root
+from backups.services import copy_lanes_enqueue, scan_slice_enqueue
+
+# A slice writes at most this many rows in its transaction (~20 MB of WAL); a directory is
+# always read whole, so one directory larger than this makes one larger slice.
+SLICE_MAX_ENTRIES = 20_000
+
+
+@dataclass
+class SliceFindings:
+    entries: list[FileEntry] = field(default_factory=list)
+    files: int = 0
+    done: int = 0  # directories and symlinks: nothing to copy
+    bytes: int = 0
+    special: int = 0
+    unreadable: int = 0
+
+
+def backup_scan_slice(*, backup_id: int, slice_number: int) -> bool:
+    """Run slice ``slice_number`` of a backup's walk; True if it ran (False: a duplicate, or the
+    backup ended). Idempotent; at most ``BACKUP_SCAN_SLICE_SECONDS`` plus one directory."""
+    with transaction.atomic():
+        cursor = ScanCursor.objects.select_for_update().select_related("backup").get(backup_id=backup_id)
+        backup = cursor.backup
+        if cursor.done or cursor.slice_number != slice_number or not backup.running:
+            return False
+        stack = [base64.b64decode(item) for item in cursor.stack]
+        findings = _walk(backup, source_root(backup.retailer_id), stack)
+        entries_insert(findings.entries)
+        cursor.stack = [base64.b64encode(item).decode() for item in stack]
+        cursor.slice_number += 1
+        cursor.done = not stack
+        cursor.updated_at = timezone.now()
+        cursor.save()
+        changes: dict[str, Any] = {
+            "files_total": F("files_total") + findings.files,
+            "files_done": F("files_done") + findings.done,
+            "bytes_total": F("bytes_total") + findings.bytes,
+            "files_special": F("files_special") + findings.special,
+            "files_unreadable": F("files_unreadable") + findings.unreadable,
+        }
+        if backup.state == Backup.State.QUEUED:
+            changes.update(state=Backup.State.SCANNING, started_at=timezone.now())
+        if cursor.done:
+            changes.update(total_final=True, state=Backup.State.COPYING)
+        Backup.objects.filter(pk=backup.pk).update(**changes)
+        if not cursor.done:
+            scan_slice_enqueue(backup_id=backup_id, slice_number=cursor.slice_number)
+        if findings.files or cursor.done:
+            copy_lanes_enqueue(backup_id=backup_id, origin=f"s{slice_number}")
+    return True
+
+
+def _walk(backup: Backup, root: bytes, stack: list[bytes]) -> SliceFindings:
+    """Pop and read directories until the slice's time or size is spent; mutates ``stack``."""
+    findings = SliceFindings()
+    deadline = time.monotonic() + settings.BACKUP_SCAN_SLICE_SECONDS
+    while stack and time.monotonic() < deadline and len(findings.entries) < SLICE_MAX_ENTRIES:
+        relative = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, relative) if relative else root) as listing:
+                for entry in listing:
+                    _record(backup, relative, entry, stack, findings)
+        except FileNotFoundError:
+            if relative:  # removed since it was listed; the root itself may not exist (data export only)
+                _unreadable(backup, relative, "removed while the backup ran", findings)
+        except OSError as error:
+            _unreadable(backup, relative, f"{type(error).__name__}: {error.strerror}", findings)
+    return findings
+
+
+def _record(backup: Backup, parent: bytes, entry: os.DirEntry[bytes], stack: list[bytes], found: SliceFindings) -> None:
+    path = os.path.join(parent, entry.name) if parent else entry.name
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError as error:
+        _unreadable(backup, path, f"{type(error).__name__}: {error.strerror}", found)
+        return
+    mode = info.st_mode
+    row = FileEntry(
+        backup=backup,
+        path=path,
+        mode=stat.S_IMODE(mode),
+        mtime_ns=info.st_mtime_ns,
+        ctime_ns=info.st_ctime_ns,
+        inode=info.st_ino,
+    )
+    if stat.S_ISDIR(mode):
+        row.kind, row.state = FileEntry.Kind.DIRECTORY, FileEntry.State.DONE
+        stack.append(path)
+        found.done += 1
+    elif stat.S_ISLNK(mode):
+        try:
+            row.link_target = os.readlink(entry.path)
+        except OSError as error:
+            _unreadable(backup, path, f"{type(error).__name__}: {error.strerror}", found)
+            return
+        row.kind, row.state, row.size = FileEntry.Kind.SYMLINK, FileEntry.State.DONE, len(row.link_target)
+        found.done += 1
+    elif stat.S_ISREG(mode):
+        row.kind, row.size = FileEntry.Kind.FILE, info.st_size
+        found.bytes += info.st_size
+    else:
+        found.special += 1
+        return
+    found.files += 1
+    found.entries.append(row)
+
+
+def _unreadable(backup: Backup, path: bytes, reason: str, found: SliceFindings) -> None:
+    found.unreadable += 1
+    found.entries.append(
+        FileEntry(backup=backup, kind=FileEntry.Kind.FILE, path=path, state=FileEntry.State.UNREADABLE, error=reason)
+    )

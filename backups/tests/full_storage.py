@@ -1,0 +1,27 @@
+"""A repository storage that stands in for a full disk: ``OSError(ENOSPC)`` once it holds N bytes."""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any
+
+from django.core.files.storage import FileSystemStorage
+
+LIMIT_BYTES = 300_000
+
+
+class FullDiskStorage(FileSystemStorage):
+    def _save(self, name: str, content: Any) -> str:
+        used = sum(entry.stat().st_size for entry in _files(self.location))
+        if used + content.size > LIMIT_BYTES:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
+        return super()._save(name, content)
+
+
+def _files(root: str) -> list[os.DirEntry[str]]:
+    found = []
+    for directory, _, names in os.walk(root):
+        with os.scandir(directory) as listing:
+            found += [entry for entry in listing if entry.is_file() and entry.name in names]
+    return found

@@ -1,0 +1,33 @@
+"""The backup benchmark runs end to end at a tiny size (no targets), so it cannot rot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from workers.testing import ROOT, current_database_url
+
+
+@pytest.mark.timeout(120)
+def test_backup_benchmark_runs_and_reports(transactional_db, tmp_path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "DATABASE_URL": current_database_url()}
+    result = subprocess.run(
+        [sys.executable, "bench/backups_bench.py", "--files", "150", "--no-targets", "--json-out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["files"] >= 150
+    assert report["rerun_new_chunks"] == 0
+    assert report["rerun_bytes_read"] == 0
+    assert report["raw_walk_files_per_s"] > 0

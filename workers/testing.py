@@ -364,6 +364,8 @@ def _free_port(candidates: Sequence[int]) -> int:
     share = list(candidates)[int(worker) % count :: count] if worker.isdigit() and count > 1 else candidates
     for port in share:
         with socket.socket() as sock:
+            # as redis-server and PostgreSQL bind: a port a stopped server left in TIME_WAIT is free
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:

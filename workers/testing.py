@@ -443,7 +443,9 @@ def private_redis_server(*, append_only_dir: Path | None = None, persistent: boo
         server.stop()
 
 
-PRIVATE_POSTGRES_PORTS = range(55431, 55440)
+# Below the kernel's ephemeral range (32768-60999 on Linux): a client connection of the busy
+# suite may hold a port of that range just as a stopped private server binds it again.
+PRIVATE_POSTGRES_PORTS = range(5491, 5500)
 
 
 def _postgres_binary(name: str) -> str:
@@ -479,7 +481,13 @@ class PrivatePostgres:
         server = [_postgres_binary("postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.folder)]
         server += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=50"]
         process = ManagedProcess(_as_postgres(server), env=dict(os.environ), name="postgres")
-        wait_until(self.answers, timeout=30, message=f"postgres on {self.port} did not start")
+        wait_until(
+            lambda: self.answers() or not process.is_running(),
+            timeout=30,
+            message=f"postgres on {self.port} did not start",
+        )
+        if not process.is_running():
+            raise ProcessTimeoutError(f"postgres on {self.port} exited: {process.output()[-2000:]}")
         return process
 
     def answers(self) -> bool:
@@ -531,7 +539,7 @@ def _postgres_ids() -> tuple[int, int]:
 
 @contextmanager
 def private_postgres_server() -> Iterator[PrivatePostgres]:
-    """A private PostgreSQL on a free port in 55431-55439, always removed afterwards."""
+    """A private PostgreSQL on a free port in 5491-5499, always removed afterwards."""
     server = PrivatePostgres(_free_port(PRIVATE_POSTGRES_PORTS))
     try:
         yield server

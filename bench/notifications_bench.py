@@ -52,6 +52,7 @@ BENCH_ENV = {
     "BROKER_CONFIG_CHECK": "warn",  # cache and broker are two databases of one server here
     "DJANGO_SETTINGS_MODULE": "app.settings",
     "SECRET_KEY": secrets.token_urlsafe(48),
+    "BACKUP_ENCRYPTION_KEY": secrets.token_hex(32),  # required in production; unused here
     "SECURE_SSL_REDIRECT": "0",
     "LOG_FORMAT": "json",
     "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the endpoint is on loopback

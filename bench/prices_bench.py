@@ -74,6 +74,7 @@ def bench_env() -> dict[str, str]:
     env.update({"DJANGO_SETTINGS_MODULE": "app.settings", "DEBUG": "0", "PYTHONPATH": str(ROOT)})
     env["TRUSTED_PROXY_COUNT"] = "1"  # the load generator is the proxy: it forwards each shopper's address
     env.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
+    env.setdefault("BACKUP_ENCRYPTION_KEY", secrets.token_hex(32))  # required in production; unused here
     env.setdefault("METRICS_TOKEN", secrets.token_urlsafe(16))
     return env
 

@@ -52,6 +52,7 @@ def bench_env() -> dict[str, str]:
         env.setdefault(name, value)
     env.update({"DJANGO_SETTINGS_MODULE": "app.settings", "DEBUG": "0", "PYTHONPATH": str(ROOT)})
     env.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
+    env.setdefault("BACKUP_ENCRYPTION_KEY", secrets.token_hex(32))  # required in production; unused here
     env.setdefault("SECURE_SSL_REDIRECT", "0")
     env.setdefault("LOG_FORMAT", "json")
     return env

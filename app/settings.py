@@ -145,6 +145,8 @@ else:
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "app.postgresql"  # health checks at most once a DB_HEALTH_CHECK_INTERVAL
     DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_storefabric")}
     # A database that is away must cost seconds, not a hung process: libpq gives up connecting
     # after DB_CONNECT_TIMEOUT (2 s is its minimum), the server cancels a statement after
@@ -164,6 +166,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DB_HOT_PATH_TIMEOUT = env.float("DB_HOT_PATH_TIMEOUT", default=5.0)
 DB_REQUEST_TIMEOUT = env.float("DB_REQUEST_TIMEOUT", default=10.0)  # any other request's SQL, together
 DB_BREAKER_COOLDOWN = env.float("DB_BREAKER_COOLDOWN", default=5.0)
+DB_HEALTH_CHECK_INTERVAL = env.float("DB_HEALTH_CHECK_INTERVAL", default=1.0)  # app/postgresql/base.py
 DB_UNAVAILABLE_RETRY_AFTER = env.int("DB_UNAVAILABLE_RETRY_AFTER", default=5)
 
 # Redis calls on the hot path: tens of milliseconds, then the circuit breaker opens.

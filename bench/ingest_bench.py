@@ -9,7 +9,8 @@ On PostgreSQL + Redis (``DATABASE_URL`` / ``REDIS_URL`` / ``CELERY_BROKER_URL``;
       settings), accepted events/s, against the bare Django view's requests/s (the same
       POST to ``/bench/bare``, no middleware) measured by the same load generator, in short
       slices of both in rotating order (the median of the per-round ratios is kept);
-  (b) worker: one ``celery worker -Q ingest -c 2`` (the Procfile's bulk settings) draining
+  (b) worker: one ``celery worker -Q ingest -c 4`` (the Procfile's bulk worker at its autoscale
+      ceiling, where a backlog takes it, with its prefetch) draining
       a queue of batches posted through the API: processed events/s (counted in PostgreSQL),
       against the same worker draining a trivial task on the same base (tasks/s). Rates
       are timed from the worker's own log: first task started to last task finished,
@@ -32,6 +33,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -155,7 +157,7 @@ def publish_bare(count: int) -> None:
 
 
 class Worker:
-    """``celery -A app worker -Q ingest -c 2`` with the Procfile's bulk prefetch, logging JSON."""
+    """``celery -A app worker -Q ingest -c N`` with the Procfile's bulk prefetch, logging JSON."""
 
     def __init__(self, env: dict[str, str], concurrency: int) -> None:
         self.log = Path(tempfile.mkstemp(prefix="sf-bench-worker-", suffix=".log")[1])
@@ -210,12 +212,23 @@ class Worker:
         self.log.unlink(missing_ok=True)
 
 
+def bulk_autoscale_max() -> int:
+    """The bulk worker's autoscale ceiling by default (``--autoscale=${BULK_MAX:-N},…`` in the Procfile)."""
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("worker_bulk:"))
+    found = re.search(r"--autoscale=\$\{BULK_MAX:-(\d+)\}", line)
+    if found is None:
+        raise RuntimeError("the Procfile's worker_bulk line has no --autoscale=${BULK_MAX:-N},…")
+    return int(found.group(1))
+
+
 def analytics_reset(env: dict[str, str], retailer_id: int) -> None:
-    """Start every run from the same state: no stored events or counts for the bench retailer."""
+    """Start every run from the same state: no stored events, counts or demand budgets for the
+    bench retailer (budgets outlive a run by two hours: each run's would make the next one's
+    budget index bigger)."""
     import psycopg
 
     with psycopg.connect(env["DATABASE_URL"]) as connection:
-        for table in ("analytics_rawevent", "analytics_skuminutecount"):
+        for table in ("analytics_rawevent", "analytics_skuminutecount", "analytics_demandusage"):
             connection.execute(f"DELETE FROM {table} WHERE retailer_id = %s", (retailer_id,))  # noqa: S608
 
 
@@ -309,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--batches", type=int, default=1000, help="Batches of 50 events drained by the worker.")
     parser.add_argument("--bare-tasks", type=int, default=2000, help="Trivial tasks drained by the worker.")
-    parser.add_argument("--concurrency", type=int, default=2, help="Ingest worker processes.")
+    parser.add_argument(
+        "--concurrency", type=int, default=bulk_autoscale_max(), help="Ingest worker processes (Procfile's ceiling)."
+    )
     parser.add_argument("--products", type=int, default=200)
     parser.add_argument("--workers", type=int, default=gunicorn_conf.workers)
     parser.add_argument("--threads", type=int, default=gunicorn_conf.threads)

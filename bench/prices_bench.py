@@ -26,7 +26,8 @@ web runs with ``TRUSTED_PROXY_COUNT=1`` and every request carries its shopper's 
 measures the per-client limit's cost instead: two gunicorns of the same configuration, one
 with the per-client limit on and one with it off (``RATE_LIMIT_PER_CLIENT_PER_MINUTE=0``),
 loaded with (b) in alternating slices, same run; the median of the per-round on/off ratios
-of requests/s must be >= 0.95.
+of requests/s must be >= 0.95. ``--control`` runs the same rounds with the limit off on both
+(an A/A run): its spread is the method's own noise.
 """
 
 from __future__ import annotations
@@ -273,6 +274,7 @@ def measure_client_limits(servers: dict[str, Server], sets: dict[str, list[str]]
         "per_round": per_round,
         "paired_ratios": {"on/off": ratios},
         "ratios": {"on/off": round(statistics.median_high(ratios), 3)},
+        "control": options.control,
     }
 
 
@@ -287,7 +289,8 @@ def report_client_limits(summary: dict[str, Any]) -> None:
         )
     print(f"on/off per round: {', '.join(f'{value:.3f}' for value in summary['paired_ratios']['on/off'])}")
     print(f"load average of the machine (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'on/off':<16}{summary['ratios']['on/off']:>8}  target >= {CLIENT_LIMITS_TARGET}")
+    control = "  (control run: the limit is off on both)" if summary["control"] else ""
+    print(f"{'on/off':<16}{summary['ratios']['on/off']:>8}  target >= {CLIENT_LIMITS_TARGET}{control}")
 
 
 def report(summary: dict[str, Any]) -> None:
@@ -317,7 +320,8 @@ def targets_missed(ratios: dict[str, float]) -> list[str]:
 
 def run_client_limits(env: dict[str, str], demo: dict[str, Any], options: argparse.Namespace) -> dict[str, Any]:
     """Start the two gunicorns (limit on as configured, limit off) side by side and measure them."""
-    envs = {"on": env, "off": {**env, "RATE_LIMIT_PER_CLIENT_PER_MINUTE": "0"}}
+    off = {**env, "RATE_LIMIT_PER_CLIENT_PER_MINUTE": "0"}
+    envs = {"on": off if options.control else env, "off": off}
     servers: dict[str, Server] = {}
     try:
         for name, server_env in envs.items():
@@ -338,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--client-limits", action="store_true", help="Measure (b) with the per-client limit on against off."
+    )
+    parser.add_argument(
+        "--control", action="store_true", help="With --client-limits: the limit off on both servers (A/A)."
     )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=1.0, help="Seconds of unmeasured load per endpoint first.")

@@ -13,6 +13,7 @@ def test_the_ingest_benchmark_runs_at_a_tiny_size(transactional_db, broker_redis
     out = tmp_path / "figures.json"
     args = [sys.executable, "bench/ingest_bench.py", "--no-targets", "--no-migrate", "--duration", "0.5"]
     args += ["--rounds", "1", "--connections", "4", "--batches", "10", "--bare-tasks", "20", "--products", "20"]
+    args += ["--concurrency", "2"]
     args += ["--json-out", str(out)]
     # far below what the run sends: it passes only if its load comes from many shoppers
     env = subprocess_env({"DJANGO_SETTINGS_MODULE": "app.settings", "RATE_LIMIT_PER_CLIENT_PER_MINUTE": "10"})

@@ -185,10 +185,18 @@ class Server:
         self.log.close()
 
 
+def redis_cpu_seconds() -> float:
+    """User + system CPU of the cache Redis server so far (``INFO cpu``)."""
+    import redis
+
+    info = redis.Redis.from_url(os.environ.get("REDIS_URL", DEFAULTS["REDIS_URL"])).info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def load(server: Server, requests: list[str], *, duration: float, connections: int, rate: float = 0.0) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(requests, handle)
-    cpu_before = server.cpu_seconds()
+    cpu_before, redis_before = server.cpu_seconds(), redis_cpu_seconds()
     args = [sys.executable, "-m", "bench.loadgen", "--port", str(server.port), "--requests-file", handle.name]
     args += ["--duration", str(duration), "--connections", str(connections), "--rate", str(rate)]
     args += ["--shoppers", str(SHOPPERS)]
@@ -196,6 +204,7 @@ def load(server: Server, requests: list[str], *, duration: float, connections: i
     Path(handle.name).unlink()
     result: dict[str, Any] = json.loads(output)
     result["server_cpu_s"] = round(server.cpu_seconds() - cpu_before, 3)
+    result["redis_cpu_s"] = round(redis_cpu_seconds() - redis_before, 3)
     return result
 
 
@@ -265,12 +274,15 @@ def measure_client_limits(servers: dict[str, Server], sets: dict[str, list[str]]
     ratios = [got["on"] / got["off"] if got["off"] else 0.0 for got in per_round]
     peak = {name: median_row(rows, "rps") for name, rows in slices.items()}
     cpu_us = {
-        name: round(1e6 * sum(r["server_cpu_s"] for r in rows) / max(1, sum(r["requests"] for r in rows)), 1)
+        name: {
+            part: round(1e6 * sum(r[f"{part}_cpu_s"] for r in rows) / max(1, sum(r["requests"] for r in rows)), 1)
+            for part in ("server", "redis")
+        }
         for name, rows in slices.items()
     }
     return {
         "peak": peak,
-        "server_cpu_us_per_request": cpu_us,
+        "cpu_us_per_request": cpu_us,
         "per_round": per_round,
         "paired_ratios": {"on/off": ratios},
         "ratios": {"on/off": round(statistics.median_high(ratios), 3)},
@@ -279,13 +291,14 @@ def measure_client_limits(servers: dict[str, Server], sets: dict[str, list[str]]
 
 
 def report_client_limits(summary: dict[str, Any]) -> None:
-    print(f"{'(b) /v1/prices/{sku}':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'cpu us/req':>12}{'errors':>8}")
+    header = f"{'(b) /v1/prices/{sku}':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+    print(f"{header}{'web cpu us/req':>16}{'redis cpu us/req':>18}{'errors':>8}")
     for name in ("on", "off"):
-        row = summary["peak"][name]
+        row, cpu = summary["peak"][name], summary["cpu_us_per_request"][name]
         label = f"per-client limit {name}"
         print(
             f"{label:<28}{row['rps']:>10.1f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
-            f"{summary['server_cpu_us_per_request'][name]:>12.1f}{row['errors']:>8}"
+            f"{cpu['server']:>16.1f}{cpu['redis']:>18.1f}{row['errors']:>8}"
         )
     print(f"on/off per round: {', '.join(f'{value:.3f}' for value in summary['paired_ratios']['on/off'])}")
     print(f"load average of the machine (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

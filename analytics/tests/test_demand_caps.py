@@ -54,6 +54,28 @@ def purchases(count: int, *, session_prefix: str, ts: datetime | None = None) ->
     ]
 
 
+def ingest_at_once(retailer_id: int, batches: list[list], now: datetime) -> list[BaseException]:
+    """Ingest each batch from a thread of its own, all released together, as client-a; the errors."""
+    start = threading.Barrier(len(batches))
+    errors: list[BaseException] = []
+
+    def ingest(rows: list) -> None:
+        try:
+            start.wait()
+            events_ingest(retailer_id=retailer_id, rows=rows, received_at=now, contributor="client-a")
+        except BaseException as error:  # noqa: BLE001 - reported by the caller
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ingest, args=(rows,)) for rows in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 @pytest.mark.parametrize(
     ("bases", "expected"),
     [
@@ -173,24 +195,35 @@ def test_a_redelivered_batch_charges_no_budget_twice(alice) -> None:
 def test_concurrent_batches_of_one_client_share_one_budget(alice) -> None:
     rid, now = alice.retailer.id, datetime.now(UTC)
     batches = [[event_row(type="purchase", sku=SKU, ts=now) for _ in range(5)] for _ in range(8)]
-    start = threading.Barrier(len(batches))
-    errors: list[BaseException] = []
-
-    def ingest(rows: list) -> None:
-        try:
-            start.wait()
-            events_ingest(retailer_id=rid, rows=rows, received_at=now, contributor="client-a")
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=ingest, args=(rows,)) for rows in batches]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    assert ingest_at_once(rid, batches, now) == []
     assert purchases_counted(rid) == 40
     assert demand_input(rid) == CAP
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_that_each_fit_the_budget_share_it_and_stop_at_the_cap(alice) -> None:
+    """Each batch alone fits (one purchase, 20 of 40), so each first tries the unlocked path:
+    together they still stop at the cap, and every purchase is counted."""
+    rid, now = alice.retailer.id, datetime.now(UTC)
+    batches = [[event_row(type="purchase", sku=SKU, ts=now)] for _ in range(8)]
+    assert ingest_at_once(rid, batches, now) == []
+    assert purchases_counted(rid) == 8
+    assert demand_input(rid) == CAP
+    assert DemandUsage.objects.get(retailer_id=rid, source="c:client-a").used == CAP
+
+
+@pytest.mark.django_db
+def test_a_batch_whose_budget_binds_midway_is_weighed_event_by_event_and_counted_once(alice) -> None:
+    """The unlocked attempt (every event at full weight) goes past the cap, so it is rolled back
+    whole and the batch is weighed against its locked budgets: the weights are those the
+    budgets leave, and nothing of the attempt remains."""
+    rid, now = alice.retailer.id, datetime.now(UTC)
+    rows = [event_row(type=kind, sku=SKU, ts=now) for kind in ("add_to_cart", "purchase", "purchase", "product_view")]
+    result = events_ingest(retailer_id=rid, rows=rows, received_at=now, contributor="client-a")
+    assert result.inserted == 4
+    assert RawEvent.objects.filter(retailer_id=rid).count() == 4
+    weights = sorted(RawEvent.objects.filter(retailer_id=rid).values_list("demand_weight", flat=True))
+    assert sum(weights) == CAP
+    assert demand_input(rid) == CAP
+    assert purchases_counted(rid) == 2
+    assert DemandUsage.objects.get(retailer_id=rid, source="c:client-a").used == CAP

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db.models import Sum
 
-from analytics.demand_caps import EXEMPT
+from analytics.demand_caps import EXEMPT, events_weigh
 from analytics.models import RawEvent, SkuMinuteCount
 from analytics.services import counters_reaggregate, events_ingest, events_purge
-from analytics.services.ingest import _ingest_serialized, _weighted_rows
+from analytics.services.ingest import _ingest_serialized, _weighted_rows, _weights_locked
 from analytics.tests.factories import event_row
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
@@ -93,7 +93,8 @@ def test_events_past_the_purge_horizon_are_skipped(alice, settings):
 def test_single_writer_path_gives_the_same_counts(alice, bob):
     rows = mixed_batch()
     events_ingest(retailer_id=alice.retailer.id, rows=rows, received_at=NOW)
-    weighted = _weighted_rows(retailer_id=bob.retailer.id, rows=sorted(rows), contributor=EXEMPT, received_at=NOW)
+    weighed = events_weigh(sorted(rows), contributor=EXEMPT, received_at=NOW)
+    weighted = _weighted_rows(sorted(rows), weighed, _weights_locked(bob.retailer.id, weighed))
     for _ in range(2):
         _ingest_serialized(retailer_id=bob.retailer.id, rows=weighted, contributor=EXEMPT, received_at=NOW)
     assert totals(bob.retailer.id) == totals(alice.retailer.id)

@@ -150,9 +150,3 @@ def test_the_client_counter_has_a_ttl_and_no_raw_address(alice, client_limit) ->
     assert 0 < cache_redis().ttl(window.client_key) <= WINDOW_SECONDS + 1
     assert 0 < cache_redis().ttl(window.key) <= WINDOW_SECONDS + 1
 
-
-def test_a_redis_that_lost_its_scripts_still_counts(alice, client_limit) -> None:
-    context = key_resolve(alice.publishable_key)
-    rate_limit_check(context, from_peer())
-    cache_redis().script_flush()  # as after a restart of the cache Redis
-    assert [allowed(context, from_peer()) for _ in range(3)] == [True, True, False]

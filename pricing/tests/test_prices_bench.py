@@ -61,3 +61,17 @@ def test_the_client_limits_mode_pairs_the_limit_on_and_off(transactional_db, tmp
         assert summary["peak"][name]["requests"] > 0
         assert summary["peak"][name]["errors"] == 0
     assert "on/off" in result.stdout
+
+
+@pytest.mark.timeout(180)
+def test_the_rate_limit_cost_benchmark_runs_and_counts_every_lookup(transactional_db, tmp_path) -> None:
+    out = tmp_path / "cost.json"
+    args = [sys.executable, "bench/rate_limit_cost.py", "--requests", "20", "--rounds", "1", "--products", "24"]
+    args += ["--no-migrate", "--json-out", str(out)]
+    env = {**bench_env(), "RATE_LIMIT_PER_CLIENT_PER_MINUTE": "600"}
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(out.read_text())
+    assert summary["statuses"] == {"200 OK": 20 * 2 * 2}  # warm-up and measured blocks, on and off
+    assert summary["per_client_limit"] == 600
+    assert set(summary["per_request"]) == {"on", "off"}

@@ -53,10 +53,9 @@ from bench.prices_bench import (  # noqa: E402
     SHOPPERS,
     Server,
     bench_env,
-    database_ensure,
+    demo_seeded,
     free_port,
     load,
-    manage,
     median_row,
     paired_rounds,
 )
@@ -334,14 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     env = bench_env()
     os.environ.update(env)
-    if not options.no_migrate:
-        database_ensure(env["DATABASE_URL"])
-        manage(env, "migrate", "--noinput")
-    with tempfile.TemporaryDirectory() as scratch:
-        keys_file = Path(scratch) / "keys.json"
-        manage(env, "seed_demo", "--products", str(options.products), "--rate-limit", "1000000000",
-               "--keys-file", str(keys_file))  # fmt: skip
-        demo = json.loads(keys_file.read_text())[0]
+    demo = demo_seeded(env, products=options.products, migrate=not options.no_migrate)
     analytics_reset(env, demo["retailer_id"])
     server = Server(env, free_port(), options.workers, options.threads)
     try:

@@ -97,6 +97,20 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
+def demo_seeded(env: dict[str, str], *, products: int, migrate: bool) -> dict[str, Any]:
+    """The demo retailer with ``products`` products and no practical per-key limit: its keys,
+    SKUs and origin (the database migrated first, unless ``migrate`` is off)."""
+    if migrate:
+        database_ensure(env["DATABASE_URL"])
+        manage(env, "migrate", "--noinput")
+    with tempfile.TemporaryDirectory() as scratch:
+        keys_file = Path(scratch) / "keys.json"
+        seed = ["seed_demo", "--products", str(products), "--rate-limit", "1000000000", "--keys-file", str(keys_file)]
+        manage(env, *seed)
+        demo: dict[str, Any] = json.loads(keys_file.read_text())[0]
+    return demo
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -371,14 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.rounds is None:
         options.rounds = CLIENT_LIMITS_ROUNDS if options.client_limits else 5
     env = bench_env()
-    if not options.no_migrate:
-        database_ensure(env["DATABASE_URL"])
-        manage(env, "migrate", "--noinput")
-    with tempfile.TemporaryDirectory() as scratch:
-        keys_file = Path(scratch) / "keys.json"
-        products = str(max(options.products, SKUS_PER_PAGE))
-        manage(env, "seed_demo", "--products", products, "--rate-limit", "1000000000", "--keys-file", str(keys_file))
-        demo = json.loads(keys_file.read_text())[0]
+    demo = demo_seeded(env, products=max(options.products, SKUS_PER_PAGE), migrate=not options.no_migrate)
     if options.client_limits:
         summary = run_client_limits(env, demo, options)
         report_client_limits(summary)

@@ -21,7 +21,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.prices_bench import SHOPPERS, bench_env, database_ensure, manage, redis_cpu_seconds  # noqa: E402
+from bench.prices_bench import SHOPPERS, bench_env, demo_seeded, redis_cpu_seconds  # noqa: E402
 from loadtests.identities import shopper_address  # noqa: E402
 
 MODES = {"on": None, "off": 0}  # RATE_LIMIT_PER_CLIENT_PER_MINUTE: as configured, or off
@@ -115,14 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-out", help="Also write the figures as JSON here.")
     options = parser.parse_args(argv)
     env = bench_env()
-    if not options.no_migrate:
-        database_ensure(env["DATABASE_URL"])
-        manage(env, "migrate", "--noinput")
-    with tempfile.TemporaryDirectory() as scratch:
-        keys_file = Path(scratch) / "keys.json"
-        manage(env, "seed_demo", "--products", str(options.products), "--rate-limit", "1000000000",
-               "--keys-file", str(keys_file))  # fmt: skip
-        demo = json.loads(keys_file.read_text())[0]
+    demo = demo_seeded(env, products=options.products, migrate=not options.no_migrate)
     os.environ.update(env)
     import django
 

@@ -149,4 +149,3 @@ def test_the_client_counter_has_a_ttl_and_no_raw_address(alice, client_limit) ->
     assert "198.51.100.23" not in window.client_key
     assert 0 < cache_redis().ttl(window.client_key) <= WINDOW_SECONDS + 1
     assert 0 < cache_redis().ttl(window.key) <= WINDOW_SECONDS + 1
-

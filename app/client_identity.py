@@ -48,14 +48,17 @@ def client_address(request: HttpRequest, trusted_proxies: int | None = None) -> 
     """The client's address (its /64 for IPv6), as :func:`client_network` gives it."""
     meta = request.META
     count = settings.TRUSTED_PROXY_COUNT if trusted_proxies is None else trusted_proxies
-    if count > 0:
-        forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
+    return _address(meta.get("HTTP_X_FORWARDED_FOR", ""), meta.get("REMOTE_ADDR", ""), count)
+
+
+def _address(forwarded: str, peer: str, trusted_proxies: int) -> str:
+    if trusted_proxies > 0:
         hops = [hop for hop in forwarded.split(",") if hop.strip()]
-        if len(hops) >= count:
-            network = client_network(hops[-count])
+        if len(hops) >= trusted_proxies:
+            network = client_network(hops[-trusted_proxies])
             if network != UNKNOWN_CLIENT:
                 return network
-    return client_network(meta.get("REMOTE_ADDR", ""))
+    return client_network(peer)
 
 
 @lru_cache(maxsize=8)
@@ -75,6 +78,25 @@ def client_hash(network: str, now: float | None = None) -> str:
     return _hash(network, int(moment // settings.CLIENT_HASH_ROTATION_SECONDS))
 
 
+# What decides a request's hash, remembered: one lookup on the price path instead of parsing
+# the forwarded header and hashing every time (the per-client limit's largest in-process cost,
+# bench/rate_limit_cost.py). The header is part of the key only while it is trusted, and a
+# long one (the client may prepend anything to it) is not kept.
+MEMO_FORWARDED_CHARS = 256
+
+
+@lru_cache(maxsize=16384)
+def _request_hash(forwarded: str, peer: str, trusted_proxies: int, period: int) -> str:
+    return _hash(_address(forwarded, peer, trusted_proxies), period)
+
+
 def request_client_hash(request: HttpRequest) -> str:
     """The keyed hash of the request's client (:func:`client_address`), for limits and caps."""
-    return client_hash(client_address(request))
+    meta = request.META
+    count = settings.TRUSTED_PROXY_COUNT
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "") if count > 0 else ""
+    peer = meta.get("REMOTE_ADDR", "")
+    period = int(time.time() // settings.CLIENT_HASH_ROTATION_SECONDS)
+    if len(forwarded) > MEMO_FORWARDED_CHARS:
+        return _hash(_address(forwarded, peer, count), period)
+    return _request_hash(forwarded, peer, count, period)

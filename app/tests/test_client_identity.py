@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory, override_settings
 
-from app.client_identity import UNKNOWN_CLIENT, client_address, client_hash, client_network
+from app.client_identity import (
+    MEMO_FORWARDED_CHARS,
+    UNKNOWN_CLIENT,
+    client_address,
+    client_hash,
+    client_network,
+    request_client_hash,
+)
 
 
 def request_from(peer: str, forwarded: str | None = None):
@@ -79,3 +86,16 @@ def test_the_hash_depends_on_the_secret_key() -> None:
         client_identity._period_key.cache_clear()
         client_identity._hash.cache_clear()
     assert before != after
+
+
+@pytest.mark.parametrize("trusted", [0, 1, 2])
+def test_the_remembered_request_hash_is_the_hash_of_the_client_address(settings, trusted) -> None:
+    settings.TRUSTED_PROXY_COUNT = trusted
+    long_forged = ", ".join(f"10.0.{n // 256}.{n % 256}" for n in range(100))  # past MEMO_FORWARDED_CHARS
+    assert len(long_forged) > MEMO_FORWARDED_CHARS
+    for forwarded in ("", "198.51.100.7", "203.0.113.9, 198.51.100.7", "junk, 2001:db8:1:2::5", long_forged):
+        request = request_from("192.0.2.10", forwarded)
+        assert request_client_hash(request) == client_hash(client_address(request)), forwarded
+    if trusted == 0:  # an untrusted header is not even part of what is remembered
+        hashes = {request_client_hash(request_from("192.0.2.10", f"198.51.100.{n}")) for n in range(20)}
+        assert hashes == {client_hash("192.0.2.10")}

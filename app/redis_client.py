@@ -137,10 +137,26 @@ def _exchange(connection: Connection, commands: Sequence[tuple[Any, ...]]) -> li
     try:
         # hiredis packs in C: a quarter of the CPU of redis-py's packer for the hot path's commands
         connection.send_packed_command([b"".join([hiredis.pack_command(command) for command in commands])])
-        return [connection.read_response() for _ in commands]
+        # The connection's parser, not ``Connection.read_response``: its bookkeeping (an error
+        # text naming the host, built before every read; health-check times) cost ~1.3 us a
+        # reply, five replies a price lookup with the per-client limit (bench/rate_limit_cost.py).
+        # Its error mapping is kept: a timeout stays a timeout, a reset connection is a
+        # ConnectionError (which ``round_trip`` retries once on a fresh connection).
+        parser = connection._parser
+        replies = [parser.read_response(disable_decoding=False) for _ in commands]
+    except TimeoutError as error:
+        connection.disconnect()
+        raise redis.TimeoutError(str(error)) from error
+    except OSError as error:
+        connection.disconnect()
+        raise redis.ConnectionError(str(error)) from error
     except BaseException:
         connection.disconnect()  # unread replies may be left on the socket: never reuse it
         raise
+    for reply in replies:  # every reply was read: the connection stays usable
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+    return replies
 
 
 def round_trip(client: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:

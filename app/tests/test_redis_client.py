@@ -45,9 +45,11 @@ def test_a_connection_the_server_closed_is_replaced_without_an_error() -> None:
     assert _client_id(client) != old
 
 
-def test_an_error_reply_leaves_no_unread_reply_behind() -> None:
+def test_an_error_reply_leaves_no_unread_reply_behind_and_the_connection_in_use() -> None:
     client = cache_redis()
     round_trip(client, [("SET", "rt:text", "x")])
+    before = _client_id(client)
     with pytest.raises(redis.ResponseError):
-        round_trip(client, [("INCR", "rt:text"), ("ECHO", "left unread")])
+        round_trip(client, [("INCR", "rt:text"), ("ECHO", "read before the error is raised")])
     assert round_trip(client, [("ECHO", "next")]) == [b"next"]
+    assert _client_id(client) == before

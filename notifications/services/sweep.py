@@ -43,12 +43,26 @@ def deliveries_due_claim(*, limit: int = SWEEP_BATCH) -> list[int]:
     return ids
 
 
-def deliveries_sweep() -> int:
-    """Publish one attempt per due delivery; returns how many were published."""
+def deliveries_publish(*, ids: list[int], reason: str) -> None:
+    """Publish one attempt per delivery id. Not durable by itself: each row was stamped
+    ``dispatched_at`` in the transaction that made it due, and a publish that never reaches
+    the broker leaves that stamp to expire, after which the sweep publishes the row again."""
     from notifications.tasks import delivery_send
 
-    ids = deliveries_due_claim()
     stamp = int(timezone.now().timestamp())
     for delivery_id in ids:
-        delivery_send.enqueue(delivery_id=delivery_id, idempotency_key=f"webhook-sweep:{delivery_id}:{stamp}")
+        delivery_send.enqueue(delivery_id=delivery_id, idempotency_key=f"webhook-{reason}:{delivery_id}:{stamp}")
+
+
+def deliveries_publish_after_commit(*, ids: list[int], reason: str) -> None:
+    """:func:`deliveries_publish` once the current transaction commits; a broker error is
+    logged there (``robust``) and left to the sweep, never raised into the committed caller."""
+    if ids:
+        transaction.on_commit(lambda: deliveries_publish(ids=ids, reason=reason), robust=True)
+
+
+def deliveries_sweep() -> int:
+    """Publish one attempt per due delivery; returns how many were published."""
+    ids = deliveries_due_claim()
+    deliveries_publish(ids=ids, reason="sweep")
     return len(ids)

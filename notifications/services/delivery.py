@@ -3,7 +3,9 @@
 The claim is a conditional UPDATE that must change exactly one row (a due ``pending``
 delivery, or a ``sending`` one whose lease expired because its worker died), taken
 under the endpoint's row lock so the per-endpoint concurrency limit and the circuit
-breaker are checked against the deliveries actually in flight. The POST happens
+breaker are checked against the deliveries actually in flight. That lock is ``FOR NO KEY
+UPDATE``: a plain ``FOR UPDATE`` also blocks the foreign-key checks of every fan-out
+inserting deliveries for the endpoint, which then queued behind its attempts. The POST happens
 outside any transaction; its outcome is recorded in one transaction with the attempt
 row. A re-sent delivery carries the same ``webhook-id`` (the event's) and the same
 body; ``webhook-timestamp`` is the real time of each send.
@@ -18,7 +20,7 @@ from datetime import datetime, timedelta
 import structlog
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from app import outbound_http
@@ -57,7 +59,12 @@ def delivery_claim(*, delivery_id: int) -> Claimed | None:
     delivery = Delivery.objects.select_related("event").filter(pk=delivery_id).filter(_claimable(now)).first()
     if delivery is None:
         return None
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+    if _in_flight(delivery.endpoint_id, now) >= settings.WEBHOOK_ENDPOINT_CONCURRENCY:
+        # Busy at any limit, seen without queueing for the endpoint's lock behind its slot
+        # holders: they drain this delivery next (it stays due), or the sweep hands it back.
+        _leave_to_the_drain(Delivery.objects.filter(pk=delivery.pk, state=Delivery.State.PENDING))
+        return None
+    endpoint = WebhookEndpoint.objects.select_for_update(no_key=True).get(pk=delivery.endpoint_id)
     return _claim(endpoint, delivery, now)
 
 
@@ -66,7 +73,7 @@ def delivery_claim_next(*, endpoint_id: int) -> Claimed | None:
     """Claim the endpoint's longest-due delivery, or ``None`` (none due, or the endpoint is
     busy, open-circuited or disabled). Under the endpoint's row lock, as every claim is."""
     now = timezone.now()
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
+    endpoint = WebhookEndpoint.objects.select_for_update(no_key=True).get(pk=endpoint_id)
     delivery = (
         Delivery.objects.select_related("event")
         .filter(endpoint_id=endpoint_id)
@@ -89,10 +96,8 @@ def _claim(endpoint: WebhookEndpoint, delivery: Delivery, now: datetime) -> Clai
         pending = rows.filter(state=Delivery.State.PENDING)
         pending.update(next_attempt_at=endpoint.circuit_open_until, dispatched_at=None)
         return None
-    if _in_flight(endpoint, now) >= _concurrency(endpoint):
-        # Stays due: the attempt that frees a slot claims it next (``delivery_attempt_and_drain``);
-        # the sweep publishes it again if none does.
-        rows.filter(state=Delivery.State.PENDING).update(dispatched_at=None)
+    if _in_flight(endpoint.pk, now) >= _concurrency(endpoint):
+        _leave_to_the_drain(rows.filter(state=Delivery.State.PENDING))
         return None
     lease_until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
     if rows.update(state=Delivery.State.SENDING, lease_until=lease_until, attempts=delivery.attempts + 1) != 1:
@@ -103,8 +108,15 @@ def _claim(endpoint: WebhookEndpoint, delivery: Delivery, now: datetime) -> Clai
     )
 
 
-def _in_flight(endpoint: WebhookEndpoint, now: datetime) -> int:
-    return Delivery.objects.filter(endpoint=endpoint, state=Delivery.State.SENDING, lease_until__gte=now).count()
+def _in_flight(endpoint_id: int, now: datetime) -> int:
+    return Delivery.objects.filter(endpoint_id=endpoint_id, state=Delivery.State.SENDING, lease_until__gte=now).count()
+
+
+def _leave_to_the_drain(pending: QuerySet[Delivery]) -> None:
+    """A delivery whose endpoint is busy stays due: the attempt that frees a slot claims it
+    next (``delivery_attempt_and_drain``); with no task holding it (``dispatched_at`` cleared)
+    the sweep publishes it again if no attempt does."""
+    pending.update(dispatched_at=None)
 
 
 def _concurrency(endpoint: WebhookEndpoint) -> int:
@@ -165,7 +177,7 @@ def delivery_record(*, claimed: Claimed, outcome: Outcome) -> Delivery:
     elif verdict.outcome == "permanent":
         delivery.state, delivery.finished_at = Delivery.State.FAILED, now
     else:
-        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+        endpoint = WebhookEndpoint.objects.select_for_update(no_key=True).get(pk=delivery.endpoint_id)
         if verdict.outcome == "gone":
             delivery.state, delivery.finished_at = Delivery.State.FAILED, now
             endpoint_record_gone(endpoint=endpoint)
@@ -217,9 +229,15 @@ def delivery_attempt_and_drain(*, delivery_id: int) -> int:
     delivery = delivery_attempt(delivery_id=delivery_id)
     made = 0 if delivery is None else 1
     while delivery is not None and delivery.state == Delivery.State.SUCCEEDED and time.monotonic() < deadline:
+        if not _any_due(delivery.endpoint_id):  # the usual answer, without the claim's transaction and lock
+            break
         claimed = delivery_claim_next(endpoint_id=delivery.endpoint_id)
         if claimed is None:
             break
         delivery = delivery_record(claimed=claimed, outcome=delivery_post(claimed))
         made += 1
     return made
+
+
+def _any_due(endpoint_id: int) -> bool:
+    return Delivery.objects.filter(endpoint_id=endpoint_id).filter(_claimable(timezone.now())).exists()

@@ -85,7 +85,7 @@ def delivery_send_enqueue(*, delivery: Delivery, reason: str) -> None:
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # the dispatcher's transaction: a failure rolls it all back anyway
 def event_fan_out(*, event: dict[str, Any]) -> int:
     """Store ``event`` and create its deliveries; returns how many deliveries this call created.
     Needs ``retailer_id`` in the payload (an event without one reaches nobody)."""

@@ -344,6 +344,8 @@ EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# An email being sent whose worker died is claimed again after this lease (the SMTP timeout, per step, + margin).
+EMAIL_LEASE_SECONDS = env.int("EMAIL_LEASE_SECONDS", default=60)
 ANYMAIL_ESP = env.str("ANYMAIL_ESP", default="")
 EMAIL_BACKEND = (
     f"anymail.backends.{ANYMAIL_ESP}.EmailBackend"

@@ -333,6 +333,9 @@ WEBHOOK_CIRCUIT_OPEN_SECONDS = env.int("WEBHOOK_CIRCUIT_OPEN_SECONDS", default=6
 WEBHOOK_DISABLE_AFTER_SECONDS = env.int("WEBHOOK_DISABLE_AFTER_SECONDS", default=5 * 24 * 3600)
 # A claimed delivery whose worker died is claimed again after this lease (the send's 15 s deadline + margin).
 WEBHOOK_LEASE_SECONDS = env.int("WEBHOOK_LEASE_SECONDS", default=30)
+# A due delivery whose published attempt never ran (the publish or its message was lost) is
+# published again by the sweep after this long.
+WEBHOOK_REDISPATCH_SECONDS = env.int("WEBHOOK_REDISPATCH_SECONDS", default=60)
 # Where confirmation links point (https://api.example.com); the request's host when empty.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 NOTIFICATION_CONFIRM_DAYS = env.int("NOTIFICATION_CONFIRM_DAYS", default=7)

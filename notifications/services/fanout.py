@@ -5,7 +5,7 @@ and a redelivered event adds nothing: ``WebhookEvent.public_id`` and (event, end
 unique. The first attempts are published straight after that commit
 (``deliveries_publish_after_commit``): the delivery row itself is the durable record (pending,
 due, stamped ``dispatched_at``), so a publish lost with its process is found again by the
-sweep after ``REDISPATCH_AFTER``; no second outbox row and relay hop per delivery.
+sweep after ``WEBHOOK_REDISPATCH_SECONDS``; no second outbox row and relay hop per delivery.
 Each delivery is its own row, retried on its own schedule, so one failing endpoint never
 blocks or rolls back the others. An endpoint that is disabled gets a ``held`` delivery:
 the event is kept, and a replay after re-enabling sends it.

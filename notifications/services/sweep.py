@@ -4,7 +4,7 @@ A delivery waits in ``next_attempt_at`` (no long Celery countdown on Redis). Eve
 the sweep claims up to 500 due rows with ``SELECT … FOR UPDATE SKIP LOCKED`` (several
 beat-triggered sweeps skip each other's rows), stamps ``dispatched_at`` and, after the
 commit, publishes one attempt each. A publish lost with its process leaves the stamp,
-which expires after ``REDISPATCH_AFTER``; a ``sending`` delivery whose lease ran out
+which expires after ``WEBHOOK_REDISPATCH_SECONDS``; a ``sending`` delivery whose lease ran out
 (its worker was killed) is published again too, and its claim re-sends the same event.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -19,18 +20,16 @@ from django.utils import timezone
 from notifications.models import Delivery
 
 SWEEP_BATCH = 500
-REDISPATCH_AFTER = timedelta(seconds=60)
 
 
 def deliveries_due_claim(*, limit: int = SWEEP_BATCH) -> list[int]:
     now = timezone.now()
+    stale = now - timedelta(seconds=settings.WEBHOOK_REDISPATCH_SECONDS)
     due = Q(state=Delivery.State.PENDING, next_attempt_at__lte=now) & (
-        Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - REDISPATCH_AFTER)
+        Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale)
     )
     orphaned = Q(state=Delivery.State.SENDING, lease_until__lt=now) & (
-        Q(dispatched_at__isnull=True)
-        | Q(dispatched_at__lt=F("lease_until"))
-        | Q(dispatched_at__lt=now - REDISPATCH_AFTER)
+        Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=F("lease_until")) | Q(dispatched_at__lt=stale)
     )
     with transaction.atomic():
         ids = list(

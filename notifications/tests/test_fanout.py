@@ -12,7 +12,7 @@ from notifications.services.fanout import DELIVERY_SEND_TASK, event_fan_out
 from notifications.tests.factories import endpoint_make
 from workers.broker import queue_stats
 from workers.models import OutboxMessage
-from workers.outbox import subscribers_for
+from workers.outbox import dispatch_queue_for, subscribers_for
 from workers.routing import Queue
 
 pytestmark = pytest.mark.django_db
@@ -68,9 +68,10 @@ def test_a_disabled_endpoint_s_events_are_kept_as_held(alice, broker_redis, djan
     assert _webhooks_queued() == 0
 
 
-def test_the_dispatcher_finds_the_subscriber_for_every_announced_topic() -> None:
+def test_the_dispatcher_finds_the_subscriber_for_every_announced_topic_on_the_notify_queue() -> None:
     for topic in ("prices.changed", "backup.completed", "backup.failed", "endpoint.disabled"):
         assert subscribers_for(topic), topic
+        assert dispatch_queue_for(topic) == Queue.WEBHOOKS, topic  # not behind pricing on default
 
 
 def test_a_fan_out_rolled_back_with_its_caller_publishes_nothing(

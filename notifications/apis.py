@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from app.errors import ApiError
 from app.input_fields import StrictBooleanField, StrictCharField
+from app.pagination import CursorPage
 from app.tenancy.authentication import auth_context
 from app.tenancy.selectors import retailer_get
 from notifications.events import EVENT_TYPES
@@ -30,7 +31,6 @@ from notifications.services.endpoints import (
 from notifications.services.replay import ReplayFilter, deliveries_replay, delivery_retry, endpoint_ping
 from notifications.urls_check import URL_MAX_LENGTH
 
-DELIVERY_PAGE = 100
 ERRORS_400 = OpenApiResponse(description="`invalid_url`, `private_address`, `unknown_event_type`, `validation_failed`")
 NOT_FOUND = OpenApiResponse(description="`not_found`: no such endpoint of yours.")
 
@@ -159,19 +159,35 @@ class DeliveryOutputSerializer(serializers.Serializer[Any]):
     attempt_rows = AttemptOutputSerializer(many=True)
 
 
+class NewestDeliveriesFirst(CursorPage):
+    """Newest first by id (unique and increasing, so a page never repeats or skips a row
+    while deliveries are added); ``next`` links to the older ones."""
+
+    ordering = ("-id",)
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "page_size"
+
+    def position_readable(self, position: str) -> bool:
+        return position.isascii() and position.isdigit() and len(position) <= 18
+
+
 class DeliveryListApi(APIView):
+    pagination_class = NewestDeliveriesFirst
+
     @extend_schema(
         parameters=[OpenApiParameter("state", str, enum=Delivery.State.values, required=False)],
         responses={200: DeliveryOutputSerializer(many=True), 404: NOT_FOUND},
-        summary=f"The newest {DELIVERY_PAGE} deliveries of an endpoint, with their attempts",
+        summary="An endpoint's deliveries with their attempts, newest first (cursor-paginated)",
     )
     def get(self, request: Request, endpoint_id: int) -> Response:
         endpoint = endpoint_get(retailer_id=_retailer_id(request), endpoint_id=endpoint_id)
         state = request.query_params.get("state")
         if state is not None and state not in Delivery.State.values:
             raise ApiError("validation_failed", details=[{"field": "state", "known": Delivery.State.values}])
-        rows = delivery_list(endpoint=endpoint, state=state).order_by("-pk")[:DELIVERY_PAGE]
-        return Response(DeliveryOutputSerializer(rows, many=True).data)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(delivery_list(endpoint=endpoint, state=state), request, self)
+        return paginator.get_paginated_response(DeliveryOutputSerializer(page, many=True).data)
 
 
 class DeliveryRetryApi(APIView):

@@ -13,6 +13,7 @@ from notifications.events import EMAILED, FANNED_OUT
 from notifications.services.email import notification_enqueue_for_retailer
 from notifications.services.fanout import event_fan_out
 from workers.outbox import outbox_subscriber
+from workers.routing import Queue
 
 
 def event_notify(event: dict[str, Any]) -> None:
@@ -29,5 +30,5 @@ def event_notify(event: dict[str, Any]) -> None:
         )
 
 
-for _topic in FANNED_OUT:
-    outbox_subscriber(_topic)(event_notify)
+for _topic in FANNED_OUT:  # dispatched on the notify worker group's queue, not behind pricing on default
+    outbox_subscriber(_topic, queue=Queue.WEBHOOKS)(event_notify)

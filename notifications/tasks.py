@@ -5,7 +5,7 @@ Importing this module (autodiscovery) also registers the outbox subscribers (app
 
 from __future__ import annotations
 
-from notifications.services.delivery import delivery_attempt
+from notifications.services.delivery import delivery_attempt_and_drain
 from notifications.services.email import EMAIL_SEND_TASK, notification_send
 from notifications.services.fanout import DELIVERY_SEND_TASK
 from notifications.services.sweep import deliveries_sweep as due_deliveries_sweep
@@ -15,9 +15,10 @@ from workers.routing import Queue
 
 @reliable_task(name=DELIVERY_SEND_TASK, queue=Queue.WEBHOOKS, soft_time_limit=25, time_limit=30, max_retries=0)
 def delivery_send(*, delivery_id: int, idempotency_key: str) -> None:
-    """One attempt of one delivery (at most 15 s of HTTP). A duplicate finds nothing to claim.
-    Retries are scheduled in the delivery row (``next_attempt_at``), not by Celery."""
-    delivery_attempt(delivery_id=delivery_id)
+    """One attempt of one delivery, then the endpoint's next due ones while they succeed (at
+    most 5 s, plus 15 s of HTTP). A duplicate finds nothing to claim. Retries are scheduled
+    in the delivery row (``next_attempt_at``), not by Celery."""
+    delivery_attempt_and_drain(delivery_id=delivery_id)
 
 
 @reliable_task(name="notifications.deliveries_sweep", queue=Queue.WEBHOOKS, soft_time_limit=20, time_limit=25)

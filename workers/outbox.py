@@ -29,11 +29,13 @@ from django.db import transaction
 
 from app.request_context import current_request_id
 from workers.models import OutboxMessage
+from workers.routing import Queue
 
 EVENT_DISPATCH_TASK = "workers.event_dispatch"
 
 Subscriber = Callable[[dict[str, Any]], None]
 _subscribers: dict[str, list[Subscriber]] = {}
+_dispatch_queues: dict[str, Queue] = {}
 
 
 class OutsideTransactionError(RuntimeError):
@@ -66,15 +68,22 @@ def outbox_announce(*, topic: str, payload: dict[str, Any], key: str, version: i
     )
 
 
-def outbox_subscriber(topic: str) -> Callable[[Subscriber], Subscriber]:
+def outbox_subscriber(topic: str, *, queue: Queue | None = None) -> Callable[[Subscriber], Subscriber]:
     """Register a handler for ``topic``. It runs inside the dispatcher's transaction,
     so it may write rows (and outbox rows) but must do no network I/O.
+
+    ``queue`` is where the topic's dispatcher runs (``default`` unless a subscriber names one):
+    notifications dispatch on their own worker group, so a pricing backlog on ``default``
+    never delays a webhook. The subscribers of one topic must not name two queues.
 
     The handler gets the payload with ``topic``, ``key`` and ``version`` added (payload
     fields win). It may run again for the same event (a failure of any subscriber of
     the topic rolls back and retries them all), so it compares ``version`` per ``key``.
     The module holding it must be imported by the worker (``<app>/tasks.py`` or an
     app's ``ready()``)."""
+
+    if queue is not None and _dispatch_queues.setdefault(topic, queue) != queue:
+        raise ValueError(f"{topic}: dispatched on {_dispatch_queues[topic]}, not also on {queue}")
 
     def register(handler: Subscriber) -> Subscriber:
         _subscribers.setdefault(topic, []).append(handler)
@@ -85,3 +94,8 @@ def outbox_subscriber(topic: str) -> Callable[[Subscriber], Subscriber]:
 
 def subscribers_for(topic: str) -> list[Subscriber]:
     return list(_subscribers.get(topic, ()))
+
+
+def dispatch_queue_for(topic: str) -> Queue | None:
+    """The queue a subscriber named for ``topic``'s dispatcher, or ``None`` (the task's own)."""
+    return _dispatch_queues.get(topic)

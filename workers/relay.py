@@ -41,6 +41,7 @@ from app.celery import celery_app
 from workers.backoff import backoff_for
 from workers.broker import broker_is_redis, broker_redis, queue_stats
 from workers.models import OutboxMessage
+from workers.outbox import EVENT_DISPATCH_TASK, dispatch_queue_for
 
 log = structlog.get_logger(__name__)
 
@@ -111,7 +112,7 @@ def _probably_still_queued(sent_rows: list[OutboxMessage]) -> set[int]:
     taken and lost (a broker that forgot it) finds its queue younger than itself."""
     if not sent_rows or not broker_is_redis():
         return set()
-    queue_of = {row.pk: getattr(_registered_task(row.task_name), "queue", None) for row in sent_rows}
+    queue_of = {row.pk: _queue_of(row) for row in sent_rows}
     names = tuple(sorted({queue for queue in queue_of.values() if queue}))
     now = time.time()
     waiting_since = {
@@ -148,6 +149,15 @@ def _mark_sent(rows: list[OutboxMessage], now: datetime) -> None:
         )
 
 
+def _queue_of(row: OutboxMessage) -> str | None:
+    """The row's queue: its task's, or for an event the one its topic's subscribers named."""
+    if row.task_name == EVENT_DISPATCH_TASK:
+        queue = dispatch_queue_for(str(row.kwargs.get("topic", "")))
+        if queue is not None:
+            return queue.value
+    return getattr(_registered_task(row.task_name), "queue", None)
+
+
 def _registered_task(name: str) -> Any:
     """The task named ``name``; imports every app's ``tasks`` module on a miss (Celery only
     autodiscovers them when a worker starts, and the relay is not a worker)."""
@@ -171,7 +181,7 @@ def _publish(rows: list[OutboxMessage]) -> list[OutboxMessage]:
             celery_app.send_task(
                 row.task_name,
                 kwargs=message_kwargs(row),
-                queue=getattr(task, "queue", None),
+                queue=_queue_of(row),
                 headers=message_headers(row),
                 producer=producer,
                 retry=False,

@@ -290,6 +290,23 @@ def start_manage_command(
     return process
 
 
+def start_celery_beat(extra_env: dict[str, str] | None = None) -> ManagedProcess:
+    """Start ``celery -A app beat`` (the project's schedule, a schedule file of its own) and
+    return once it is running."""
+    schedule = Path(tempfile.mkdtemp(prefix="sf-beat-")) / "schedule"
+    beat = ManagedProcess(
+        [sys.executable, "-m", "celery", "-A", "app", "beat", "--schedule", str(schedule), "-l", "INFO"],
+        env=subprocess_env(extra_env),
+        name="celery-beat",
+    )
+    try:
+        beat.wait_for_output("beat: Starting")
+    except BaseException:
+        beat.stop(timeout=2)
+        raise
+    return beat
+
+
 def start_outbox_relay(
     *args: str, extra_env: dict[str, str] | None = None, include: Sequence[str] = ()
 ) -> ManagedProcess:

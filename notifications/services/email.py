@@ -4,9 +4,11 @@
 ``dedup_key``: the same cause never mails an address twice) and an outbox message per
 row. ``notification_send`` claims the row (``pending``, or ``sending`` with an expired
 lease: its worker died mid-send), records ``sending``, talks SMTP outside any
-transaction, then records ``sent``. The Message-ID is ``<notification-id@storefabric>``,
-so in the one window we cannot close (the server accepted, we died before the commit)
-the re-send carries the same Message-ID and the receiver can drop it.
+transaction, then records ``sent``. A message that finds the row under another run's live
+lease retries (``SendInFlightError``) rather than finish and leave the row to a dead run.
+The Message-ID is ``<notification-id@storefabric>``, so in the one window we cannot close
+(the server accepted, we died before the commit) the re-send carries the same Message-ID
+and the receiver can drop it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -30,7 +32,6 @@ from workers.outbox import outbox_enqueue_task
 log = structlog.get_logger(__name__)
 
 EMAIL_SEND_TASK = "notifications.email_send"
-LEASE = timedelta(seconds=60)  # longer than the SMTP timeout (EMAIL_TIMEOUT, 10 s) times the steps
 SUBJECTS = {
     "address.confirm": "Confirm your Storefabric notification address",
     "backup.completed": "Your backup is complete",
@@ -74,21 +75,27 @@ def notification_enqueue_for_retailer(
     ]
 
 
+class SendInFlightError(TransientError):
+    """Another run holds the row's lease: this message retries until that run recorded its
+    outcome or its lease expired (its worker died), so the notification is never left ``sending``."""
+
+
 def _claim(notification_id: str) -> EmailNotification | None:
-    """Mark the row ``sending``; a row already sent, failed, suppressed or being sent gives ``None``."""
+    """Mark the row ``sending``; a row already sent, failed or suppressed gives ``None``, one
+    being sent under a live lease raises :class:`SendInFlightError`."""
     now = timezone.now()
     with transaction.atomic():
-        claimable = Q(state=EmailNotification.State.PENDING) | Q(
-            state=EmailNotification.State.SENDING, lease_until__lt=now
-        )
-        row = EmailNotification.objects.select_for_update().filter(claimable, pk=notification_id).first()
-        if row is None:
+        row = EmailNotification.objects.select_for_update().filter(pk=notification_id).first()
+        if row is None or row.state not in (EmailNotification.State.PENDING, EmailNotification.State.SENDING):
             return None
+        if row.state == EmailNotification.State.SENDING and row.lease_until and row.lease_until >= now:
+            raise SendInFlightError(f"notification {notification_id} is being sent until {row.lease_until}")
         if Suppression.objects.filter(email=row.to_email).exists():
             row.state, row.last_error = EmailNotification.State.SUPPRESSED, "the address is on the suppression list"
             row.save(update_fields=["state", "last_error"])
             return None
-        row.state, row.lease_until, row.attempts = EmailNotification.State.SENDING, now + LEASE, row.attempts + 1
+        lease = timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
+        row.state, row.lease_until, row.attempts = EmailNotification.State.SENDING, now + lease, row.attempts + 1
         row.save(update_fields=["state", "lease_until", "attempts"])
     return row
 

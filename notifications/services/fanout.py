@@ -1,8 +1,11 @@
 """Fan-out: one announced event → one stored event and one delivery row per subscribed endpoint.
 
 Runs inside the outbox dispatcher's transaction (``workers.services.outbox_event_dispatch``),
-so the rows and the outbox messages that start the first attempts commit together, and a
-redelivered event adds nothing: ``WebhookEvent.public_id`` and (event, endpoint) are unique.
+and a redelivered event adds nothing: ``WebhookEvent.public_id`` and (event, endpoint) are
+unique. The first attempts are published straight after that commit
+(``deliveries_publish_after_commit``): the delivery row itself is the durable record (pending,
+due, stamped ``dispatched_at``), so a publish lost with its process is found again by the
+sweep after ``WEBHOOK_REDISPATCH_SECONDS``; no second outbox row and relay hop per delivery.
 Each delivery is its own row, retried on its own schedule, so one failing endpoint never
 blocks or rolls back the others. An endpoint that is disabled gets a ``held`` delivery:
 the event is kept, and a replay after re-enabling sends it.
@@ -19,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 
 from notifications.envelope import event_data, event_public_id
 from notifications.models import Delivery, WebhookEndpoint, WebhookEvent
+from notifications.services.sweep import deliveries_publish_after_commit
 from workers.outbox import outbox_enqueue_task
 
 DELIVERY_SEND_TASK = "notifications.delivery_send"
@@ -30,8 +34,9 @@ def _occurred_at(value: Any) -> datetime:
 
 
 def event_store(*, topic: str, key: str, version: int, retailer_id: int, event: dict[str, Any]) -> WebhookEvent:
-    """The stored event for this announcement, created once."""
-    stored, _ = WebhookEvent.objects.get_or_create(
+    """The stored event for this announcement, created once, and locked until the caller's
+    commit: a concurrent fan-out of the same event waits here, then finds its deliveries."""
+    stored, _ = WebhookEvent.objects.select_for_update().get_or_create(
         public_id=event_public_id(topic=topic, key=key, version=version),
         defaults={
             "retailer_id": retailer_id,
@@ -44,8 +49,11 @@ def event_store(*, topic: str, key: str, version: int, retailer_id: int, event: 
 
 
 def deliveries_create(*, event: WebhookEvent, endpoints: list[WebhookEndpoint]) -> list[Delivery]:
-    """One delivery per endpoint, skipping pairs that exist (a redelivered event); each new
-    pending delivery gets an outbox message that sends its first attempt after commit."""
+    """One delivery per endpoint, skipping pairs that exist (a redelivered event); the new
+    pending deliveries are published for their first attempt once this transaction commits.
+
+    The caller holds the event's row lock (``event_store``), so no other transaction inserts
+    the same pairs meanwhile, and the plain insert returns the new ids."""
     existing = set(Delivery.objects.filter(event=event).values_list("endpoint_id", flat=True))
     now = timezone.now()
     created = Delivery.objects.bulk_create(
@@ -59,18 +67,17 @@ def deliveries_create(*, event: WebhookEvent, endpoints: list[WebhookEndpoint]) 
             )
             for endpoint in endpoints
             if endpoint.pk not in existing
-        ],
-        ignore_conflicts=True,
+        ]
     )
-    fresh = list(Delivery.objects.filter(event=event, endpoint_id__in=[d.endpoint_id for d in created]))
-    for delivery in fresh:
-        if delivery.state == Delivery.State.PENDING:
-            delivery_send_enqueue(delivery=delivery, reason="first")
-    return fresh
+    deliveries_publish_after_commit(
+        ids=[delivery.pk for delivery in created if delivery.state == Delivery.State.PENDING], reason="first"
+    )
+    return created
 
 
 def delivery_send_enqueue(*, delivery: Delivery, reason: str) -> None:
-    """An outbox message that runs one attempt of ``delivery`` once this transaction commits."""
+    """An outbox message that runs one attempt of ``delivery`` once this transaction commits
+    (retry, replay and ping: one delivery each, announced durably with the change)."""
     outbox_enqueue_task(
         task_name=DELIVERY_SEND_TASK,
         kwargs={"delivery_id": delivery.pk},
@@ -78,7 +85,7 @@ def delivery_send_enqueue(*, delivery: Delivery, reason: str) -> None:
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # the dispatcher's transaction: a failure rolls it all back anyway
 def event_fan_out(*, event: dict[str, Any]) -> int:
     """Store ``event`` and create its deliveries; returns how many deliveries this call created.
     Needs ``retailer_id`` in the payload (an event without one reaches nobody)."""

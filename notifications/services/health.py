@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from notifications.models import WebhookEndpoint
@@ -24,12 +25,28 @@ from notifications.schedule import MAX_ATTEMPTS
 from notifications.services.email import notification_enqueue_for_retailer
 from workers.outbox import outbox_announce
 
+SUCCESS_STAMP_EVERY = timedelta(seconds=1)
 
-def endpoint_record_success(*, endpoint: WebhookEndpoint) -> None:
-    endpoint.consecutive_failures, endpoint.circuit_open_until = 0, None
-    endpoint.first_failure_at, endpoint.last_success_at = None, timezone.now()
-    endpoint.unhealthy_notified_at = None
-    endpoint.save(update_fields=_HEALTH_FIELDS)
+
+def endpoint_record_success(*, endpoint_id: int) -> None:
+    """Close the circuit and forget the failures: one UPDATE, skipped while the endpoint is
+    healthy and its ``last_success_at`` is under ``SUCCESS_STAMP_EVERY`` old, so a busy
+    endpoint's row is written once a second rather than once per delivery."""
+    now = timezone.now()
+    still_fresh = Q(
+        consecutive_failures=0,
+        circuit_open_until__isnull=True,
+        first_failure_at__isnull=True,
+        unhealthy_notified_at__isnull=True,
+        last_success_at__gte=now - SUCCESS_STAMP_EVERY,
+    )
+    WebhookEndpoint.objects.filter(pk=endpoint_id).exclude(still_fresh).update(
+        consecutive_failures=0,
+        circuit_open_until=None,
+        first_failure_at=None,
+        unhealthy_notified_at=None,
+        last_success_at=now,
+    )
 
 
 def endpoint_record_failure(*, endpoint: WebhookEndpoint) -> None:

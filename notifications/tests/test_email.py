@@ -14,7 +14,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications.models import EmailNotification, NotificationAddress, Suppression
-from notifications.services.email import notification_enqueue, notification_enqueue_for_retailer, notification_send
+from notifications.services.email import (
+    SendInFlightError,
+    notification_enqueue,
+    notification_enqueue_for_retailer,
+    notification_send,
+)
 from workers.errors import PermanentError, TransientError
 from workers.models import OutboxMessage
 
@@ -93,12 +98,22 @@ def test_sent_once_per_notification_id_with_a_message_id_from_it(alice, smtp_ser
     assert "text/html" in _body(smtp_server.handler.messages[0])
 
 
-def test_a_row_being_sent_elsewhere_is_not_sent_again(alice, smtp_server) -> None:
+def test_a_row_being_sent_elsewhere_is_not_sent_again_and_its_message_retries(alice, smtp_server) -> None:
     row = _notification(alice)
     EmailNotification.objects.filter(pk=row.pk).update(state="sending", lease_until=timezone.now() + timedelta(60))
 
-    assert notification_send(notification_id=str(row.pk)) == "sending"
+    with pytest.raises(SendInFlightError):  # transient: the message stays until that run's outcome
+        notification_send(notification_id=str(row.pk))
     assert smtp_server.handler.messages == []
+    assert issubclass(SendInFlightError, TransientError)
+
+
+def test_a_row_whose_sender_died_is_sent_again_after_its_lease(alice, smtp_server) -> None:
+    row = _notification(alice)
+    EmailNotification.objects.filter(pk=row.pk).update(state="sending", lease_until=timezone.now() - timedelta(1))
+
+    assert notification_send(notification_id=str(row.pk)) == "sent"
+    assert smtp_server.message_ids() == [f"<{row.pk}@storefabric>"]
 
 
 def test_a_4xx_retries_and_suppresses_nothing(alice, smtp_server) -> None:

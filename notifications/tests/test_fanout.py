@@ -1,4 +1,5 @@
-"""Fan-out: one row per (event, endpoint), created once, held for disabled endpoints."""
+"""Fan-out: one row per (event, endpoint), created once, held for disabled endpoints; first
+attempts published to the webhooks queue once the fan-out commits, never before."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from notifications.models import Delivery, WebhookEvent
 from notifications.services.endpoints import endpoint_update
 from notifications.services.fanout import DELIVERY_SEND_TASK, event_fan_out
 from notifications.tests.factories import endpoint_make
+from workers.broker import queue_stats
 from workers.models import OutboxMessage
-from workers.outbox import subscribers_for
+from workers.outbox import dispatch_queue_for, subscribers_for
+from workers.routing import Queue
 
 pytestmark = pytest.mark.django_db
 
@@ -19,17 +22,28 @@ def _event(tenant, topic: str = "prices.changed") -> dict:
     return {"topic": topic, "key": "job-7", "version": 3, "retailer_id": tenant.retailer.pk, "cause": "product_write"}
 
 
-def test_a_redelivered_event_creates_nothing_twice(alice) -> None:
+def _webhooks_queued() -> int:
+    (stats,) = queue_stats((Queue.WEBHOOKS.value,))
+    return stats.depth
+
+
+def test_a_redelivered_event_creates_and_publishes_nothing_twice(
+    alice, broker_redis, django_capture_on_commit_callbacks
+) -> None:
     endpoint_make(alice, "http://127.0.0.1:9/a")
     endpoint_make(alice, "http://127.0.0.1:9/b")
 
-    first = event_fan_out(event=_event(alice))
-    second = event_fan_out(event=_event(alice))
+    with django_capture_on_commit_callbacks(execute=True):
+        first = event_fan_out(event=_event(alice))
+    with django_capture_on_commit_callbacks(execute=True):
+        second = event_fan_out(event=_event(alice))
 
     assert (first, second) == (2, 0)
     assert WebhookEvent.objects.count() == 1
     assert Delivery.objects.count() == 2
-    assert OutboxMessage.objects.filter(task_name=DELIVERY_SEND_TASK).count() == 2
+    assert _webhooks_queued() == 2
+    assert set(Delivery.objects.values_list("dispatched_at", flat=True)) != {None}  # the sweep waits for them
+    assert not OutboxMessage.objects.filter(task_name=DELIVERY_SEND_TASK).exists()  # no second relay hop
 
 
 def test_only_subscribed_endpoints_of_the_event_s_retailer_get_a_delivery(alice, bob) -> None:
@@ -43,22 +57,26 @@ def test_only_subscribed_endpoints_of_the_event_s_retailer_get_a_delivery(alice,
     assert Delivery.objects.get().endpoint.retailer == alice.retailer
 
 
-def test_a_disabled_endpoint_s_events_are_kept_as_held(alice) -> None:
+def test_a_disabled_endpoint_s_events_are_kept_as_held(alice, broker_redis, django_capture_on_commit_callbacks) -> None:
     endpoint, _ = endpoint_make(alice, "http://127.0.0.1:9/a")
     endpoint_update(endpoint=endpoint, changes={"enabled": False})
 
-    event_fan_out(event=_event(alice))
+    with django_capture_on_commit_callbacks(execute=True):
+        event_fan_out(event=_event(alice))
 
     assert Delivery.objects.get().state == Delivery.State.HELD
-    assert not OutboxMessage.objects.filter(task_name=DELIVERY_SEND_TASK).exists()
+    assert _webhooks_queued() == 0
 
 
-def test_the_dispatcher_finds_the_subscriber_for_every_announced_topic() -> None:
+def test_the_dispatcher_finds_the_subscriber_for_every_announced_topic_on_the_notify_queue() -> None:
     for topic in ("prices.changed", "backup.completed", "backup.failed", "endpoint.disabled"):
         assert subscribers_for(topic), topic
+        assert dispatch_queue_for(topic) == Queue.WEBHOOKS, topic  # not behind pricing on default
 
 
-def test_fan_out_writes_its_outbox_rows_in_the_caller_s_transaction(alice) -> None:
+def test_a_fan_out_rolled_back_with_its_caller_publishes_nothing(
+    alice, broker_redis, django_capture_on_commit_callbacks
+) -> None:
     endpoint_make(alice, "http://127.0.0.1:9/a")
 
     def dispatch_that_fails() -> None:
@@ -66,8 +84,8 @@ def test_fan_out_writes_its_outbox_rows_in_the_caller_s_transaction(alice) -> No
             event_fan_out(event=_event(alice))
             raise RuntimeError("the dispatch rolls back")
 
-    with pytest.raises(RuntimeError):
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
         dispatch_that_fails()
 
     assert not Delivery.objects.exists()
-    assert not OutboxMessage.objects.filter(task_name=DELIVERY_SEND_TASK).exists()
+    assert _webhooks_queued() == 0

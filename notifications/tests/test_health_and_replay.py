@@ -140,7 +140,7 @@ def test_retry_one_delivery_and_list_it_with_its_attempts(alice, endpoint_server
     listed = alice.client().get(f"/v1/webhook-endpoints/{endpoint.pk}/deliveries").json()
 
     assert retried.status_code == 202
-    (row,) = listed
+    (row,) = listed["results"]
     assert row["state"] == "succeeded"
     assert [(a["status_code"], a["response_excerpt"]) for a in row["attempt_rows"]] == [
         (400, "bad payload"),

@@ -16,8 +16,9 @@ from app.request_context import bind_request_id, reset_request_id
 from workers.broker import queue_peek, queue_stats
 from workers.idempotency import idempotency_purge
 from workers.models import IdempotencyRecord, OutboxMessage
-from workers.outbox import OutsideTransactionError, outbox_announce, outbox_enqueue_task
+from workers.outbox import OutsideTransactionError, outbox_announce, outbox_enqueue_task, outbox_subscriber
 from workers.relay import broker_memory_check, relay_batch
+from workers.routing import Queue
 from workers.services import deadletter_record, outbox_event_dispatch, outbox_purge
 from workers.testing import wait_until
 from workers.tests import fault_tasks
@@ -154,6 +155,19 @@ def test_broker_that_lost_its_memory_gets_every_sent_row_again_once(broker_redis
 
     assert relay_batch() == 2
     assert _depth() == 2
+
+
+def test_an_event_is_dispatched_on_the_queue_its_topic_s_subscribers_named(broker_redis):
+    outbox_subscriber("workers_tests.routed", queue=Queue.WEBHOOKS)(lambda event: None)
+    with transaction.atomic():
+        outbox_announce(topic="workers_tests.routed", payload={}, key="k", version=1)
+        outbox_announce(topic=fault_tasks.THING_CHANGED, payload={}, key="k", version=1)
+
+    assert relay_batch() == 2
+
+    assert (_depth(Queue.WEBHOOKS.value), _depth(Queue.DEFAULT.value)) == (1, 1)
+    with pytest.raises(ValueError, match="not also on"):
+        outbox_subscriber("workers_tests.routed", queue=Queue.EMAIL)
 
 
 def test_row_naming_an_unknown_task_is_put_off_not_lost(broker_redis):

@@ -1,0 +1,169 @@
+"""Email under faults, on real email workers and a real SMTP server (aiosmtpd on loopback).
+
+1,000 notifications go out through the outbox and the relay, and the broker hands many of
+them out again (each message of a tenth of them is published once more, as a redelivery
+is). Without kills the server receives each Message-ID exactly once. With kill -9 of the
+whole worker (twice, as a lost host) and of one pool child, nothing is lost, and the
+duplicates are at most the sends a kill caught in the window we cannot close: the server
+accepted the message, the worker died before committing ``sent``. Those are counted at
+each kill from both sides (Message-IDs the server accepted, rows still ``sending`` once the
+killed process is gone), and the test prints both counts.
+
+Leases are 3 s and dead-consumer recovery runs on its test clock (``RECOVERY_ENV``), so a
+killed worker's messages come back within seconds; the SMTP sends themselves take
+milliseconds here, far inside the lease. A worker killed between its ``BRPOP`` and kombu's
+record of the message loses that message from the broker (``workers.journal``); outbox work
+is then published again by the relay, here after 10 s instead of production's 900 s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from django.db import transaction
+
+from notifications.models import EmailNotification
+from notifications.services.email import notification_enqueue
+from notifications.tasks import email_send
+from workers.kombu_redis import UNACKED_KEY
+from workers.models import DeadLetter, OutboxMessage
+from workers.routing import Queue
+from workers.testing import RECOVERY_ENV, ManagedProcess, wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("faults"), pytest.mark.timeout(300)]
+
+COUNT = 1000
+REDELIVER_EVERY = 10
+EMAIL_WORKER_PROCESSES = 4
+
+
+def _notifications(tenant, run: str) -> list[EmailNotification]:
+    with transaction.atomic():
+        return [
+            notification_enqueue(
+                retailer_id=tenant.retailer.pk,
+                to_email=f"ops{number}@alice.example",
+                kind="backup.completed",
+                context={},
+                dedup_key=f"{run}:{number}",
+            )
+            for number in range(COUNT)
+        ]
+
+
+def _redeliver(rows: list[EmailNotification]) -> None:
+    """The broker hands these out again: one more message each, with a key of its own."""
+    for row in rows[::REDELIVER_EVERY]:
+        email_send.enqueue(notification_id=str(row.pk), idempotency_key=f"redelivered:{row.pk}")
+
+
+def _email_worker(celery_worker, smtp_server) -> Callable[[], ManagedProcess]:
+    env = {
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp_server.port),
+        "EMAIL_LEASE_SECONDS": "3",
+        **RECOVERY_ENV,
+    }
+    return lambda: celery_worker([Queue.EMAIL.value], concurrency=EMAIL_WORKER_PROCESSES, extra_env=env)
+
+
+def _sent() -> int:
+    return EmailNotification.objects.filter(state=EmailNotification.State.SENT).count()
+
+
+def _settle(broker_redis, timeout: float) -> None:
+    """Every notification sent and the broker drained (no retry of a redelivered copy pending)."""
+    try:
+        wait_until(lambda: _sent() == COUNT, timeout=timeout, interval=0.2)
+    except AssertionError as timeout_error:
+        unsent = EmailNotification.objects.exclude(state=EmailNotification.State.SENT)
+        letters = list(DeadLetter.objects.values_list("exception", flat=True)[:5])
+        raise AssertionError(
+            f"not sent: {list(unsent.values_list('pk', 'state', 'attempts', 'last_error')[:10])}; "
+            f"dead letters: {DeadLetter.objects.count()} {letters}"
+        ) from timeout_error
+    wait_until(
+        lambda: broker_redis.llen(Queue.EMAIL.value) == 0 and broker_redis.hlen(UNACKED_KEY) == 0,
+        timeout=60,
+        interval=0.2,
+        message="the broker drained",
+    )
+
+
+def _report(smtp_server, rows: list[EmailNotification]) -> tuple[int, int]:
+    received = Counter(smtp_server.message_ids())
+    lost = sum(1 for row in rows if received[row.message_id] == 0)
+    duplicated = sum(count - 1 for count in received.values() if count > 1)
+    return lost, duplicated
+
+
+def _sending() -> set[str]:
+    return {row.message_id for row in EmailNotification.objects.filter(state=EmailNotification.State.SENDING)}
+
+
+def _caught_in_the_window(smtp_server) -> set[str]:
+    """Message-IDs the server accepted whose row is still ``sending``."""
+    return _sending() & set(smtp_server.message_ids())
+
+
+def test_1000_emails_redelivered_without_kills_are_each_received_once(
+    celery_worker, outbox_relay, smtp_server, broker_redis, alice
+) -> None:
+    _email_worker(celery_worker, smtp_server)()
+    rows = _notifications(alice, "no-kill")
+    _redeliver(rows)
+    outbox_relay()
+
+    _settle(broker_redis, timeout=120)
+
+    lost, duplicated = _report(smtp_server, rows)
+    print(f"[email, no kills] {COUNT} sends: lost {lost}, duplicated {duplicated}")  # noqa: T201
+    assert (lost, duplicated) == (0, 0)
+
+
+def test_1000_emails_under_kill_9_lose_nothing_and_duplicate_only_sends_caught_between_accept_and_commit(
+    celery_worker, outbox_relay, smtp_server, broker_redis, alice
+) -> None:
+    start = _email_worker(celery_worker, smtp_server)
+    worker = start()
+    rows = _notifications(alice, "kills")
+    _redeliver(rows)
+    outbox_relay(extra_env={"OUTBOX_REPUBLISH_AFTER_SECONDS": "10"})
+    caught: set[str] = set()
+    struck: set[str] = set()  # sends a kill interrupted (its row left ``sending`` by a dead process)
+    kills = 0
+
+    for threshold, victim in ((200, "whole_worker"), (450, "pool_child"), (700, "whole_worker")):
+        wait_until(lambda: _sent() >= threshold, timeout=120, interval=0.01)  # noqa: B023
+        if victim == "whole_worker":
+            worker.kill_group()
+            worker.wait(timeout=10)
+            caught |= _caught_in_the_window(smtp_server)  # every sender is dead: exact
+            struck |= _sending()
+            worker = start()
+        else:
+            child = worker.child_pids()[0]
+            worker.kill_pid(child)
+            at_kill, accepted_at_kill = _sending(), _caught_in_the_window(smtp_server)
+            time.sleep(1.0)  # the live processes commit what they were sending; the dead child cannot
+            struck |= at_kill & _sending()
+            caught |= accepted_at_kill & _caught_in_the_window(smtp_server)
+        kills += 1
+
+    _settle(broker_redis, timeout=180)
+
+    lost, duplicated = _report(smtp_server, rows)
+    republished = OutboxMessage.objects.filter(publish_attempts__gte=2).count()
+    print(  # noqa: T201
+        f"[email, {kills} kills] {COUNT} sends: lost {lost}, duplicated {duplicated}, sends a kill "
+        f"interrupted {len(struck)}, of them caught between accept and commit {len(caught)}; "
+        f"published again by the relay {republished}"
+    )
+    assert struck  # the kills struck sends in flight, and those were finished by another run
+    assert _sent() == COUNT
+    assert lost == 0
+    assert duplicated <= len(caught)
+    assert len(smtp_server.message_ids()) == COUNT + duplicated

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from backups.chunking import chunk_id
 from backups.finalizing import manifest_line, snapshot_entries
 from backups.manifest import manifest_lines
 from backups.models import Backup, Chunk, FileEntry
@@ -97,3 +98,69 @@ def test_kill_9_of_a_pool_process_mid_copy_resumes_with_the_same_manifest(
     assert first == [manifest_line(entry) for entry in snapshot_entries(backup_id)]
     referenced = {chunk for line in first for chunk in line.get("chunks", [])}
     assert Chunk.objects.filter(retailer=alice.retailer).count() == len(referenced)  # indexed once each, none orphaned
+
+
+@pytest.mark.timeout(180)
+def test_prune_during_a_running_backup_keeps_every_chunk_it_reuses_or_writes(
+    alice, backup_dirs, celery_worker, outbox_relay
+) -> None:
+    root = source_of(backup_dirs, alice.retailer.id)
+    revived = os.urandom(500_000)
+    write(root, "revived.bin", revived)
+    write(root, "unchanged.bin", os.urandom(700_000))
+    gone_bytes = os.urandom(200_000)  # one chunk (the minimum is 256 KiB)
+    gone = write(root, "gone.bin", gone_bytes)
+    celery_worker(["backups"], concurrency=3, extra_env=backup_env(backup_dirs, BACKUP_COPY_SLICE_SECONDS="2"))
+    outbox_relay()
+    first = poll(alice, alice.client().post("/v1/backups")["Location"])
+    write(root, "revived.bin", os.urandom(500_000))
+    gone.unlink()
+    second = poll(alice, alice.client().post("/v1/backups")["Location"])
+    assert alice.client().delete(f"/v1/backups/{first['id']}").status_code == 204
+    # The first backup's revived.bin is now dead in the index; the running backup finds it there
+    # (dedup) and stores nothing new for it, while reusing unchanged.bin's chunks unread.
+    write(root, "revived.bin", revived)
+    for n in range(120):
+        write(root, f"bulk/f{n:03d}.bin", os.urandom(1024 * 1024))
+
+    running = alice.client().post("/v1/backups").json()
+    wait_until(
+        lambda: FileEntry.objects.filter(backup_id=running["id"], state="done", kind="file").exists(),
+        timeout=60,
+        interval=0.05,
+        message="copying started",
+    )
+    prune_url = alice.client().post("/v1/prunes")["Location"]
+    third = poll(alice, f"/v1/backups/{running['id']}", timeout=120)
+    pruned = wait_until(
+        lambda: (body := alice.client().get(prune_url).json())["state"] in ("done", "failed") and body,
+        timeout=60,
+        interval=0.2,
+        message="prune finished",
+    )
+    verify = poll(alice, alice.client().post(f"/v1/backups/{third['id']}/verify")["Location"])
+    restore = alice.client().post(f"/v1/backups/{third['id']}/restore", {"target": "back"}, format="json")
+    restored = poll(alice, restore["Location"])
+
+    first_slice = OutboxMessage.objects.get(idempotency_key=f"backups.prune_slice:{pruned['id']}:0")
+    backup_end = Backup.objects.get(pk=third["id"]).finished_at
+    assert first_slice.done_at < backup_end  # the prune ran while the backup did...
+    assert pruned["swept_at"] >= backup_end.isoformat().replace("+00:00", "Z")  # ...and swept after it ended
+    assert third["state"] == "done", third
+    assert third["files_reused"] >= 1  # unchanged.bin, from the second backup
+    assert pruned["state"] == "done", pruned
+    assert pruned["chunks_deleted"] >= 1
+    indexed = set(Chunk.objects.filter(retailer=alice.retailer).values_list("chunk_id", flat=True))
+    assert chunk_id(gone_bytes) not in indexed  # only the deleted first backup named it
+    assert chunk_id(revived) in indexed  # dead at the start of the running backup, which deduplicated against it
+    assert verify["state"] == "done"
+    assert verify["problems"] == []
+    assert restored["state"] == "done", restored
+    assert tree_snapshot(backup_dirs["restore"] / str(alice.retailer.id) / "back") == tree_snapshot(root)
+    referenced = {
+        chunk
+        for chunks in FileEntry.objects.filter(backup__state="done").values_list("chunks", flat=True)
+        for chunk in chunks
+    }
+    assert indexed == referenced
+    assert second["state"] == "done"

@@ -36,6 +36,6 @@ def scheduled_backups_start(*, now: datetime) -> list[int]:
             if claimed != 1:
                 continue  # another tick took this day
             backup_start(retailer_id=policy.retailer_id)
-        prune_request(retailer_id=policy.retailer_id)
+            prune_request(retailer_id=policy.retailer_id)  # it waits for the backup to end
         started.append(policy.retailer_id)
     return started

@@ -7,6 +7,8 @@ nothing. The pipeline's slices live in ``scanning``, ``copying`` and ``finalizin
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -123,6 +125,16 @@ def backup_fail(*, backup_id: int, code: str, message: str) -> bool:
         backup_ended_announce(backup)
         prunes_wake(retailer_id=backup.retailer_id)
     return True
+
+
+def backup_task_dead_lettered(kwargs: dict[str, Any], error: str) -> None:
+    """A scan, copy or finalize task of a backup failed for good (a dead letter): fail the backup
+    (``task_failed``) rather than leave it running with nothing left to move it. Idempotent."""
+    backup_fail(
+        backup_id=int(kwargs["backup_id"]),
+        code="task_failed",
+        message=f"A backup task failed and became a dead letter (see the dead letters): {error}",
+    )
 
 
 def backup_copy_complete(*, backup_id: int) -> bool:

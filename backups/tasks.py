@@ -15,23 +15,42 @@ from backups.jobs import job_slice_run
 from backups.pruning import prune_slice_run, prunes_waiting_wake_all
 from backups.scanning import backup_scan_slice
 from backups.scheduling import scheduled_backups_start
+from backups.services import backup_task_dead_lettered
 from workers.reliable import reliable_task
 from workers.routing import Queue
 
 
-@reliable_task(name="backups.scan_slice", queue=Queue.BACKUPS, soft_time_limit=120, time_limit=150)
+@reliable_task(
+    name="backups.scan_slice",
+    queue=Queue.BACKUPS,
+    on_dead_letter=backup_task_dead_lettered,
+    soft_time_limit=120,
+    time_limit=150,
+)
 def scan_slice(*, backup_id: int, slice_number: int, idempotency_key: str) -> bool:
     """One slice of the walk; queues the next in its transaction. A duplicate does nothing."""
     return backup_scan_slice(backup_id=backup_id, slice_number=slice_number)
 
 
-@reliable_task(name="backups.copy_lane", queue=Queue.BACKUPS, soft_time_limit=300, time_limit=360)
+@reliable_task(
+    name="backups.copy_lane",
+    queue=Queue.BACKUPS,
+    on_dead_letter=backup_task_dead_lettered,
+    soft_time_limit=300,
+    time_limit=360,
+)
 def copy_lane(*, backup_id: int, lane: str, generation: int, idempotency_key: str) -> str:
     """Copy claimed batches for ~20 s, then hand over to the lane's next generation."""
     return copy_lane_run(backup_id=backup_id, lane=lane, generation=generation)
 
 
-@reliable_task(name="backups.finalize", queue=Queue.BACKUPS, soft_time_limit=300, time_limit=360)
+@reliable_task(
+    name="backups.finalize",
+    queue=Queue.BACKUPS,
+    on_dead_letter=backup_task_dead_lettered,
+    soft_time_limit=300,
+    time_limit=360,
+)
 def finalize(*, backup_id: int, idempotency_key: str) -> bool:
     """Write the manifest and end the backup (once; a redelivery rewrites the same manifest)."""
     return backup_finalize(backup_id=backup_id)

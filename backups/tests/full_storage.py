@@ -1,4 +1,4 @@
-"""A repository storage that stands in for a full disk: ``OSError(ENOSPC)`` once it holds N bytes."""
+"""Repository storages that stand in for a bad disk: full (`ENOSPC` once it holds N bytes), or broken (`EIO`)."""
 
 from __future__ import annotations
 
@@ -25,3 +25,10 @@ def _files(root: str) -> list[os.DirEntry[str]]:
         with os.scandir(directory) as listing:
             found += [entry for entry in listing if entry.is_file() and entry.name in names]
     return found
+
+
+class BrokenDiskStorage(FileSystemStorage):
+    """A disk that fails every write with ``EIO``: an error no retry fixes (not transient)."""
+
+    def _save(self, name: str, content: Any) -> str:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), name)

@@ -14,7 +14,7 @@ from backups.models import Backup, Chunk, FileEntry
 from backups.tests.conftest import backup_env, source_of, write
 from backups.tests.pipeline import tree_snapshot
 from backups.tests.test_round_trip import tricky_tree
-from workers.models import OutboxMessage
+from workers.models import DeadLetter, OutboxMessage
 from workers.testing import wait_until
 
 LEASE_ENV = {"BACKUP_LEASE_SECONDS": "3"}  # a dead worker's claim is taken over after 3 s, not 60
@@ -164,3 +164,21 @@ def test_prune_during_a_running_backup_keeps_every_chunk_it_reuses_or_writes(
     }
     assert indexed == referenced
     assert second["state"] == "done"
+
+
+@pytest.mark.timeout(120)
+def test_a_copy_task_that_becomes_a_dead_letter_fails_its_backup(
+    alice, backup_dirs, celery_worker, outbox_relay
+) -> None:
+    write(source_of(backup_dirs, alice.retailer.id), "a.bin", os.urandom(10_000))
+    broken = backup_env(backup_dirs, BACKUP_STORAGE="backups.tests.full_storage.BrokenDiskStorage")
+    celery_worker(["backups"], concurrency=1, extra_env=broken)
+    outbox_relay()
+
+    backup = poll(alice, alice.client().post("/v1/backups")["Location"])
+
+    assert backup["state"] == "failed", backup
+    assert backup["error_code"] == "task_failed"
+    assert "Input/output error" in backup["error_message"]
+    assert DeadLetter.objects.filter(task_name="backups.copy_lane").exists()
+    assert OutboxMessage.objects.filter(idempotency_key=f"event:backup.failed:backup:{backup['id']}:1").exists()

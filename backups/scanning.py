@@ -20,7 +20,7 @@ import base64
 import os
 import stat
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from backups.entry_rows import entries_insert
+from backups.entry_rows import EntryWriter
 from backups.models import Backup, FileEntry, ScanCursor
 from backups.paths import source_root
 from backups.services import copy_lanes_enqueue, scan_slice_enqueue
@@ -40,7 +40,8 @@ SLICE_MAX_ENTRIES = 20_000
 
 @dataclass
 class SliceFindings:
-    entries: list[FileEntry] = field(default_factory=list)
+    writer: EntryWriter
+    entries: int = 0
     files: int = 0
     done: int = 0  # directories and symlinks: nothing to copy
     bytes: int = 0
@@ -57,8 +58,8 @@ def backup_scan_slice(*, backup_id: int, slice_number: int) -> bool:
         if cursor.done or cursor.slice_number != slice_number or not backup.running:
             return False
         stack = [base64.b64decode(item) for item in cursor.stack]
-        findings = _walk(backup, source_root(backup.retailer_id), stack)
-        entries_insert(findings.entries)
+        with EntryWriter(backup.pk) as writer:
+            findings = _walk(writer, source_root(backup.retailer_id), stack)
         cursor.stack = [base64.b64encode(item).decode() for item in stack]
         cursor.slice_number += 1
         cursor.done = not stack
@@ -83,64 +84,56 @@ def backup_scan_slice(*, backup_id: int, slice_number: int) -> bool:
     return True
 
 
-def _walk(backup: Backup, root: bytes, stack: list[bytes]) -> SliceFindings:
+def _walk(writer: EntryWriter, root: bytes, stack: list[bytes]) -> SliceFindings:
     """Pop and read directories until the slice's time or size is spent; mutates ``stack``."""
-    findings = SliceFindings()
+    findings = SliceFindings(writer)
     deadline = time.monotonic() + settings.BACKUP_SCAN_SLICE_SECONDS
-    while stack and time.monotonic() < deadline and len(findings.entries) < SLICE_MAX_ENTRIES:
+    while stack and time.monotonic() < deadline and findings.entries < SLICE_MAX_ENTRIES:
         relative = stack.pop()
         try:
             with os.scandir(os.path.join(root, relative) if relative else root) as listing:
                 for entry in listing:
-                    _record(backup, relative, entry, stack, findings)
+                    _record(os.path.join(relative, entry.name) if relative else entry.name, entry, stack, findings)
         except FileNotFoundError:
             if relative:  # removed since it was listed; the root itself may not exist (data export only)
-                _unreadable(backup, relative, "removed while the backup ran", findings)
+                _unreadable(relative, "removed while the backup ran", findings)
         except OSError as error:
-            _unreadable(backup, relative, f"{type(error).__name__}: {error.strerror}", findings)
+            _unreadable(relative, f"{type(error).__name__}: {error.strerror}", findings)
     return findings
 
 
-def _record(backup: Backup, parent: bytes, entry: os.DirEntry[bytes], stack: list[bytes], found: SliceFindings) -> None:
-    path = os.path.join(parent, entry.name) if parent else entry.name
+def _record(path: bytes, entry: os.DirEntry[bytes], stack: list[bytes], found: SliceFindings) -> None:
     try:
         info = entry.stat(follow_symlinks=False)
     except OSError as error:
-        _unreadable(backup, path, f"{type(error).__name__}: {error.strerror}", found)
+        _unreadable(path, f"{type(error).__name__}: {error.strerror}", found)
         return
     mode = info.st_mode
-    row = FileEntry(
-        backup=backup,
-        path=path,
-        mode=stat.S_IMODE(mode),
-        mtime_ns=info.st_mtime_ns,
-        ctime_ns=info.st_ctime_ns,
-        inode=info.st_ino,
-    )
-    if stat.S_ISDIR(mode):
-        row.kind, row.state = FileEntry.Kind.DIRECTORY, FileEntry.State.DONE
+    if stat.S_ISREG(mode):
+        found.writer.add(FileEntry.Kind.FILE, path, info, size=info.st_size)
+        found.bytes += info.st_size
+    elif stat.S_ISDIR(mode):
+        found.writer.add(FileEntry.Kind.DIRECTORY, path, info, state=FileEntry.State.DONE)
         stack.append(path)
         found.done += 1
     elif stat.S_ISLNK(mode):
         try:
-            row.link_target = os.readlink(entry.path)
+            target = os.readlink(entry.path)
         except OSError as error:
-            _unreadable(backup, path, f"{type(error).__name__}: {error.strerror}", found)
+            _unreadable(path, f"{type(error).__name__}: {error.strerror}", found)
             return
-        row.kind, row.state, row.size = FileEntry.Kind.SYMLINK, FileEntry.State.DONE, len(row.link_target)
+        found.writer.add(
+            FileEntry.Kind.SYMLINK, path, info, size=len(target), link_target=target, state=FileEntry.State.DONE
+        )
         found.done += 1
-    elif stat.S_ISREG(mode):
-        row.kind, row.size = FileEntry.Kind.FILE, info.st_size
-        found.bytes += info.st_size
     else:
         found.special += 1
         return
     found.files += 1
-    found.entries.append(row)
+    found.entries += 1
 
 
-def _unreadable(backup: Backup, path: bytes, reason: str, found: SliceFindings) -> None:
+def _unreadable(path: bytes, reason: str, found: SliceFindings) -> None:
     found.unreadable += 1
-    found.entries.append(
-        FileEntry(backup=backup, kind=FileEntry.Kind.FILE, path=path, state=FileEntry.State.UNREADABLE, error=reason)
-    )
+    found.entries += 1
+    found.writer.add(FileEntry.Kind.FILE, path, None, state=FileEntry.State.UNREADABLE, error=reason)

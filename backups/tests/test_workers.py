@@ -105,7 +105,7 @@ def test_prune_during_a_running_backup_keeps_every_chunk_it_reuses_or_writes(
     alice, backup_dirs, celery_worker, outbox_relay
 ) -> None:
     root = source_of(backup_dirs, alice.retailer.id)
-    revived = os.urandom(500_000)
+    revived = os.urandom(200_000)  # one chunk (below the 256 KiB minimum)
     write(root, "revived.bin", revived)
     write(root, "unchanged.bin", os.urandom(700_000))
     gone_bytes = os.urandom(200_000)  # one chunk (the minimum is 256 KiB)
@@ -113,7 +113,7 @@ def test_prune_during_a_running_backup_keeps_every_chunk_it_reuses_or_writes(
     celery_worker(["backups"], concurrency=3, extra_env=backup_env(backup_dirs, BACKUP_COPY_SLICE_SECONDS="2"))
     outbox_relay()
     first = poll(alice, alice.client().post("/v1/backups")["Location"])
-    write(root, "revived.bin", os.urandom(500_000))
+    write(root, "revived.bin", os.urandom(200_000))
     gone.unlink()
     second = poll(alice, alice.client().post("/v1/backups")["Location"])
     assert alice.client().delete(f"/v1/backups/{first['id']}").status_code == 204

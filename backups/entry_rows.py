@@ -37,6 +37,8 @@ _COPY_COLUMNS = (
     "chunks",
     "reused",
     "error",
+    "resume_offset",
+    "resume_chunks",
 )
 # COPY's text format: a bytea is \\x + hex, NULL is \N; text fields escape \, tab, newline and CR.
 _TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -94,7 +96,7 @@ class EntryWriter:
         link = "\\N" if link_target is None else "\\\\x" + link_target.hex()
         line = (
             f"{self.prefix}{kind}\t\\\\x{path.hex()}\t{size}\t{mode}\t{mtime}\t{ctime}\t{inode}\t{link}\t{state}"
-            f"\t\t\t[]\tf\t{error.translate(_TEXT_ESCAPES)}\n"
+            f"\t\t\t[]\tf\t{error.translate(_TEXT_ESCAPES)}\t0\t[]\n"
         )
         self.lines.append(line)
         self.size += len(line)

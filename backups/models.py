@@ -117,6 +117,10 @@ class FileEntry(models.Model):
     chunks = models.JSONField(default=list, help_text="BLAKE3 chunk ids (hex), in file order.")
     reused = models.BooleanField(default=False)
     error = models.TextField(blank=True)
+    resume_offset = models.BigIntegerField(
+        default=0, help_text="A large file's bytes already stored (a chunk boundary), for a copy that resumes."
+    )
+    resume_chunks = models.JSONField(default=list, help_text="The chunk ids of those bytes.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["backup", "kind", "path"], name="backups_entry_unique_path")]

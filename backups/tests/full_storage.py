@@ -1,4 +1,4 @@
-"""Repository storages that stand in for a bad disk: full (`ENOSPC` once it holds N bytes), or broken (`EIO`)."""
+"""Repository storages that stand in for a bad disk: full (`ENOSPC`), broken (`EIO`), failing after N bytes."""
 
 from __future__ import annotations
 
@@ -32,3 +32,16 @@ class BrokenDiskStorage(FileSystemStorage):
 
     def _save(self, name: str, content: Any) -> str:
         raise OSError(errno.EIO, os.strerror(errno.EIO), name)
+
+
+class FailingDiskStorage(FileSystemStorage):
+    """A disk that fails with ``EIO`` once it holds ``limit`` bytes (a test sets it): a copy
+    that stops midway through a large file, as a crash would."""
+
+    limit = 0
+
+    def _save(self, name: str, content: Any) -> str:
+        used = sum(entry.stat().st_size for entry in _files(self.location))
+        if used + content.size > self.limit:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), name)
+        return super()._save(name, content)

@@ -98,21 +98,25 @@ def copy_lane_run(*, backup_id: int, lane: str, generation: int) -> str:
 
 
 def entries_claim(*, backup_id: int, token: str, limit: int | None = None) -> list[FileEntry]:
-    """Claim up to ``limit`` (default ``BATCH_MAX_ENTRIES``) entries to copy (pending, or with an
-    expired lease) for ``token``."""
+    """Claim up to ``limit`` (default ``BATCH_MAX_ENTRIES``) entries to copy for ``token``: first
+    those whose lease ran out (a dead lane's), then pending ones in scan order. Each is an index
+    range scan of (backup, state, id) that stops at ``limit`` rows; one query with both states
+    OR-ed sorted every open entry of the backup at each claim (quadratic: 7.8 s for an unchanged
+    re-run of 16,600 entries)."""
     limit = limit or BATCH_MAX_ENTRIES
     now = timezone.now()
-    claimable = Q(state=FileEntry.State.PENDING) | Q(state=FileEntry.State.CLAIMED, lease_until__lt=now)
+    expired = FileEntry.objects.filter(backup_id=backup_id, state=FileEntry.State.CLAIMED, lease_until__lt=now)
+    pending = FileEntry.objects.filter(backup_id=backup_id, state=FileEntry.State.PENDING)
     with transaction.atomic():
-        ids = list(
-            FileEntry.objects.filter(claimable, backup_id=backup_id)
-            .order_by("id")
-            .select_for_update(skip_locked=True)
-            .values_list("id", flat=True)[:limit]
-        )
+        ids: list[int] = []
+        for claimable in (expired, pending):
+            if len(ids) < limit:
+                rows = claimable.order_by("id").select_for_update(skip_locked=True).values_list("id", flat=True)
+                ids += rows[: limit - len(ids)]
         if not ids:
             return []
-        FileEntry.objects.filter(claimable, id__in=ids).update(
+        still = Q(state=FileEntry.State.PENDING) | Q(state=FileEntry.State.CLAIMED, lease_until__lt=now)
+        FileEntry.objects.filter(still, id__in=ids).update(
             state=FileEntry.State.CLAIMED, claim_token=token, lease_until=now + lease()
         )
     return list(FileEntry.objects.filter(id__in=ids, claim_token=token).order_by("id"))

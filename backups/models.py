@@ -124,7 +124,8 @@ class FileEntry(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["backup", "kind", "path"], name="backups_entry_unique_path")]
-        indexes = [models.Index(fields=["backup", "state"], name="backups_entry_claim_idx")]
+        # A claim reads (backup, state) in id order up to a batch: an index range scan (copying.entries_claim).
+        indexes = [models.Index(fields=["backup", "state", "id"], name="backups_entry_claim_idx")]
 
     def __str__(self) -> str:
         return f"{self.kind} {bytes(self.path)!r}"

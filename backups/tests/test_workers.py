@@ -3,11 +3,13 @@ on the ``backups`` queue, and a worker killed mid-copy loses nothing."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 
 import pytest
 
-from backups.chunking import chunk_id
+from backups.chunking import chunk_id, stream_chunks
 from backups.finalizing import manifest_line, snapshot_entries
 from backups.manifest import manifest_lines
 from backups.models import Backup, Chunk, FileEntry
@@ -182,3 +184,35 @@ def test_a_copy_task_that_becomes_a_dead_letter_fails_its_backup(
     assert "Input/output error" in backup["error_message"]
     assert DeadLetter.objects.filter(task_name="backups.copy_lane").exists()
     assert OutboxMessage.objects.filter(idempotency_key=f"event:backup.failed:backup:{backup['id']}:1").exists()
+
+
+@pytest.mark.faults
+@pytest.mark.xdist_group("faults")
+@pytest.mark.timeout(180)
+def test_kill_9_mid_large_file_resumes_inside_it(alice, backup_dirs, celery_worker, outbox_relay) -> None:
+    content = os.urandom(48 * 1024 * 1024)  # incompressible: a pack (and a saved offset) every ~16 MiB
+    write(source_of(backup_dirs, alice.retailer.id), "large.bin", content)
+    worker = celery_worker(["backups"], concurrency=1, extra_env=backup_env(backup_dirs, **LEASE_ENV))
+    outbox_relay()
+
+    accepted = alice.client().post("/v1/backups")
+    entry = wait_until(
+        lambda: (
+            FileEntry.objects.filter(backup_id=accepted.json()["id"], path=b"large.bin", resume_offset__gt=0)
+            .exclude(state="done")
+            .first()
+        ),
+        timeout=90,
+        interval=0.02,
+        message="a pack of the large file was stored",
+    )
+    stored_at_kill = entry.resume_offset  # at least this much (another pack may fill before the kill lands)
+    (child,) = worker.child_pids()
+    worker.kill_pid(child)
+    finished = poll(alice, accepted["Location"], timeout=120)
+    entry.refresh_from_db()
+
+    assert finished["state"] == "done", finished
+    assert entry.sha256 == hashlib.sha256(content).hexdigest()
+    assert entry.chunks == [chunk_id(data) for data in stream_chunks(io.BytesIO(content))]
+    assert finished["bytes_read"] <= len(content) - stored_at_kill  # the stored part was not copied again

@@ -115,7 +115,7 @@ def prune_slice_run(*, prune_id: int, slice_number: int) -> bool:
 
 
 def _locked(prune_id: int, slice_number: int) -> Prune | None:
-    prune = Prune.objects.select_for_update().select_related("retailer").get(pk=prune_id)
+    prune = Prune.objects.select_for_update(of=("self",)).select_related("retailer").get(pk=prune_id)
     return prune if prune.slice_number == slice_number and prune.state in Prune.OPEN else None
 
 

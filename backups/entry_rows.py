@@ -115,6 +115,45 @@ class EntryWriter:
             FileEntry.objects.bulk_create(self.rows, batch_size=2000)
 
 
+_REUSE_SQL = """
+UPDATE backups_fileentry AS e
+SET state = 'done', sha256 = p.sha256, chunks = p.chunks, reused = true
+FROM backups_fileentry AS p
+WHERE e.backup_id = %s AND e.id > %s AND e.kind = 'file' AND e.state = 'pending'
+  AND p.backup_id = %s AND p.kind = 'file' AND p.state = 'done' AND p.path = e.path
+  AND p.size = e.size AND p.mtime_ns = e.mtime_ns AND p.ctime_ns = e.ctime_ns AND p.inode = e.inode
+RETURNING e.size
+"""
+
+
+def entries_id_floor() -> int:
+    """An id below every entry inserted from now on: one ``nextval`` of the id sequence (an id
+    spent for nothing). ``max(id)`` of a backup was not O(1): a state with no row scanned the
+    primary key backwards to the start (~1 s a slice at 200 k rows)."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('backups_fileentry', 'id'))")
+        return int(cursor.fetchone()[0])
+
+
+def entries_reuse_unchanged(*, backup_id: int, previous_id: int, after_id: int) -> tuple[int, int]:
+    """Mark done, in one statement, the files written after ``after_id`` whose (size, mtime_ns,
+    ctime_ns, inode) equal their entry in the previous snapshot, with its SHA-256 and chunks
+    (the incremental rule of ``copying``, applied where the walk finds them: an unchanged file
+    never reaches a copy lane). Returns (files, bytes) reused. SQLite leaves it to the lanes."""
+    if connection.vendor != "postgresql":
+        return 0, 0
+    with connection.cursor() as cursor:
+        # The rows just copied in have no statistics yet (estimated at 1), so the planner picks a
+        # nested loop over them: 10 s for 5,000 files, against ~0.3 s as the hash join it is.
+        cursor.execute("SET LOCAL enable_nestloop = off")
+        cursor.execute(_REUSE_SQL, [backup_id, after_id, previous_id])
+        sizes = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SET LOCAL enable_nestloop = on")
+    return len(sizes), sum(sizes)
+
+
 _FINISH_SQL = """
 UPDATE backups_fileentry AS e
 SET state = v.state, sha256 = v.sha256, chunks = v.chunks::jsonb, reused = v.reused, size = v.size,

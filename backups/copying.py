@@ -99,10 +99,10 @@ def copy_lane_run(*, backup_id: int, lane: str, generation: int) -> str:
 
 def entries_claim(*, backup_id: int, token: str, limit: int | None = None) -> list[FileEntry]:
     """Claim up to ``limit`` (default ``BATCH_MAX_ENTRIES``) entries to copy for ``token``: first
-    those whose lease ran out (a dead lane's), then pending ones in scan order. Each is an index
-    range scan of (backup, state, id) that stops at ``limit`` rows; one query with both states
-    OR-ed sorted every open entry of the backup at each claim (quadratic: 7.8 s for an unchanged
-    re-run of 16,600 entries)."""
+    those whose lease ran out (a dead lane's), then pending ones in scan order. Each can be an
+    index range scan of (backup, state, id) that stops at ``limit`` rows, where one query with both
+    states OR-ed sorted every open entry of the backup at each claim (measured: ~9 % off an
+    unchanged re-run of 5,000 files; with fresh statistics a claim took 0.16 ms against 2.8 ms)."""
     limit = limit or BATCH_MAX_ENTRIES
     now = timezone.now()
     expired = FileEntry.objects.filter(backup_id=backup_id, state=FileEntry.State.CLAIMED, lease_until__lt=now)

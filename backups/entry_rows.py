@@ -150,7 +150,7 @@ def entries_reuse_unchanged(*, backup_id: int, previous_id: int, after_id: int) 
         cursor.execute("SET LOCAL enable_nestloop = off")
         cursor.execute(_REUSE_SQL, [backup_id, after_id, previous_id])
         sizes = [row[0] for row in cursor.fetchall()]
-        cursor.execute("SET LOCAL enable_nestloop = on")
+        cursor.execute("SET LOCAL enable_nestloop TO DEFAULT")
     return len(sizes), sum(sizes)
 
 

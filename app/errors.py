@@ -73,6 +73,7 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
     ("payload_too_large", 413, "The body is larger than this endpoint accepts."),
     ("request_line_too_large", 414, "The request line (path and query) is longer than the server accepts."),
     ("unsupported_media_type", 415, "Send application/json."),
+    ("range_not_satisfiable", 416, "The Range starts past the end of the file; Content-Range gives its size."),
     ("idempotency_key_reused", 422, "This Idempotency-Key was used with a different body."),
     ("too_many_endpoints", 422, "You have as many webhook endpoints as allowed; delete one first."),
     ("request_headers_too_large", 431, "A request header is larger than the server accepts, or there are too many."),
@@ -80,6 +81,7 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
     ("internal_error", 500, "Something went wrong on our side; the request id identifies it."),
     ("service_unavailable", 503, "A dependency is unavailable; retry after Retry-After seconds."),
     ("database_unavailable", 503, "The database is unavailable right now; retry after Retry-After seconds."),
+    ("downloads_busy", 503, "As many downloads as this server allows are running; retry after Retry-After seconds."),
     ("broker_unavailable", 503, "The job queue is not accepting work right now; retry after Retry-After seconds."),
 )
 

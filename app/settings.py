@@ -289,6 +289,13 @@ BACKUP_LEASE_SECONDS = env.int("BACKUP_LEASE_SECONDS", default=60)
 BACKUP_COPY_LANES = env.int("BACKUP_COPY_LANES", default=2)  # copy tasks running in parallel per backup
 BACKUP_SCAN_SLICE_SECONDS = env.float("BACKUP_SCAN_SLICE_SECONDS", default=2.0)
 BACKUP_COPY_SLICE_SECONDS = env.float("BACKUP_COPY_SLICE_SECONDS", default=20.0)
+# Downloads of stored files streaming at once per web host, shared by its gunicorn processes
+# (flock'd slot files in BACKUP_DOWNLOAD_SLOTS_DIR, backups/downloads.py): 2 of the default 5
+# processes, so downloads never hold all the processes the price API needs. Past it: 503.
+BACKUP_DOWNLOADS_MAX = env.int("BACKUP_DOWNLOADS_MAX", default=2)
+if BACKUP_DOWNLOADS_MAX < 1:
+    raise ImproperlyConfigured("BACKUP_DOWNLOADS_MAX must be at least 1.")
+BACKUP_DOWNLOAD_SLOTS_DIR = Path(env.str("BACKUP_DOWNLOAD_SLOTS_DIR", default="") or VAR_DIR / "download-slots")
 
 # --- analytics (edges of the dedup window: analytics/retention.py) ------------
 ANALYTICS_RAW_RETENTION_DAYS = env.int("ANALYTICS_RAW_RETENTION_DAYS", default=14)

@@ -3,14 +3,16 @@ starts a backup for the selected retailers' backups, through the same service as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from backups.models import Backup, Job
+from backups.models import Backup, BackupPolicy, Job, Prune
 from backups.progress import backup_eta_seconds, backup_rate
+from backups.pruning import prune_request
 from backups.services import backup_start
 
 
@@ -24,7 +26,7 @@ class BackupAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ("state",)
     search_fields = ("retailer__name",)
     ordering = ("-created_at", "-id")
-    actions = ("back_up_again",)
+    actions = ("back_up_again", "prune_repositories")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -53,10 +55,41 @@ class BackupAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Back up these retailers now")
     def back_up_again(self, request: HttpRequest, queryset: QuerySet[Backup]) -> None:
+        self._per_retailer(request, queryset, "backup", backup_start)
+
+    @admin.action(description="Prune these retailers' repositories (retention, unreferenced data)")
+    def prune_repositories(self, request: HttpRequest, queryset: QuerySet[Backup]) -> None:
+        self._per_retailer(request, queryset, "prune", prune_request)
+
+    def _per_retailer(
+        self, request: HttpRequest, queryset: QuerySet[Backup], noun: str, start: Callable[..., tuple[Any, bool]]
+    ) -> None:
+        """Start ``noun`` (through its service, as the API does) once per retailer of the selection."""
         for retailer_id in sorted(set(queryset.values_list("retailer_id", flat=True))):
-            backup, created = backup_start(retailer_id=retailer_id)
-            verb = "started" if created else "already running"
-            self.message_user(request, f"Retailer {retailer_id}: backup {backup.pk} {verb}.", messages.INFO)
+            row, created = start(retailer_id=retailer_id)
+            verb = "started" if created else "already open"
+            self.message_user(request, f"Retailer {retailer_id}: {noun} {row.pk} {verb}.", messages.INFO)
+
+
+@admin.register(Prune)
+class PruneAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("id", "retailer", "state", "phase", "backups_expired", "chunks_deleted", "bytes_freed")
+    list_filter = ("state",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(BackupPolicy)
+class BackupPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Retention and the daily schedule, editable by operators (the API's PATCH for retailers)."""
+
+    list_display = ("retailer", "keep_last", "keep_daily", "keep_weekly", "schedule_hour", "last_scheduled_on")
+    fields = ("retailer", "keep_last", "keep_daily", "keep_weekly", "schedule_hour", "last_scheduled_on")
+    readonly_fields = ("last_scheduled_on",)
 
 
 @admin.register(Job)

@@ -2,13 +2,18 @@
 
 The ORM's ``bulk_create`` spends ~1.4 ms of Python per 16-column row (measured: 5,685 rows of a
 slice took 8 s), which made the walk ~100x slower than a raw ``os.scandir``; PostgreSQL's ``COPY``
-takes the same rows in ~50 ms. A batch's entries are likewise finished by one
+takes the same rows in ~50 ms. Building a model instance per entry and ``write_row`` still cost
+~25 us an entry (0.07 x the raw walk), so the walk now formats ``COPY`` text lines itself. A
+batch's entries are likewise finished by one
 ``UPDATE … FROM (VALUES …)`` instead of one UPDATE each. SQLite (the embedded mode) has neither:
 its variant, beside each, uses the ORM.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 from typing import Any
 
 import orjson
@@ -32,39 +37,121 @@ _COPY_COLUMNS = (
     "chunks",
     "reused",
     "error",
+    "resume_offset",
+    "resume_chunks",
 )
+# COPY's text format: a bytea is \\x + hex, NULL is \N; text fields escape \, tab, newline and CR.
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+FLUSH_BYTES = 256 * 1024  # one COPY data message per ~256 KB (~2,500 rows)
 
 
-def entries_insert(rows: list[FileEntry]) -> None:
-    """Insert the walk's new entries. Paths are unique by construction (each directory is read by
-    exactly one committed slice), so no conflict handling is needed."""
-    if not rows:
-        return
-    if connection.vendor != "postgresql":
-        FileEntry.objects.bulk_create(rows, batch_size=2000)
-        return
-    statement = f"COPY {FileEntry._meta.db_table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(
-                (
-                    row.backup_id,
-                    row.kind,
-                    bytes(row.path),
-                    row.size,
-                    row.mode,
-                    row.mtime_ns,
-                    row.ctime_ns,
-                    row.inode,
-                    None if row.link_target is None else bytes(row.link_target),
-                    row.state,
-                    "",
-                    "",
-                    "[]",
-                    False,
-                    row.error,
+class EntryWriter:
+    """Writes the walk's entries as they are found: on PostgreSQL as ``COPY`` text lines formatted
+    straight from the ``stat`` fields, sent every ``FLUSH_BYTES`` while the walk goes on (the
+    server inserts them on the other core); on SQLite as ORM rows at the end. Use as a context
+    manager inside the slice's transaction; the walk must run no other query meanwhile.
+
+    Paths are unique by construction (each directory is read by exactly one committed slice), so
+    no conflict handling is needed."""
+
+    def __init__(self, backup_id: int) -> None:
+        self.backup_id = backup_id
+        self.prefix = f"{backup_id}\t"
+        self.lines: list[str] = []
+        self.size = 0
+        self.rows: list[FileEntry] = []
+        self._copy: Any = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> EntryWriter:
+        if connection.vendor == "postgresql":
+            statement = f"COPY {FileEntry._meta.db_table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
+            cursor = self._stack.enter_context(connection.cursor())
+            self._copy = self._stack.enter_context(cursor.cursor.copy(statement))
+        return self
+
+    def add(
+        self,
+        kind: str,
+        path: bytes,
+        info: os.stat_result | None,
+        *,
+        size: int = 0,
+        link_target: bytes | None = None,
+        state: str = FileEntry.State.PENDING,
+        error: str = "",
+    ) -> None:
+        """One entry; ``info`` (its ``lstat``) gives mode, times and inode (None: zeros)."""
+        mode, mtime, ctime, inode = (
+            (stat.S_IMODE(info.st_mode), info.st_mtime_ns, info.st_ctime_ns, info.st_ino) if info else (0, 0, 0, 0)
+        )
+        if self._copy is None:
+            self.rows.append(
+                FileEntry(
+                    backup_id=self.backup_id, kind=kind, path=path, size=size, mode=mode, mtime_ns=mtime,
+                    ctime_ns=ctime, inode=inode, link_target=link_target, state=state, error=error,
                 )
-            )
+            )  # fmt: skip
+            return
+        link = "\\N" if link_target is None else "\\\\x" + link_target.hex()
+        line = (
+            f"{self.prefix}{kind}\t\\\\x{path.hex()}\t{size}\t{mode}\t{mtime}\t{ctime}\t{inode}\t{link}\t{state}"
+            f"\t\t\t[]\tf\t{error.translate(_TEXT_ESCAPES)}\t0\t[]\n"
+        )
+        self.lines.append(line)
+        self.size += len(line)
+        if self.size >= FLUSH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._copy.write("".join(self.lines).encode("utf-8", errors="surrogateescape"))
+        self.lines, self.size = [], 0
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+        if self._copy is not None and self.lines and kind is None:
+            self._flush()
+        self._stack.__exit__(kind, error, trace)
+        if self.rows and kind is None:
+            FileEntry.objects.bulk_create(self.rows, batch_size=2000)
+
+
+_REUSE_SQL = """
+UPDATE backups_fileentry AS e
+SET state = 'done', sha256 = p.sha256, chunks = p.chunks, reused = true
+FROM backups_fileentry AS p
+WHERE e.backup_id = %s AND e.id > %s AND e.kind = 'file' AND e.state = 'pending'
+  AND p.backup_id = %s AND p.kind = 'file' AND p.state = 'done' AND p.path = e.path
+  AND p.size = e.size AND p.mtime_ns = e.mtime_ns AND p.ctime_ns = e.ctime_ns AND p.inode = e.inode
+RETURNING e.size
+"""
+
+
+def entries_id_floor() -> int:
+    """An id below every entry inserted from now on: one ``nextval`` of the id sequence (an id
+    spent for nothing). ``max(id)`` of a backup was not O(1): a state with no row scanned the
+    primary key backwards to the start (~1 s a slice at 200 k rows)."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('backups_fileentry', 'id'))")
+        return int(cursor.fetchone()[0])
+
+
+def entries_reuse_unchanged(*, backup_id: int, previous_id: int, after_id: int) -> tuple[int, int]:
+    """Mark done, in one statement, the files written after ``after_id`` whose (size, mtime_ns,
+    ctime_ns, inode) equal their entry in the previous snapshot, with its SHA-256 and chunks
+    (the incremental rule of ``copying``, applied where the walk finds them: an unchanged file
+    never reaches a copy lane). Returns (files, bytes) reused. SQLite leaves it to the lanes."""
+    if connection.vendor != "postgresql":
+        return 0, 0
+    with connection.cursor() as cursor:
+        # The rows just copied in have no statistics yet (estimated at 1), so the planner picks a
+        # nested loop over them: 10 s for 5,000 files, against ~0.3 s as the hash join it is.
+        cursor.execute("SET LOCAL enable_nestloop = off")
+        cursor.execute(_REUSE_SQL, [backup_id, after_id, previous_id])
+        sizes = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SET LOCAL enable_nestloop TO DEFAULT")
+    return len(sizes), sum(sizes)
 
 
 _FINISH_SQL = """

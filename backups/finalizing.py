@@ -18,6 +18,7 @@ from backups.events import backup_ended_announce
 from backups.manifest import manifest_path, manifest_write
 from backups.models import Backup, FileEntry, Snapshot
 from backups.paths import path_b64, path_text
+from backups.pruning import prunes_wake
 
 
 def manifest_line(entry: FileEntry) -> dict[str, Any]:
@@ -63,4 +64,5 @@ def backup_finalize(*, backup_id: int) -> bool:
         backup.finished_at = timezone.now()
         backup.save(update_fields=["state", "finished_at"])
         backup_ended_announce(backup)
+        prunes_wake(retailer_id=backup.retailer_id)
     return True

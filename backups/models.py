@@ -117,10 +117,15 @@ class FileEntry(models.Model):
     chunks = models.JSONField(default=list, help_text="BLAKE3 chunk ids (hex), in file order.")
     reused = models.BooleanField(default=False)
     error = models.TextField(blank=True)
+    resume_offset = models.BigIntegerField(
+        default=0, help_text="A large file's bytes already stored (a chunk boundary), for a copy that resumes."
+    )
+    resume_chunks = models.JSONField(default=list, help_text="The chunk ids of those bytes.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["backup", "kind", "path"], name="backups_entry_unique_path")]
-        indexes = [models.Index(fields=["backup", "state"], name="backups_entry_claim_idx")]
+        # A claim reads (backup, state) in id order up to a batch: an index range scan (copying.entries_claim).
+        indexes = [models.Index(fields=["backup", "state", "id"], name="backups_entry_claim_idx")]
 
     def __str__(self) -> str:
         return f"{self.kind} {bytes(self.path)!r}"
@@ -207,3 +212,72 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.pk} of backup {self.backup_id} ({self.state})"
+
+
+class BackupPolicy(models.Model):
+    """A retailer's retention and schedule (one row, created with the defaults when first needed).
+
+    Retention keeps, of the ``done`` backups: the newest ``keep_last``; the newest of each of the
+    last ``keep_daily`` days; the newest of each of the last ``keep_weekly`` ISO weeks (days and
+    weeks in the retailer's time zone). The schedule starts one backup a day once the retailer's
+    local hour reaches ``schedule_hour`` (null: off, the default)."""
+
+    retailer = models.OneToOneField(Retailer, on_delete=models.CASCADE, related_name="backup_policy")
+    keep_last = models.PositiveIntegerField(default=7)
+    keep_daily = models.PositiveIntegerField(default=14)
+    keep_weekly = models.PositiveIntegerField(default=8)
+    schedule_hour = models.PositiveSmallIntegerField(null=True, blank=True, help_text="0-23, local; null = off.")
+    last_scheduled_on = models.DateField(null=True, blank=True, help_text="Local date of the last scheduled start.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"backup policy of retailer {self.retailer_id}"
+
+
+class Prune(models.Model):
+    """A prune of one retailer's repository: expire backups past retention, drop the index rows
+    of chunks no remaining snapshot references (``sweep``), then rewrite or delete the packs
+    holding them (``repack``), in slices. It waits (``waiting``) while a backup runs."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        WAITING = "waiting"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    class Phase(models.TextChoices):
+        SWEEP = "sweep"
+        REPACK = "repack"
+
+    OPEN = (State.QUEUED, State.WAITING, State.RUNNING)
+
+    retailer = models.ForeignKey(Retailer, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=7, choices=State.choices, default=State.QUEUED)
+    phase = models.CharField(max_length=6, choices=Phase.choices, default=Phase.SWEEP)
+    slice_number = models.PositiveIntegerField(default=0)
+    pack_cursor = models.BigIntegerField(default=0, help_text="Repack: the last pack id looked at.")
+    packs_until = models.BigIntegerField(default=0, help_text="Repack: the newest pack id at the sweep.")
+    backups_expired = models.IntegerField(default=0)
+    chunks_deleted = models.BigIntegerField(default=0)
+    packs_deleted = models.IntegerField(default=0)
+    packs_rewritten = models.IntegerField(default=0)
+    orphans_deleted = models.IntegerField(default=0, help_text="Pack files and manifests nothing names.")
+    bytes_freed = models.BigIntegerField(default=0)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    swept_at = models.DateTimeField(null=True, blank=True, help_text="When the sweep ran (no backup was running).")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["retailer"],
+                condition=Q(state__in=["queued", "waiting", "running"]),
+                name="backups_one_open_prune_per_retailer",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"prune {self.pk} of retailer {self.retailer_id} ({self.state})"

@@ -15,6 +15,7 @@ message per pack, associated data = its name), so a million small files make ~1 
 from __future__ import annotations
 
 import io
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -77,6 +78,11 @@ class PackWriter:
         self.buffer += compressed
         return len(compressed)
 
+    def add_compressed(self, chunk: str, compressed: bytes, size: int) -> None:
+        """Add a chunk already compressed (a prune moving it out of a pack it rewrites)."""
+        self.chunks[chunk] = PackedChunk(chunk, len(self.buffer), len(compressed), size)
+        self.buffer += compressed
+
     @property
     def full(self) -> bool:
         return len(self.buffer) >= PACK_TARGET_BYTES
@@ -123,7 +129,18 @@ def chunk_read(*, retailer_id: int, pack_name: str, offset: int, length: int, ex
 
 
 def object_delete(path: str) -> None:
+    """Delete a stored object; one already gone is no error (a retried prune deletes it again)."""
     repository_storage().delete(path)
+
+
+def objects_older_than(directory: str, seconds: float) -> list[str]:
+    """The names of the objects in ``directory`` last written more than ``seconds`` ago."""
+    storage = repository_storage()
+    if not storage.exists(directory):
+        return []
+    cutoff = time.time() - seconds
+    _, names = storage.listdir(directory)
+    return [name for name in names if storage.get_modified_time(f"{directory}/{name}").timestamp() < cutoff]
 
 
 def object_read(path: str) -> io.BufferedIOBase:

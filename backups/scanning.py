@@ -5,10 +5,11 @@ A slice pops directories off the cursor's stack, reads each whole with ``os.scan
 ``lstat``, and none for most entries of the directory listing itself), writes what it found
 as :class:`~backups.models.FileEntry` work rows, pushes subdirectories, and stops after
 ``BACKUP_SCAN_SLICE_SECONDS`` or ``SLICE_MAX_ENTRIES``. Rows, counters, the new stack and the
-next slice's outbox row commit in one transaction: a slice killed midway rolls back whole and
-runs again from the same stack (at most one slice redone), and a duplicate delivery of a slice
-already run finds ``slice_number`` moved on and does nothing. A slice that found files queues
-copy lanes for them in the same transaction.
+next slice's outbox row commit in one transaction (so does the reuse of unchanged files: one
+``UPDATE … FROM`` against the previous snapshot marks them done, so they never reach a copy
+lane): a slice killed midway rolls back whole and runs again from the same stack (at most one
+slice redone), and a duplicate delivery of a slice already run finds ``slice_number`` moved on
+and does nothing. A slice that found files queues copy lanes for them in the same transaction.
 
 Symlinks are recorded (their target), never followed; sockets, FIFOs and devices are skipped
 and counted; a directory that cannot be read is recorded as an unreadable entry.
@@ -20,7 +21,7 @@ import base64
 import os
 import stat
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from backups.entry_rows import entries_insert
+from backups.entry_rows import EntryWriter, entries_id_floor, entries_reuse_unchanged
 from backups.models import Backup, FileEntry, ScanCursor
 from backups.paths import source_root
 from backups.services import copy_lanes_enqueue, scan_slice_enqueue
@@ -40,7 +41,8 @@ SLICE_MAX_ENTRIES = 20_000
 
 @dataclass
 class SliceFindings:
-    entries: list[FileEntry] = field(default_factory=list)
+    writer: EntryWriter
+    entries: int = 0
     files: int = 0
     done: int = 0  # directories and symlinks: nothing to copy
     bytes: int = 0
@@ -57,8 +59,14 @@ def backup_scan_slice(*, backup_id: int, slice_number: int) -> bool:
         if cursor.done or cursor.slice_number != slice_number or not backup.running:
             return False
         stack = [base64.b64decode(item) for item in cursor.stack]
-        findings = _walk(backup, source_root(backup.retailer_id), stack)
-        entries_insert(findings.entries)
+        after_id = entries_id_floor()
+        with EntryWriter(backup.pk) as writer:
+            findings = _walk(writer, source_root(backup.retailer_id), stack)
+        reused, reused_bytes = (
+            entries_reuse_unchanged(backup_id=backup.pk, previous_id=backup.previous_id, after_id=after_id)
+            if backup.previous_id
+            else (0, 0)
+        )
         cursor.stack = [base64.b64encode(item).decode() for item in stack]
         cursor.slice_number += 1
         cursor.done = not stack
@@ -66,7 +74,9 @@ def backup_scan_slice(*, backup_id: int, slice_number: int) -> bool:
         cursor.save()
         changes: dict[str, Any] = {
             "files_total": F("files_total") + findings.files,
-            "files_done": F("files_done") + findings.done,
+            "files_done": F("files_done") + findings.done + reused,
+            "bytes_done": F("bytes_done") + reused_bytes,
+            "files_reused": F("files_reused") + reused,
             "bytes_total": F("bytes_total") + findings.bytes,
             "files_special": F("files_special") + findings.special,
             "files_unreadable": F("files_unreadable") + findings.unreadable,
@@ -83,64 +93,56 @@ def backup_scan_slice(*, backup_id: int, slice_number: int) -> bool:
     return True
 
 
-def _walk(backup: Backup, root: bytes, stack: list[bytes]) -> SliceFindings:
+def _walk(writer: EntryWriter, root: bytes, stack: list[bytes]) -> SliceFindings:
     """Pop and read directories until the slice's time or size is spent; mutates ``stack``."""
-    findings = SliceFindings()
+    findings = SliceFindings(writer)
     deadline = time.monotonic() + settings.BACKUP_SCAN_SLICE_SECONDS
-    while stack and time.monotonic() < deadline and len(findings.entries) < SLICE_MAX_ENTRIES:
+    while stack and time.monotonic() < deadline and findings.entries < SLICE_MAX_ENTRIES:
         relative = stack.pop()
         try:
             with os.scandir(os.path.join(root, relative) if relative else root) as listing:
                 for entry in listing:
-                    _record(backup, relative, entry, stack, findings)
+                    _record(os.path.join(relative, entry.name) if relative else entry.name, entry, stack, findings)
         except FileNotFoundError:
             if relative:  # removed since it was listed; the root itself may not exist (data export only)
-                _unreadable(backup, relative, "removed while the backup ran", findings)
+                _unreadable(relative, "removed while the backup ran", findings)
         except OSError as error:
-            _unreadable(backup, relative, f"{type(error).__name__}: {error.strerror}", findings)
+            _unreadable(relative, f"{type(error).__name__}: {error.strerror}", findings)
     return findings
 
 
-def _record(backup: Backup, parent: bytes, entry: os.DirEntry[bytes], stack: list[bytes], found: SliceFindings) -> None:
-    path = os.path.join(parent, entry.name) if parent else entry.name
+def _record(path: bytes, entry: os.DirEntry[bytes], stack: list[bytes], found: SliceFindings) -> None:
     try:
         info = entry.stat(follow_symlinks=False)
     except OSError as error:
-        _unreadable(backup, path, f"{type(error).__name__}: {error.strerror}", found)
+        _unreadable(path, f"{type(error).__name__}: {error.strerror}", found)
         return
     mode = info.st_mode
-    row = FileEntry(
-        backup=backup,
-        path=path,
-        mode=stat.S_IMODE(mode),
-        mtime_ns=info.st_mtime_ns,
-        ctime_ns=info.st_ctime_ns,
-        inode=info.st_ino,
-    )
-    if stat.S_ISDIR(mode):
-        row.kind, row.state = FileEntry.Kind.DIRECTORY, FileEntry.State.DONE
+    if stat.S_ISREG(mode):
+        found.writer.add(FileEntry.Kind.FILE, path, info, size=info.st_size)
+        found.bytes += info.st_size
+    elif stat.S_ISDIR(mode):
+        found.writer.add(FileEntry.Kind.DIRECTORY, path, info, state=FileEntry.State.DONE)
         stack.append(path)
         found.done += 1
     elif stat.S_ISLNK(mode):
         try:
-            row.link_target = os.readlink(entry.path)
+            target = os.readlink(entry.path)
         except OSError as error:
-            _unreadable(backup, path, f"{type(error).__name__}: {error.strerror}", found)
+            _unreadable(path, f"{type(error).__name__}: {error.strerror}", found)
             return
-        row.kind, row.state, row.size = FileEntry.Kind.SYMLINK, FileEntry.State.DONE, len(row.link_target)
+        found.writer.add(
+            FileEntry.Kind.SYMLINK, path, info, size=len(target), link_target=target, state=FileEntry.State.DONE
+        )
         found.done += 1
-    elif stat.S_ISREG(mode):
-        row.kind, row.size = FileEntry.Kind.FILE, info.st_size
-        found.bytes += info.st_size
     else:
         found.special += 1
         return
     found.files += 1
-    found.entries.append(row)
+    found.entries += 1
 
 
-def _unreadable(backup: Backup, path: bytes, reason: str, found: SliceFindings) -> None:
+def _unreadable(path: bytes, reason: str, found: SliceFindings) -> None:
     found.unreadable += 1
-    found.entries.append(
-        FileEntry(backup=backup, kind=FileEntry.Kind.FILE, path=path, state=FileEntry.State.UNREADABLE, error=reason)
-    )
+    found.entries += 1
+    found.writer.add(FileEntry.Kind.FILE, path, None, state=FileEntry.State.UNREADABLE, error=reason)

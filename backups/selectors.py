@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from app.errors import ApiError
-from backups.models import Backup, FileEntry, Job
+from backups.models import Backup, FileEntry, Job, Prune
 from backups.restoring import prefix_filter
 
 
@@ -25,6 +25,13 @@ def job_get(*, retailer_id: int, job_id: int, kind: str) -> Job:
     if job is None:
         raise ApiError("not_found", f"No {kind} job {job_id}.")
     return job
+
+
+def prune_get(*, retailer_id: int, prune_id: int) -> Prune:
+    prune = Prune.objects.filter(retailer_id=retailer_id, pk=prune_id).first()
+    if prune is None:
+        raise ApiError("not_found", f"No prune {prune_id}.")
+    return prune
 
 
 def snapshot_files(*, backup: Backup, prefix: bytes, after: bytes | None, limit: int) -> list[FileEntry]:

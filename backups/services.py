@@ -7,6 +7,8 @@ nothing. The pipeline's slices live in ``scanning``, ``copying`` and ``finalizin
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -14,7 +16,9 @@ from django.utils import timezone
 from app.errors import ApiError
 from backups.events import backup_ended_announce
 from backups.exporters import export_file_name, exporter_names
+from backups.locks import repository_lock
 from backups.models import Backup, FileEntry, ScanCursor
+from backups.pruning import prunes_wake
 from backups.repository import object_delete
 from workers.outbox import outbox_enqueue_task
 
@@ -61,6 +65,7 @@ def backup_start(*, retailer_id: int) -> tuple[Backup, bool]:
         return running, False
     try:
         with transaction.atomic():
+            repository_lock(retailer_id=retailer_id)  # never while a prune sweeps (backups.locks)
             previous = Backup.objects.filter(retailer_id=retailer_id, state=Backup.State.DONE).order_by("-id").first()
             backup = Backup.objects.create(retailer_id=retailer_id, previous=previous)
             ScanCursor.objects.create(backup=backup, stack=[""])
@@ -82,11 +87,13 @@ def backup_start(*, retailer_id: int) -> tuple[Backup, bool]:
 
 def backup_cancel(*, backup: Backup) -> Backup:
     """Stop a running backup: its slices see the state and end. 409 ``not_running`` otherwise."""
-    changed = Backup.objects.filter(pk=backup.pk, state__in=Backup.RUNNING).update(
-        state=Backup.State.CANCELLED, finished_at=timezone.now()
-    )
-    if not changed:
-        raise ApiError("not_running")
+    with transaction.atomic():
+        changed = Backup.objects.filter(pk=backup.pk, state__in=Backup.RUNNING).update(
+            state=Backup.State.CANCELLED, finished_at=timezone.now()
+        )
+        if not changed:
+            raise ApiError("not_running")
+        prunes_wake(retailer_id=backup.retailer_id)
     backup.refresh_from_db()
     return backup
 
@@ -116,7 +123,18 @@ def backup_fail(*, backup_id: int, code: str, message: str) -> bool:
         backup.finished_at = timezone.now()
         backup.save(update_fields=["state", "error_code", "error_message", "finished_at"])
         backup_ended_announce(backup)
+        prunes_wake(retailer_id=backup.retailer_id)
     return True
+
+
+def backup_task_dead_lettered(kwargs: dict[str, Any], error: str) -> None:
+    """A scan, copy or finalize task of a backup failed for good (a dead letter): fail the backup
+    (``task_failed``) rather than leave it running with nothing left to move it. Idempotent."""
+    backup_fail(
+        backup_id=int(kwargs["backup_id"]),
+        code="task_failed",
+        message=f"A backup task failed and became a dead letter (see the dead letters): {error}",
+    )
 
 
 def backup_copy_complete(*, backup_id: int) -> bool:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backups.apis import backups, diffs, files, jobs
+from backups.apis import backups, diffs, files, jobs, policy, prunes
 
 app_name = "backups"
 
@@ -15,6 +15,9 @@ urlpatterns = [
     path("backups/<int:backup_id>/diff/<int:other_id>", diffs.BackupDiffApi.as_view(), name="diff"),
     path("backups/<int:backup_id>/restore", jobs.BackupRestoreApi.as_view(), name="restore"),
     path("backups/<int:backup_id>/verify", jobs.BackupVerifyApi.as_view(), name="verify"),
+    path("backup-policy", policy.BackupPolicyApi.as_view(), name="policy"),
+    path("prunes", prunes.PruneListApi.as_view(), name="prunes"),
+    path("prunes/<int:prune_id>", prunes.PruneDetailApi.as_view(), name="prune"),
     path("restores/<int:job_id>", jobs.RestoreJobApi.as_view(), name="restore-job"),
     path("verifications/<int:job_id>", jobs.VerifyJobApi.as_view(), name="verify-job"),
 ]

@@ -50,6 +50,8 @@ def _pack_check(retailer_id: int, pack: Pack) -> list[dict[str, Any]]:
     try:
         pack_open(retailer_id, pack.name)
     except (CorruptObjectError, OSError) as error:
+        if isinstance(error, FileNotFoundError) and not Pack.objects.filter(pk=pack.pk).exists():
+            return []  # a prune deleted or rewrote it meanwhile: its live chunks are in a newer pack, checked later
         return [{"chunk": cid, "pack": pack.name, "error": str(error)} for cid, _, _ in chunks]
     problems = []
     for cid, offset, length in chunks:

@@ -101,4 +101,6 @@ beat_schedule = {
     "pricing-snapshots-resync": _periodic("pricing.snapshots_resync", crontab(minute="*")),
     # Webhook retries wait in PostgreSQL (next_attempt_at); this hands the due ones to workers.
     "notifications-deliveries-sweep": _periodic("notifications.deliveries_sweep", 2.0),
+    # Daily backups at each retailer's local hour (once per local day, however often it runs).
+    "backups-schedule-tick": _periodic("backups.schedule_tick", crontab(minute="*")),
 }

@@ -80,6 +80,9 @@ class ReliableTask(Task):  # type: ignore[misc]
     backoff_jitter: Callable[[], float] = staticmethod(random.random)
     transient_errors: tuple[type[BaseException], ...] = ()
     atomic_once = False
+    # Called with the task's kwargs and the error once its message became a dead letter, so the
+    # job it belonged to can end (a backup whose copy task failed for good must not run forever).
+    on_dead_letter: Callable[[dict[str, Any], str], None] | None = None
 
     def enqueue(self, *, idempotency_key: str, **kwargs: Any) -> Any:
         """Publish with JSON kwargs and the message's idempotency key."""
@@ -290,6 +293,8 @@ class ReliableTask(Task):  # type: ignore[misc]
             attempts=run.retries + 1,
             duration_ms=None if run.duration is None else round(run.duration * 1000, 2),
         )
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(dict(kwargs or {}), f"{type(exc).__name__}: {exc}")
 
 
 def _delay_seconds(countdown: float | None, eta: datetime | str | None) -> float:
@@ -317,12 +322,14 @@ def reliable_task(
     Options beyond Celery's: ``max_retries``, ``backoff_base``, ``backoff_cap``,
     ``backoff_jitter`` (a ``() -> [0, 1]`` callable), ``transient_errors`` (extra
     exception types worth a retry), ``atomic_once`` (body in one transaction with
-    a unique claim on (task name, idempotency key)).
+    a unique claim on (task name, idempotency key)), ``on_dead_letter`` (a
+    ``(kwargs, error) -> None`` called after the message became a dead letter).
     """
     if time_limit <= soft_time_limit:
         raise ValueError(f"{name}: time_limit must exceed soft_time_limit")
-    if "backoff_jitter" in options:
-        options["backoff_jitter"] = staticmethod(options["backoff_jitter"])
+    for hook in ("backoff_jitter", "on_dead_letter"):
+        if hook in options:
+            options[hook] = staticmethod(options[hook])
 
     def register(body: Callable[..., Any]) -> ReliableTask:
         task: ReliableTask = celery_app.task(

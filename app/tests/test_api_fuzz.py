@@ -81,6 +81,7 @@ UNSTATED_RULES = {
     "backup_file_download": "a path must be relative, without '..' (backups.paths)",
     "backup_file_by_bytes_download": "path_b64 must be base64 of a relative path, without '..' (backups.paths)",
     "backup_restore": "prefix and target must be relative, without '..' (backups.paths)",
+    "backup_policy_update": UNSTORABLE_KEY,
     "ops_deadletters_list": "a NUL character in task is refused (400 invalid_characters: PostgreSQL cannot store it)",
 }
 CONFIG = schemathesis.Config.from_dict(

@@ -19,6 +19,7 @@ from app.errors import ApiError
 from app.tenancy.authentication import auth_context
 from backups.apis.fields import FileOutputSerializer
 from backups.content import file_content
+from backups.downloads import byte_range, download_slot_take
 from backups.exporters import export_file_name
 from backups.models import Backup, FileEntry
 from backups.paths import path_b64, path_from_input
@@ -33,6 +34,16 @@ PREFIX_PARAMETERS = [
     OpenApiParameter("page_size", int, description=f"1 to {MAX_PAGE_SIZE}; default {PAGE_SIZE}."),
 ]
 DOWNLOAD = OpenApiResponse(OpenApiTypes.BINARY, description="The file's bytes, streamed.")
+PARTIAL = OpenApiResponse(OpenApiTypes.BINARY, description="The byte range asked for (Content-Range).")
+DOWNLOAD_RESPONSES = {200: DOWNLOAD, 206: PARTIAL}
+RANGE = OpenApiParameter(
+    "Range",
+    str,
+    OpenApiParameter.HEADER,
+    description="One byte range, e.g. bytes=0-1023, bytes=1024- or bytes=-512 (416 if it starts past the end; "
+    "anything else is ignored and the whole file sent). At most BACKUP_DOWNLOADS_MAX downloads stream at once "
+    "per web host: past it, 503 downloads_busy with Retry-After.",
+)
 
 
 def _page_size(request: Request) -> int:
@@ -81,31 +92,44 @@ class SnapshotFilesApi(APIView):
         return Response({"next": next_link, "results": FileOutputSerializer(entries, many=True).data})
 
 
-def _download(backup: Backup, entry: FileEntry) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(
-        file_content(retailer_id=backup.retailer_id, chunks=list(entry.chunks)), content_type="application/octet-stream"
-    )
-    response["Content-Length"] = str(entry.size)
+def _download(request: Request, backup: Backup, entry: FileEntry) -> StreamingHttpResponse:
+    """The stored file, or the one byte range asked for (206); holds a download slot while it streams."""
+    wanted = byte_range(request.headers.get("Range"), entry.size)
+    first, last = wanted or (0, entry.size - 1)
+    slot = download_slot_take()
+    chunks = list(entry.chunks)
+    slot.content = file_content(retailer_id=backup.retailer_id, chunks=chunks, first=first, last=last)
+    response = StreamingHttpResponse(slot, content_type="application/octet-stream", status=206 if wanted else 200)
+    response["Content-Length"] = str(last - first + 1)
+    if wanted:
+        response["Content-Range"] = f"bytes {first}-{last}/{entry.size}"
+    response["Accept-Ranges"] = "bytes"
     name = os.path.basename(bytes(entry.path)).decode("utf-8", errors="replace")
     response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
-    response["X-Content-SHA256"] = entry.sha256
+    response["X-Content-SHA256"] = entry.sha256  # of the whole file, also on a range
     return response
 
 
 class SnapshotFileDownloadApi(APIView):
     @extend_schema(
-        responses={200: DOWNLOAD}, operation_id="backup_file_download", summary="Download one file as stored (streamed)"
+        parameters=[RANGE],
+        responses=DOWNLOAD_RESPONSES,
+        operation_id="backup_file_download",
+        summary="Download one file as stored (streamed; Range)",
     )
     def get(self, request: Request, backup_id: int, path: str) -> StreamingHttpResponse:
         backup = backup_get(retailer_id=auth_context(request).retailer_id, backup_id=backup_id)
         raw = path_from_input(text=path, b64=None, field="path")
-        return _download(backup, snapshot_file(backup=backup, path=raw or b""))
+        return _download(request, backup, snapshot_file(backup=backup, path=raw or b""))
 
 
 class SnapshotFileByBytesApi(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("path_b64", str, required=True, description="The path's exact bytes, base64.")],
-        responses={200: DOWNLOAD},
+        parameters=[
+            OpenApiParameter("path_b64", str, required=True, description="The path's exact bytes, base64."),
+            RANGE,
+        ],
+        responses=DOWNLOAD_RESPONSES,
         operation_id="backup_file_by_bytes_download",
         summary="Download one file named by its exact path bytes (names that are not UTF-8)",
     )
@@ -115,12 +139,14 @@ class SnapshotFileByBytesApi(APIView):
         if not raw:
             problem = {"field": "path_b64", "code": "required", "message": "Name a file."}
             raise ApiError("validation_failed", details=[problem])
-        return _download(backup, snapshot_file(backup=backup, path=raw))
+        return _download(request, backup, snapshot_file(backup=backup, path=raw))
 
 
 class SnapshotExportDownloadApi(APIView):
-    @extend_schema(responses={200: DOWNLOAD}, summary="Download one data export of a snapshot (JSON lines)")
+    @extend_schema(
+        parameters=[RANGE], responses=DOWNLOAD_RESPONSES, summary="Download one data export of a snapshot (JSON lines)"
+    )
     def get(self, request: Request, backup_id: int, name: str) -> StreamingHttpResponse:
         backup = backup_get(retailer_id=auth_context(request).retailer_id, backup_id=backup_id)
         entry = snapshot_file(backup=backup, path=export_file_name(name), kind=FileEntry.Kind.EXPORT)
-        return _download(backup, entry)
+        return _download(request, backup, entry)

@@ -14,14 +14,16 @@ from backups.repository import storage_reset
 
 @pytest.fixture
 def backup_dirs(settings: Any, tmp_path: Path) -> Iterator[dict[str, Path]]:
-    """Point BACKUP_SOURCE_ROOT, BACKUP_REPOSITORY_ROOT and BACKUP_RESTORE_ROOT at fresh directories;
+    """Point BACKUP_SOURCE_ROOT, BACKUP_REPOSITORY_ROOT, BACKUP_RESTORE_ROOT and BACKUP_DOWNLOAD_SLOTS_DIR
+    at fresh directories;
     ``env`` holds them for worker processes."""
-    dirs = {name: tmp_path / name for name in ("source", "repository", "restore")}
+    dirs = {name: tmp_path / name for name in ("source", "repository", "restore", "download-slots")}
     for path in dirs.values():
         path.mkdir()
     settings.BACKUP_SOURCE_ROOT = dirs["source"]
     settings.BACKUP_REPOSITORY_ROOT = dirs["repository"]
     settings.BACKUP_RESTORE_ROOT = dirs["restore"]
+    settings.BACKUP_DOWNLOAD_SLOTS_DIR = dirs["download-slots"]
     storage_reset()
     yield dirs
     storage_reset()
@@ -32,6 +34,7 @@ def backup_env(dirs: dict[str, Path], **extra: str) -> dict[str, str]:
         "BACKUP_SOURCE_ROOT": str(dirs["source"]),
         "BACKUP_REPOSITORY_ROOT": str(dirs["repository"]),
         "BACKUP_RESTORE_ROOT": str(dirs["restore"]),
+        "BACKUP_DOWNLOAD_SLOTS_DIR": str(dirs["download-slots"]),
         **extra,
     }
 

@@ -1,4 +1,4 @@
-"""A repository storage that stands in for a full disk: ``OSError(ENOSPC)`` once it holds N bytes."""
+"""Repository storages that stand in for a bad disk: full (`ENOSPC`), broken (`EIO`), failing after N bytes."""
 
 from __future__ import annotations
 
@@ -25,3 +25,23 @@ def _files(root: str) -> list[os.DirEntry[str]]:
         with os.scandir(directory) as listing:
             found += [entry for entry in listing if entry.is_file() and entry.name in names]
     return found
+
+
+class BrokenDiskStorage(FileSystemStorage):
+    """A disk that fails every write with ``EIO``: an error no retry fixes (not transient)."""
+
+    def _save(self, name: str, content: Any) -> str:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), name)
+
+
+class FailingDiskStorage(FileSystemStorage):
+    """A disk that fails with ``EIO`` once it holds ``limit`` bytes (a test sets it): a copy
+    that stops midway through a large file, as a crash would."""
+
+    limit = 0
+
+    def _save(self, name: str, content: Any) -> str:
+        used = sum(entry.stat().st_size for entry in _files(self.location))
+        if used + content.size > self.limit:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), name)
+        return super()._save(name, content)

@@ -15,6 +15,7 @@ from typing import Any
 from backups.copying import copy_lane_run
 from backups.finalizing import backup_finalize
 from backups.jobs import job_slice_run
+from backups.pruning import prune_slice_run
 from backups.scanning import backup_scan_slice
 from workers.models import OutboxMessage
 
@@ -23,6 +24,7 @@ RUNNERS: dict[str, Callable[..., Any]] = {
     "backups.copy_lane": copy_lane_run,
     "backups.finalize": backup_finalize,
     "backups.job_slice": job_slice_run,
+    "backups.prune_slice": prune_slice_run,
 }
 
 

@@ -104,6 +104,8 @@ def recovery_sweep(client: redis.Redis | None = None) -> SweepResult:
     total = client.zcard(keys[1])
     for start in range(0, total, SWEEP_CHUNK):
         tags = client.zrange(keys[1], start, start + SWEEP_CHUNK - 1)
+        if not tags:  # another sweeper (or acks) emptied the index since it was counted
+            break
         holders = client.hmget(keys[2], tags)
         alive = _alive(client, {holder for holder in holders if holder}, prefix)
         for tag, holder in zip(tags, holders, strict=True):

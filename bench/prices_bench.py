@@ -21,7 +21,7 @@ web runs with ``TRUSTED_PROXY_COUNT=1`` and every request carries its shopper's 
 ``X-Forwarded-For`` (``bench.loadgen --shoppers``), so the per-client rate limit
 (``RATE_LIMIT_PER_CLIENT_PER_MINUTE``, on as in production) sees shoppers, not one client.
 
-    python bench/prices_bench.py --client-limits [--rounds 7]
+    python bench/prices_bench.py --client-limits [--rounds 15]
 
 measures the per-client limit's cost instead: two gunicorns of the same configuration, one
 with the per-client limit on and one with it off (``RATE_LIMIT_PER_CLIENT_PER_MINUTE=0``),
@@ -62,7 +62,9 @@ DEFAULTS = {
 }
 TARGETS = {"b/a": 0.6, "c/a": 0.45, "p99_b_half_ms": 20.0}
 CLIENT_LIMITS_TARGET = 0.95
-CLIENT_LIMITS_ROUNDS = 7
+# A/A runs (--control) swing single rounds from 0.48 to 1.95 on our 2-core machine: the median of
+# 7 (the least the issue asks) landed anywhere in 0.93-1.01 for the same code, of 15 in 0.96-0.97.
+CLIENT_LIMITS_ROUNDS = 15
 SKUS_PER_PAGE = 12
 SHOPPERS = 10_000  # client address / visitor pairs: request n of a set is sent as shopper n
 TICKS = os.sysconf("SC_CLK_TCK")

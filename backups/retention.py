@@ -79,10 +79,11 @@ def backups_expired(*, retailer_id: int, time_zone: str) -> list[Backup]:
     return [b for b in reversed(done) if b.pk not in keep and b.pk not in reading]
 
 
-def policy_update(*, retailer_id: int, **fields: int | None) -> BackupPolicy:
+def policy_update(*, retailer_id: int, now: datetime | None = None, **fields: int | None) -> BackupPolicy:
     """Change retention and schedule fields. Turning the schedule on (or moving its hour) after
     today's hour has passed starts the first scheduled backup tomorrow, not at once; at most
     one scheduled backup starts per local day."""
+    moment = now or timezone.now()
     with transaction.atomic():
         policy = policy_get(retailer_id=retailer_id)
         policy = BackupPolicy.objects.select_for_update().get(pk=policy.pk)
@@ -91,9 +92,9 @@ def policy_update(*, retailer_id: int, **fields: int | None) -> BackupPolicy:
             setattr(policy, name, value)
         if policy.schedule_hour is not None and policy.schedule_hour != hour_before:
             zone = Retailer.objects.values_list("time_zone", flat=True).get(pk=retailer_id)
-            local = timezone.now().astimezone(retailer_zone(zone))
+            local = moment.astimezone(retailer_zone(zone))
             if local.hour >= policy.schedule_hour:  # else today's start (if it ran) still counts
                 policy.last_scheduled_on = local.date()
-        policy.updated_at = timezone.now()
+        policy.updated_at = moment
         policy.save()
     return policy

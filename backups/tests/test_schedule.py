@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -83,11 +84,10 @@ def test_the_policy_api_sets_retention_and_the_schedule(alice, bob, backup_dirs)
 
 
 def test_turning_the_schedule_on_after_todays_hour_starts_tomorrow(alice, backup_dirs) -> None:
-    hour_passed = (datetime.now(UTC).hour - 1) % 24
-    if hour_passed == 23:
-        pytest.skip("at midnight UTC the hour before is yesterday's")
+    Retailer.objects.filter(pk=alice.retailer.id).update(time_zone="Asia/Tokyo")
 
-    policy = policy_update(retailer_id=alice.retailer.id, schedule_hour=hour_passed)
+    policy = policy_update(retailer_id=alice.retailer.id, schedule_hour=2, now=AT)  # 03:00 in Tokyo
 
-    assert policy.last_scheduled_on == datetime.now(UTC).date()
-    assert scheduled_backups_start(now=datetime.now(UTC)) == []
+    assert policy.last_scheduled_on == AT.astimezone(ZoneInfo("Asia/Tokyo")).date()
+    assert scheduled_backups_start(now=AT) == []
+    assert scheduled_backups_start(now=AT + timedelta(days=1, hours=-1)) == [alice.retailer.id]  # 02:00 tomorrow

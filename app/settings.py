@@ -244,6 +244,8 @@ OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=500)
 # An idle relay polls every 0.1 s (one indexed SELECT each): at most 0.1 s between a commit and its
 # publish. At 0.5 s the relay alone took half of the webhooks' 1 s budget from commit to first attempt.
 OUTBOX_RELAY_IDLE_SECONDS = env.float("OUTBOX_RELAY_IDLE_SECONDS", default=0.1)
+# Events published for the first time travel in dispatch messages of up to this many (workers.relay).
+OUTBOX_DISPATCH_BATCH = env.int("OUTBOX_DISPATCH_BATCH", default=100)
 OUTBOX_REPUBLISH_AFTER_SECONDS = env.float("OUTBOX_REPUBLISH_AFTER_SECONDS", default=900.0)
 # A web-published message still journaled this long after its publish is checked by the
 # journal sweep (workers.journal): waiting in its queue, held by a worker, or lost.

@@ -78,6 +78,9 @@ class Delivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # The claim that holds a ``sending`` delivery: the deliveries of one slot share it
+    # (notifications.services.delivery), and the endpoint's concurrency counts slots.
+    slot = models.CharField(max_length=32, null=True, blank=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)

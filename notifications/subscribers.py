@@ -11,24 +11,26 @@ from typing import Any
 
 from notifications.events import EMAILED, FANNED_OUT
 from notifications.services.email import notification_enqueue_for_retailer
-from notifications.services.fanout import event_fan_out
+from notifications.services.fanout import events_fan_out
 from workers.outbox import outbox_subscriber
 from workers.routing import Queue
 
 
-def event_notify(event: dict[str, Any]) -> None:
-    """Fan ``event`` out to webhooks and, for the emailed topics, to the confirmed addresses.
-    Idempotent: a redelivered event finds its rows (unique keys) and adds none."""
-    event_fan_out(event=event)
-    retailer_id = event.get("retailer_id")
-    if event["topic"] in EMAILED and isinstance(retailer_id, int):
-        notification_enqueue_for_retailer(
-            retailer_id=retailer_id,
-            kind=str(event["topic"]),
-            context={name: value for name, value in event.items() if isinstance(value, str | int | float)},
-            dedup_key=f"event:{event['topic']}:{event['key']}:{event['version']}",
-        )
+def events_notify(events: list[dict[str, Any]]) -> None:
+    """Fan the events (of one topic) out to webhooks, in bulk, and for the emailed topics to
+    the confirmed addresses. Idempotent: a redelivered event finds its rows (unique keys)
+    and adds none."""
+    events_fan_out(events=events)
+    for event in events:
+        retailer_id = event.get("retailer_id")
+        if event["topic"] in EMAILED and isinstance(retailer_id, int):
+            notification_enqueue_for_retailer(
+                retailer_id=retailer_id,
+                kind=str(event["topic"]),
+                context={name: value for name, value in event.items() if isinstance(value, str | int | float)},
+                dedup_key=f"event:{event['topic']}:{event['key']}:{event['version']}",
+            )
 
 
 for _topic in FANNED_OUT:  # dispatched on the notify worker group's queue, not behind pricing on default
-    outbox_subscriber(_topic, queue=Queue.WEBHOOKS)(event_notify)
+    outbox_subscriber(_topic, queue=Queue.WEBHOOKS, many=True)(events_notify)

@@ -5,6 +5,9 @@ Two kinds of row, one table:
 * :func:`outbox_enqueue_task` — a task to run (name + JSON kwargs).
 * :func:`outbox_announce` — an event (``price.changed``…) handed by a dispatcher
   task to every function registered with :func:`outbox_subscriber` for its topic.
+  The relay packs the events it publishes for the first time into one dispatch
+  message per queue (``workers.events_dispatch``, up to ``OUTBOX_DISPATCH_BATCH``),
+  so a burst of events costs one task and one transaction per batch, not per event.
 
 Both must be called inside the ``transaction.atomic`` block of the business
 change; the relay (``workers.relay``, ``manage.py outbox_relay``) publishes
@@ -32,9 +35,11 @@ from workers.models import OutboxMessage
 from workers.routing import Queue
 
 EVENT_DISPATCH_TASK = "workers.event_dispatch"
+EVENTS_DISPATCH_TASK = "workers.events_dispatch"
 
 Subscriber = Callable[[dict[str, Any]], None]
-_subscribers: dict[str, list[Subscriber]] = {}
+BatchSubscriber = Callable[[list[dict[str, Any]]], None]
+_subscribers: dict[str, list[BatchSubscriber]] = {}
 _dispatch_queues: dict[str, Queue] = {}
 
 
@@ -68,7 +73,9 @@ def outbox_announce(*, topic: str, payload: dict[str, Any], key: str, version: i
     )
 
 
-def outbox_subscriber(topic: str, *, queue: Queue | None = None) -> Callable[[Subscriber], Subscriber]:
+def outbox_subscriber(
+    topic: str, *, queue: Queue | None = None, many: bool = False
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Register a handler for ``topic``. It runs inside the dispatcher's transaction,
     so it may write rows (and outbox rows) but must do no network I/O.
 
@@ -77,22 +84,32 @@ def outbox_subscriber(topic: str, *, queue: Queue | None = None) -> Callable[[Su
     never delays a webhook. The subscribers of one topic must not name two queues.
 
     The handler gets the payload with ``topic``, ``key`` and ``version`` added (payload
-    fields win). It may run again for the same event (a failure of any subscriber of
-    the topic rolls back and retries them all), so it compares ``version`` per ``key``.
-    The module holding it must be imported by the worker (``<app>/tasks.py`` or an
-    app's ``ready()``)."""
+    fields win); with ``many=True`` it gets a list of such events of its topic at once (the
+    events of one dispatch message), so it can write them in bulk. It may run again for the
+    same event (a failure of any subscriber of the topic rolls back and retries them all),
+    so it compares ``version`` per ``key``. The module holding it must be imported by the
+    worker (``<app>/tasks.py`` or an app's ``ready()``)."""
 
     if queue is not None and _dispatch_queues.setdefault(topic, queue) != queue:
         raise ValueError(f"{topic}: dispatched on {_dispatch_queues[topic]}, not also on {queue}")
 
-    def register(handler: Subscriber) -> Subscriber:
-        _subscribers.setdefault(topic, []).append(handler)
+    def register(handler: Callable[..., None]) -> Callable[..., None]:
+        _subscribers.setdefault(topic, []).append(handler if many else _one_by_one(handler))
         return handler
 
     return register
 
 
-def subscribers_for(topic: str) -> list[Subscriber]:
+def _one_by_one(handler: Subscriber) -> BatchSubscriber:
+    def each(events: list[dict[str, Any]]) -> None:
+        for event in events:
+            handler(event)
+
+    return each
+
+
+def subscribers_for(topic: str) -> list[BatchSubscriber]:
+    """The topic's handlers, each taking a list of events (a one-event handler is wrapped)."""
     return list(_subscribers.get(topic, ()))
 
 

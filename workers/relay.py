@@ -2,7 +2,11 @@
 
 One pass (:func:`relay_batch`) locks a batch of due rows with
 ``SELECT … FOR UPDATE SKIP LOCKED``, publishes them in one pipelined round trip
-and marks them sent in the same transaction. The row lock is the claim: several
+and marks them sent in the same transaction. Events published for the first time
+travel together: one ``workers.events_dispatch`` message per queue carries up to
+``OUTBOX_DISPATCH_BATCH`` of them (``workers.services.outbox_events_dispatch``); an
+event published again goes alone (``workers.event_dispatch``), with its retries and
+dead letter of its own. The row lock is the claim: several
 relays skip each other's rows, and a relay killed mid-batch drops its
 connection, which rolls back and unlocks its rows for the others. Rows it did
 publish before dying are published again — at least once; the consumers'
@@ -24,9 +28,11 @@ backs off (full jitter, capped at 30 s) and tries again. No ordering is promised
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +47,7 @@ from app.celery import celery_app
 from workers.backoff import backoff_for
 from workers.broker import broker_is_redis, broker_redis, queue_stats
 from workers.models import OutboxMessage
-from workers.outbox import EVENT_DISPATCH_TASK, dispatch_queue_for
+from workers.outbox import EVENT_DISPATCH_TASK, EVENTS_DISPATCH_TASK, dispatch_queue_for
 
 log = structlog.get_logger(__name__)
 
@@ -95,7 +101,7 @@ def relay_batch(*, batch_size: int | None = None) -> int:
         if not rows:
             return 0
         waiting = _probably_still_queued([row for row in rows if row.status == OutboxMessage.Status.SENT])
-        published = _publish([row for row in rows if row.pk not in waiting])
+        published = _publish(_outgoing([row for row in rows if row.pk not in waiting]))
         _mark_sent(published, now)
         sent = {row.pk for row in published}
         for row in rows:
@@ -168,25 +174,77 @@ def _registered_task(name: str) -> Any:
     return task
 
 
-def _publish(rows: list[OutboxMessage]) -> list[OutboxMessage]:
-    """Publish rows in one pipelined round trip; rows naming an unknown task are put off."""
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to publish, and the rows it carries."""
+
+    task_name: str
+    kwargs: dict[str, object]
+    queue: str | None
+    headers: dict[str, object]
+    rows: list[OutboxMessage]
+
+
+def _outgoing(rows: list[OutboxMessage]) -> list[Outgoing]:
+    """A message per row, except events published for the first time: those are packed,
+    per queue, into ``events_dispatch`` messages of up to ``OUTBOX_DISPATCH_BATCH``."""
+    messages: list[Outgoing] = []
+    events: dict[str | None, list[OutboxMessage]] = {}
+    for row in rows:
+        if row.task_name == EVENT_DISPATCH_TASK and row.publish_attempts == 0:
+            events.setdefault(_queue_of(row), []).append(row)
+        else:
+            messages.append(_single(row))
+    size = settings.OUTBOX_DISPATCH_BATCH
+    for queue, queued in events.items():
+        for start in range(0, len(queued), size):
+            batch = queued[start : start + size]
+            messages.append(_single(batch[0]) if len(batch) == 1 else _events_batch(batch, queue))
+    return messages
+
+
+def _single(row: OutboxMessage) -> Outgoing:
+    return Outgoing(row.task_name, message_kwargs(row), _queue_of(row), message_headers(row), [row])
+
+
+def _events_batch(rows: list[OutboxMessage], queue: str | None) -> Outgoing:
+    keys = [row.idempotency_key for row in rows]
+    digest = hashlib.blake2b("\n".join(keys).encode(), digest_size=12).hexdigest()
+    request_id = next((row.request_id for row in rows if row.request_id), "")
+    return Outgoing(
+        EVENTS_DISPATCH_TASK,
+        {"event_keys": keys, "idempotency_key": f"events:{digest}"},
+        queue,
+        {"request_id": request_id} if request_id else {},
+        rows,
+    )
+
+
+def rows_publish_singly(rows: list[OutboxMessage]) -> None:
+    """Publish each row as its own message (the events of a batch whose subscriber failed)."""
+    _publish([_single(row) for row in rows])
+
+
+def _publish(messages: list[Outgoing]) -> list[OutboxMessage]:
+    """Publish messages in one pipelined round trip; returns the rows they carried. A row
+    naming an unknown task is put off."""
     published = []
-    with celery_app.producer_or_acquire() as producer, producer.batch(max_size=len(rows) * 2 + 1):
-        for row in rows:
-            task = _registered_task(row.task_name)
-            if task is None:
-                row.next_publish_at = timezone.now() + republish_after(row.publish_attempts + 1)
-                log.error("outbox_unknown_task", task=row.task_name, outbox_id=row.pk)
+    with celery_app.producer_or_acquire() as producer, producer.batch(max_size=len(messages) * 2 + 1):
+        for message in messages:
+            if _registered_task(message.task_name) is None:
+                for row in message.rows:
+                    row.next_publish_at = timezone.now() + republish_after(row.publish_attempts + 1)
+                log.error("outbox_unknown_task", task=message.task_name, outbox_ids=[row.pk for row in message.rows])
                 continue
             celery_app.send_task(
-                row.task_name,
-                kwargs=message_kwargs(row),
-                queue=_queue_of(row),
-                headers=message_headers(row),
+                message.task_name,
+                kwargs=message.kwargs,
+                queue=message.queue,
+                headers=message.headers,
                 producer=producer,
                 retry=False,
             )
-            published.append(row)
+            published.extend(message.rows)
     return published
 
 

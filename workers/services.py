@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -11,8 +12,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from app.db_availability import database_unreachable
 from workers.models import DeadLetter, OutboxMessage
-from workers.outbox import outbox_enqueue_task, subscribers_for
+from workers.outbox import EVENT_DISPATCH_TASK, outbox_enqueue_task, subscribers_for
+from workers.relay import rows_publish_singly
 
 log = structlog.get_logger(__name__)
 
@@ -138,10 +141,57 @@ def outbox_event_dispatch(*, topic: str, key: str, version: int, payload: dict[s
     if row is None or row.status == OutboxMessage.Status.DONE:
         log.info("event_already_dispatched", topic=topic, key=key, version=version, known=row is not None)
         return 0
-    event = {"topic": topic, "key": key, "version": version, **payload}
     handlers = subscribers_for(topic)
     for handler in handlers:
-        handler(event)
+        handler([{"topic": topic, "key": key, "version": version, **payload}])
     row.status, row.done_at = OutboxMessage.Status.DONE, timezone.now()
     row.save(update_fields=["status", "done_at"])
     return len(handlers)
+
+
+@transaction.atomic
+def outbox_events_dispatch(*, event_keys: list[str]) -> int:
+    """Dispatch a batch of announced events (one relay message); returns how many were done.
+
+    The rows are locked in id order (two overlapping batches cannot deadlock) and those
+    already done are skipped, as :func:`outbox_event_dispatch` does for one. Each topic's
+    events go to its subscribers together, inside a savepoint: a topic whose subscriber
+    raises is rolled back alone and its events are published again one by one once this
+    commits (``event_dispatch``: its retries and, at the end, its dead letter name the one
+    event at fault), while the rest of the batch is done. An unreachable database is not a
+    subscriber's fault: it is raised, and the task waits it out."""
+    rows = list(
+        OutboxMessage.objects.select_for_update()
+        .filter(idempotency_key__in=event_keys, task_name=EVENT_DISPATCH_TASK)
+        .exclude(status=OutboxMessage.Status.DONE)
+        .order_by("pk")
+    )
+    by_topic: dict[str, list[OutboxMessage]] = {}
+    for row in rows:
+        by_topic.setdefault(str(row.kwargs.get("topic", "")), []).append(row)
+    done: list[int] = []
+    for topic, topic_rows in by_topic.items():
+        try:
+            with transaction.atomic():
+                for handler in subscribers_for(topic):
+                    handler([_announced(row) for row in topic_rows])
+        except Exception as error:  # any subscriber error sends the topic's events one by one
+            if database_unreachable(error):
+                raise
+            log.warning("events_batch_topic_failed", topic=topic, events=len(topic_rows), error=repr(error)[:300])
+            transaction.on_commit(partial(_publish_one_by_one, [row.pk for row in topic_rows]), robust=True)
+            continue
+        done.extend(row.pk for row in topic_rows)
+    OutboxMessage.objects.filter(pk__in=done).update(status=OutboxMessage.Status.DONE, done_at=timezone.now())
+    return len(done)
+
+
+def _announced(row: OutboxMessage) -> dict[str, Any]:
+    kwargs = row.kwargs
+    return {"topic": kwargs["topic"], "key": kwargs["key"], "version": kwargs["version"], **kwargs["payload"]}
+
+
+def _publish_one_by_one(outbox_ids: list[int]) -> None:
+    """Publish events of a failed batch as single dispatches (a lost publish leaves the rows
+    ``sent``: the relay publishes them again)."""
+    rows_publish_singly(list(OutboxMessage.objects.filter(pk__in=outbox_ids, status=OutboxMessage.Status.SENT)))

@@ -8,10 +8,10 @@ import structlog
 
 from workers.idempotency import idempotency_purge as idempotency_records_purge
 from workers.journal import journal_sweep as journal_messages_sweep
-from workers.outbox import EVENT_DISPATCH_TASK
+from workers.outbox import EVENT_DISPATCH_TASK, EVENTS_DISPATCH_TASK
 from workers.reliable import reliable_task
 from workers.routing import Queue
-from workers.services import outbox_event_dispatch
+from workers.services import outbox_event_dispatch, outbox_events_dispatch
 from workers.services import outbox_purge as outbox_rows_purge
 
 log = structlog.get_logger(__name__)
@@ -21,6 +21,12 @@ log = structlog.get_logger(__name__)
 def event_dispatch(*, topic: str, key: str, version: int, payload: dict[str, Any], idempotency_key: str) -> None:
     """Run the subscribers of one outbox event and mark it done, once (see ``outbox_event_dispatch``)."""
     outbox_event_dispatch(topic=topic, key=key, version=version, payload=payload, event_key=idempotency_key)
+
+
+@reliable_task(name=EVENTS_DISPATCH_TASK, queue=Queue.DEFAULT, soft_time_limit=60, time_limit=90)
+def events_dispatch(*, event_keys: list[str], idempotency_key: str) -> None:
+    """Run the subscribers of a batch of outbox events, marking each done once (see ``outbox_events_dispatch``)."""
+    outbox_events_dispatch(event_keys=event_keys)
 
 
 @reliable_task(name="workers.outbox_purge", queue=Queue.MAINTENANCE, soft_time_limit=600, time_limit=660)

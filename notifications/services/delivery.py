@@ -1,27 +1,38 @@
-"""One attempt of one webhook delivery: claim, sign and POST, record.
+"""Webhook attempts: an endpoint's due deliveries claimed as one slot, signed and POSTed in
+turn, recorded together.
 
-The claim is a conditional UPDATE that must change exactly one row (a due ``pending``
-delivery, or a ``sending`` one whose lease expired because its worker died), taken
-under the endpoint's row lock so the per-endpoint concurrency limit and the circuit
-breaker are checked against the deliveries actually in flight. That lock is ``FOR NO KEY
-UPDATE``: a plain ``FOR UPDATE`` also blocks the foreign-key checks of every fan-out
-inserting deliveries for the endpoint, which then queued behind its attempts. The POST happens
-outside any transaction; its outcome is recorded in one transaction with the attempt
-row. A re-sent delivery carries the same ``webhook-id`` (the event's) and the same
-body; ``webhook-timestamp`` is the real time of each send.
+A claim (:func:`deliveries_claim`) is taken under the endpoint's row lock, so the
+per-endpoint concurrency limit and the circuit breaker are checked against the slots
+actually in flight. It marks up to ``CLAIM_BATCH`` due deliveries (``pending`` and due, or
+``sending`` with an expired lease: their worker died) ``sending`` under one lease and one
+slot token. A slot is one connection's worth of work: its deliveries are POSTed one after
+the other, so ``WEBHOOK_ENDPOINT_CONCURRENCY`` bounds the requests an endpoint sees at once,
+however many deliveries a slot holds. The endpoint lock is ``FOR NO KEY UPDATE``: a plain
+``FOR UPDATE`` also blocks the foreign-key checks of every fan-out inserting deliveries for
+the endpoint. The POSTs happen outside any transaction; the slot's outcomes are recorded in
+one transaction (:func:`slot_record`): the successes in bulk, the first failure (which ends
+the slot: the endpoint is probably in trouble) on the retry schedule, and the deliveries not
+reached put back as they were. A re-sent delivery carries the same ``webhook-id`` (the
+event's) and the same body; ``webhook-timestamp`` is the real time of each send.
+
+A kill between a POST and the slot's record re-sends the slot's deliveries once its lease
+expires: at least once, never lost, ``webhook-id`` unchanged for the receiver to drop.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import redis
 import structlog
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from app import outbound_http
 from notifications.envelope import envelope_body
@@ -29,100 +40,28 @@ from notifications.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from notifications.schedule import Verdict, answer_verdict, retry_delay
 from notifications.services.endpoints import endpoint_secrets
 from notifications.services.health import endpoint_record_failure, endpoint_record_gone, endpoint_record_success
+from notifications.services.sweep import drains_publish
 from notifications.signing import signed_headers
 
 log = structlog.get_logger(__name__)
 
-DRAIN_SECONDS = 5.0  # a drain's last attempt may add 15 s: within the task's 25 s soft limit
+# A drain claims slots for this long; its last slot may add one 15 s POST to it, so a
+# slot never outlives its lease (WEBHOOK_LEASE_SECONDS, 30 s) and the task's 25 s soft limit.
+DRAIN_SECONDS = 5.0
+CLAIM_BATCH = 25  # deliveries per slot: a kill mid-slot re-sends at most this many
+ENDS_THE_SLOT = ("retry", "gone")
 EXCERPT_CHARS = 1000
 
 
 @dataclass(frozen=True)
-class Claimed:
-    delivery: Delivery
+class Slot:
+    """Deliveries of one endpoint claimed together, to be POSTed in turn."""
+
+    endpoint_id: int
     url: str
     secrets: list[str]
-    body: bytes
-
-
-def _claimable(now: datetime) -> Q:
-    return Q(state=Delivery.State.PENDING, next_attempt_at__lte=now) | Q(
-        state=Delivery.State.SENDING, lease_until__lt=now
-    )
-
-
-@transaction.atomic
-def delivery_claim(*, delivery_id: int) -> Claimed | None:
-    """Claim one attempt of the delivery, or ``None`` (not due, done, or postponed because its
-    endpoint is at its concurrency limit or its circuit is open)."""
-    now = timezone.now()
-    delivery = Delivery.objects.select_related("event").filter(pk=delivery_id).filter(_claimable(now)).first()
-    if delivery is None:
-        return None
-    if _in_flight(delivery.endpoint_id, now) >= settings.WEBHOOK_ENDPOINT_CONCURRENCY:
-        # Busy at any limit, seen without queueing for the endpoint's lock behind its slot
-        # holders: they drain this delivery next (it stays due), or the sweep hands it back.
-        _leave_to_the_drain(Delivery.objects.filter(pk=delivery.pk, state=Delivery.State.PENDING))
-        return None
-    endpoint = WebhookEndpoint.objects.select_for_update(no_key=True).get(pk=delivery.endpoint_id)
-    return _claim(endpoint, delivery, now)
-
-
-@transaction.atomic
-def delivery_claim_next(*, endpoint_id: int) -> Claimed | None:
-    """Claim the endpoint's longest-due delivery, or ``None`` (none due, or the endpoint is
-    busy, open-circuited or disabled). Under the endpoint's row lock, as every claim is."""
-    now = timezone.now()
-    endpoint = WebhookEndpoint.objects.select_for_update(no_key=True).get(pk=endpoint_id)
-    delivery = (
-        Delivery.objects.select_related("event")
-        .filter(endpoint_id=endpoint_id)
-        .filter(_claimable(now))
-        .order_by("next_attempt_at")
-        .first()
-    )
-    if delivery is None:
-        return None
-    return _claim(endpoint, delivery, now)
-
-
-def _claim(endpoint: WebhookEndpoint, delivery: Delivery, now: datetime) -> Claimed | None:
-    """The claim proper; the caller holds ``endpoint``'s row lock."""
-    rows = Delivery.objects.filter(pk=delivery.pk).filter(_claimable(now))
-    if not endpoint.enabled:
-        rows.update(state=Delivery.State.HELD)
-        return None
-    if endpoint.circuit_open_until and endpoint.circuit_open_until > now:
-        pending = rows.filter(state=Delivery.State.PENDING)
-        pending.update(next_attempt_at=endpoint.circuit_open_until, dispatched_at=None)
-        return None
-    if _in_flight(endpoint.pk, now) >= _concurrency(endpoint):
-        _leave_to_the_drain(rows.filter(state=Delivery.State.PENDING))
-        return None
-    lease_until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
-    if rows.update(state=Delivery.State.SENDING, lease_until=lease_until, attempts=delivery.attempts + 1) != 1:
-        return None
-    delivery.state, delivery.lease_until, delivery.attempts = Delivery.State.SENDING, lease_until, delivery.attempts + 1
-    return Claimed(
-        delivery=delivery, url=endpoint.url, secrets=endpoint_secrets(endpoint), body=envelope_body(delivery.event)
-    )
-
-
-def _in_flight(endpoint_id: int, now: datetime) -> int:
-    return Delivery.objects.filter(endpoint_id=endpoint_id, state=Delivery.State.SENDING, lease_until__gte=now).count()
-
-
-def _leave_to_the_drain(pending: QuerySet[Delivery]) -> None:
-    """A delivery whose endpoint is busy stays due: the attempt that frees a slot claims it
-    next (``delivery_attempt_and_drain``); with no task holding it (``dispatched_at`` cleared)
-    the sweep publishes it again if no attempt does."""
-    pending.update(dispatched_at=None)
-
-
-def _concurrency(endpoint: WebhookEndpoint) -> int:
-    if endpoint.consecutive_failures >= settings.WEBHOOK_CIRCUIT_FAILURES:
-        return 1  # half-open: one probe at a time
-    return int(settings.WEBHOOK_ENDPOINT_CONCURRENCY)
+    token: str
+    deliveries: list[Delivery]
 
 
 @dataclass(frozen=True)
@@ -134,15 +73,78 @@ class Outcome:
     verdict: Verdict
 
 
-def delivery_post(claimed: Claimed) -> Outcome:
-    """Sign and POST; never raises for the endpoint's failures (they are the outcome)."""
-    message_id = claimed.delivery.event.public_id
+def _claimable(now: datetime) -> Q:
+    return Q(state=Delivery.State.PENDING, next_attempt_at__lte=now) | Q(
+        state=Delivery.State.SENDING, lease_until__lt=now
+    )
+
+
+def _slots_in_flight(endpoint_id: int, now: datetime) -> int:
+    return (
+        Delivery.objects.filter(endpoint_id=endpoint_id, state=Delivery.State.SENDING, lease_until__gte=now)
+        .values("slot")
+        .distinct()
+        .count()
+    )
+
+
+def _concurrency(endpoint: WebhookEndpoint) -> int:
+    if endpoint.consecutive_failures >= settings.WEBHOOK_CIRCUIT_FAILURES:
+        return 1  # half-open: one probe at a time
+    return int(settings.WEBHOOK_ENDPOINT_CONCURRENCY)
+
+
+def deliveries_claim(*, endpoint_id: int, delivery_id: int | None = None, limit: int = CLAIM_BATCH) -> Slot | None:
+    """Claim a slot of the endpoint's longest-due deliveries (only ``delivery_id`` if given),
+    or ``None``: nothing due, or the endpoint is busy (every slot in flight: their holders
+    claim these next), open-circuited (its deliveries wait for the circuit) or disabled (they
+    are held for a replay)."""
+    now = timezone.now()
+    if _slots_in_flight(endpoint_id, now) >= settings.WEBHOOK_ENDPOINT_CONCURRENCY:
+        return None  # seen without queueing for the endpoint's lock behind its slot holders
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update(no_key=True).filter(pk=endpoint_id).first()
+        if endpoint is None:
+            return None
+        due = Delivery.objects.filter(endpoint_id=endpoint_id).filter(_claimable(now))
+        if delivery_id is not None:
+            due = due.filter(pk=delivery_id)
+        if not endpoint.enabled:
+            due.update(state=Delivery.State.HELD, lease_until=None, slot=None)
+            return None
+        if endpoint.circuit_open_until and endpoint.circuit_open_until > now:
+            due.filter(state=Delivery.State.PENDING).update(
+                next_attempt_at=endpoint.circuit_open_until, dispatched_at=None
+            )
+            return None
+        if _slots_in_flight(endpoint_id, now) >= _concurrency(endpoint):
+            return None
+        size = 1 if endpoint.consecutive_failures else limit  # failing: one at a time until one succeeds
+        ids = list(
+            due.order_by("next_attempt_at").select_for_update(skip_locked=True).values_list("pk", flat=True)[:size]
+        )
+        if not ids:
+            return None
+        token = uuid.uuid4().hex
+        Delivery.objects.filter(pk__in=ids).update(
+            state=Delivery.State.SENDING,
+            lease_until=now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS),
+            slot=token,
+            attempts=F("attempts") + 1,
+        )
+        deliveries = list(Delivery.objects.select_related("event").filter(pk__in=ids).order_by("next_attempt_at"))
+    return Slot(endpoint.pk, endpoint.url, endpoint_secrets(endpoint), token, deliveries)
+
+
+def delivery_post(slot: Slot, delivery: Delivery) -> Outcome:
+    """Sign and POST one delivery; never raises for the endpoint's failures (they are the outcome)."""
+    body = envelope_body(delivery.event)
     headers = signed_headers(
-        secrets=claimed.secrets, message_id=message_id, timestamp=int(time.time()), body=claimed.body
+        secrets=slot.secrets, message_id=delivery.event.public_id, timestamp=int(time.time()), body=body
     )
     started = time.monotonic()
     try:
-        response = outbound_http.post(claimed.url, body=claimed.body, headers=headers)
+        response = outbound_http.post(slot.url, body=body, headers=headers)
     except outbound_http.OutboundError as error:
         duration = round((time.monotonic() - started) * 1000)
         outcome = "permanent" if error.kind == "private_address" else "retry"
@@ -152,50 +154,93 @@ def delivery_post(claimed: Claimed) -> Outcome:
     return Outcome(response.status, excerpt, response.duration_ms, "", verdict)
 
 
-@transaction.atomic
-def delivery_record(*, claimed: Claimed, outcome: Outcome) -> Delivery:
-    """Store the attempt and move the delivery on: succeeded, retried on the schedule
-    (or after Retry-After, whichever is later), or failed (permanent, or the last attempt)."""
-    delivery = Delivery.objects.select_for_update().get(pk=claimed.delivery.pk)
-    number = claimed.delivery.attempts
-    DeliveryAttempt.objects.create(
-        delivery=delivery,
-        number=number,
+def slot_send(slot: Slot, *, deadline: float) -> list[Outcome]:
+    """POST the slot's deliveries in turn; returns the outcomes of those sent, in order.
+
+    Stops after an answer that says the endpoint is in trouble (one to retry, or ``410``)
+    and, past ``deadline``, before the next delivery. A permanent answer (a 4xx) is about
+    that one message: the next one is sent."""
+    outcomes: list[Outcome] = []
+    for delivery in slot.deliveries:
+        if outcomes and (time.monotonic() > deadline or outcomes[-1].verdict.outcome in ENDS_THE_SLOT):
+            break
+        outcomes.append(delivery_post(slot, delivery))
+    return outcomes
+
+
+def _attempt(delivery: Delivery, outcome: Outcome) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        delivery_id=delivery.pk,
+        number=delivery.attempts,
         status_code=outcome.status_code,
         response_excerpt=outcome.excerpt,
         duration_ms=outcome.duration_ms,
         error=outcome.error,
         outcome=outcome.verdict.outcome,
     )
-    if delivery.state != Delivery.State.SENDING or delivery.attempts != number:
-        return delivery  # another claim took over after our lease expired; it decides
+
+
+@transaction.atomic
+def slot_record(slot: Slot, outcomes: list[Outcome]) -> None:
+    """Store the attempts and move the slot's deliveries on: the successes succeeded, a
+    failure retried on the schedule (or after Retry-After, whichever is later) or failed
+    (permanent, ``410``, or the last attempt), the deliveries not reached back to where the
+    claim found them. Only rows still held by this slot change: one whose lease expired and
+    was claimed again belongs to the new claim, which decides."""
+    sent = list(zip(slot.deliveries, outcomes, strict=False))  # the deliveries reached, with their outcomes
+    DeliveryAttempt.objects.bulk_create([_attempt(delivery, outcome) for delivery, outcome in sent])
+    held = Delivery.objects.filter(slot=slot.token, state=Delivery.State.SENDING)
     now = timezone.now()
-    verdict = outcome.verdict
-    if verdict.outcome == "succeeded":
-        delivery.state, delivery.finished_at = Delivery.State.SUCCEEDED, now
-        endpoint_record_success(endpoint_id=delivery.endpoint_id)
-    elif verdict.outcome == "permanent":
-        delivery.state, delivery.finished_at = Delivery.State.FAILED, now
-    else:
-        endpoint = WebhookEndpoint.objects.select_for_update(no_key=True).get(pk=delivery.endpoint_id)
-        if verdict.outcome == "gone":
-            delivery.state, delivery.finished_at = Delivery.State.FAILED, now
-            endpoint_record_gone(endpoint=endpoint)
-        else:
-            _schedule_retry(delivery, verdict, now)
-            endpoint_record_failure(endpoint=endpoint)
-    delivery.lease_until = None
-    delivery.save(update_fields=["state", "finished_at", "next_attempt_at", "dispatched_at", "lease_until"])
+    succeeded = [delivery.pk for delivery, outcome in sent if outcome.verdict.outcome == "succeeded"]
+    if succeeded:
+        held.filter(pk__in=succeeded).update(
+            state=Delivery.State.SUCCEEDED, finished_at=now, lease_until=None, slot=None
+        )
+        endpoint_record_success(endpoint_id=slot.endpoint_id)
+    for delivery, outcome in sent:
+        if outcome.verdict.outcome != "succeeded":
+            _record_failure(held, delivery, outcome, now)
+    unsent = [delivery.pk for delivery in slot.deliveries[len(outcomes) :]]
+    if unsent:
+        held.filter(pk__in=unsent).update(
+            state=Delivery.State.PENDING, lease_until=None, slot=None, attempts=F("attempts") - 1
+        )
     log.info(
-        "webhook_attempt",
-        delivery_id=delivery.pk,
-        attempt=number,
+        "webhook_slot",
+        endpoint_id=slot.endpoint_id,
+        attempts=len(outcomes),
+        succeeded=len(succeeded),
+        returned=len(unsent),
+        ms=sum(outcome.duration_ms for outcome in outcomes),
+    )
+
+
+def _record_failure(held: QuerySet[Delivery], delivery: Delivery, outcome: Outcome, now: datetime) -> None:
+    row = held.select_for_update().filter(pk=delivery.pk).first()
+    if row is None:
+        return  # another claim took over after our lease expired; it decides
+    endpoint = WebhookEndpoint.objects.select_for_update(no_key=True).get(pk=row.endpoint_id)
+    verdict = outcome.verdict
+    if verdict.outcome == "permanent":
+        row.state, row.finished_at = Delivery.State.FAILED, now
+    elif verdict.outcome == "gone":
+        row.state, row.finished_at = Delivery.State.FAILED, now
+        endpoint_record_gone(endpoint=endpoint)
+    else:
+        _schedule_retry(row, verdict, now)
+        endpoint_record_failure(endpoint=endpoint)
+    row.lease_until, row.slot = None, None
+    row.save(update_fields=["state", "finished_at", "next_attempt_at", "dispatched_at", "lease_until", "slot"])
+    log.info(
+        "webhook_attempt_failed",
+        delivery_id=row.pk,
+        attempt=row.attempts,
         status=outcome.status_code,
         outcome=verdict.outcome,
-        state=delivery.state,
+        state=row.state,
+        error=outcome.error,
         duration_ms=outcome.duration_ms,
     )
-    return delivery
 
 
 def _schedule_retry(delivery: Delivery, verdict: Verdict, now: datetime) -> None:
@@ -211,33 +256,48 @@ def _schedule_retry(delivery: Delivery, verdict: Verdict, now: datetime) -> None
 
 
 def delivery_attempt(*, delivery_id: int) -> Delivery | None:
-    """Claim, send and record one attempt; ``None`` when there was nothing to claim."""
-    claimed = delivery_claim(delivery_id=delivery_id)
-    if claimed is None:
+    """Claim, send and record one attempt of this delivery; ``None`` when there was nothing
+    to claim (not due, done, or its endpoint busy, open-circuited or disabled)."""
+    endpoint_id = Delivery.objects.filter(pk=delivery_id).values_list("endpoint_id", flat=True).first()
+    slot = None if endpoint_id is None else deliveries_claim(endpoint_id=endpoint_id, delivery_id=delivery_id)
+    if slot is None:
         return None
-    return delivery_record(claimed=claimed, outcome=delivery_post(claimed))
+    slot_record(slot, slot_send(slot, deadline=0.0))
+    return Delivery.objects.get(pk=delivery_id)
 
 
-def delivery_attempt_and_drain(*, delivery_id: int) -> int:
-    """One attempt of the delivery, then, while each attempt succeeds and for at most
-    ``DRAIN_SECONDS``, attempts of the same endpoint's other due deliveries: the slot an
-    attempt frees goes straight to the next delivery waiting for it, not to a task the sweep
-    publishes seconds later. Returns how many attempts were made. At most one attempt past
-    the time box (15 s of HTTP), so the task's limits hold; a kill loses nothing (each
-    claimed delivery has its lease, the rest stay due)."""
+def endpoint_drain(*, endpoint_id: int) -> int:
+    """Send the endpoint's due deliveries, slot after slot, for at most ``DRAIN_SECONDS``;
+    returns how many attempts were made.
+
+    Ends when nothing is due or the endpoint is busy (the slot holders claim what is due
+    next), open-circuited or disabled. A drain cut short by its time box or by a failed
+    attempt, with deliveries still due, publishes the next drain of the endpoint, so a
+    backlog or the deliveries behind one bad answer do not wait for the sweep. A kill loses
+    nothing: claimed deliveries have their lease, the rest stay due."""
     deadline = time.monotonic() + DRAIN_SECONDS
-    delivery = delivery_attempt(delivery_id=delivery_id)
-    made = 0 if delivery is None else 1
-    while delivery is not None and delivery.state == Delivery.State.SUCCEEDED and time.monotonic() < deadline:
-        if not _any_due(delivery.endpoint_id):  # the usual answer, without the claim's transaction and lock
-            break
-        claimed = delivery_claim_next(endpoint_id=delivery.endpoint_id)
-        if claimed is None:
-            break
-        delivery = delivery_record(claimed=claimed, outcome=delivery_post(claimed))
-        made += 1
-    return made
+    made = 0
+    while True:
+        slot = deliveries_claim(endpoint_id=endpoint_id)
+        if slot is None:
+            return made
+        outcomes = slot_send(slot, deadline=deadline)
+        slot_record(slot, outcomes)
+        made += len(outcomes)
+        if outcomes[-1].verdict.outcome in ENDS_THE_SLOT or time.monotonic() > deadline:
+            if _any_due(endpoint_id):
+                _next_drain_publish(endpoint_id)
+            return made
 
 
 def _any_due(endpoint_id: int) -> bool:
     return Delivery.objects.filter(endpoint_id=endpoint_id).filter(_claimable(timezone.now())).exists()
+
+
+def _next_drain_publish(endpoint_id: int) -> None:
+    """Hand the rest to the next drain; a broker that is away leaves it to the sweep (the
+    deliveries stay due, and their ``dispatched_at`` stamps expire)."""
+    try:
+        drains_publish(endpoint_ids=[endpoint_id], reason="more")
+    except (BrokerOperationalError, redis.RedisError, OSError) as error:
+        log.warning("webhook_drain_handover_failed", endpoint_id=endpoint_id, error=repr(error)[:300])

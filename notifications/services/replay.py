@@ -12,7 +12,7 @@ from django.utils import timezone
 from app.errors import ApiError
 from notifications.envelope import event_public_id
 from notifications.models import Delivery, WebhookEndpoint, WebhookEvent
-from notifications.services.fanout import delivery_send_enqueue
+from notifications.services.fanout import drain_enqueue
 
 REPLAYABLE = (Delivery.State.FAILED, Delivery.State.HELD, Delivery.State.SUCCEEDED, Delivery.State.PENDING)
 
@@ -25,11 +25,11 @@ class ReplayFilter:
     states: list[str]
 
 
-def _rearm(delivery: Delivery, reason: str) -> None:
+def _rearm(delivery: Delivery) -> None:
+    """Due now with a fresh schedule; the caller enqueues the endpoint's drain."""
     delivery.state, delivery.attempts, delivery.next_attempt_at = Delivery.State.PENDING, 0, timezone.now()
     delivery.dispatched_at, delivery.finished_at, delivery.lease_until = timezone.now(), None, None
     delivery.save(update_fields=["state", "attempts", "next_attempt_at", "dispatched_at", "finished_at", "lease_until"])
-    delivery_send_enqueue(delivery=delivery, reason=reason)
 
 
 @transaction.atomic
@@ -38,7 +38,8 @@ def delivery_retry(*, delivery: Delivery) -> Delivery:
     locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
     if locked.state == Delivery.State.SENDING:
         raise ApiError("delivery_in_flight")
-    _rearm(locked, f"retry-{timezone.now().timestamp()}")
+    _rearm(locked)
+    drain_enqueue(endpoint_id=locked.endpoint_id, reason=f"retry:{locked.pk}:{timezone.now().timestamp()}")
     return locked
 
 
@@ -61,10 +62,11 @@ def deliveries_replay(*, endpoint: WebhookEndpoint, replay: ReplayFilter, dry_ru
         return rows.count()
     if not endpoint.enabled:
         raise ApiError("conflict", "Enable the endpoint before replaying to it.")
-    stamp = timezone.now().timestamp()
     replayed = list(rows.select_for_update(of=("self",)))
     for delivery in replayed:
-        _rearm(delivery, f"replay-{stamp}")
+        _rearm(delivery)
+    if replayed:
+        drain_enqueue(endpoint_id=endpoint.pk, reason=f"replay:{endpoint.pk}:{timezone.now().timestamp()}")
     return len(replayed)
 
 
@@ -80,5 +82,5 @@ def endpoint_ping(*, endpoint: WebhookEndpoint) -> Delivery:
         occurred_at=now,
     )
     delivery = Delivery.objects.create(event=event, endpoint=endpoint, dispatched_at=now)
-    delivery_send_enqueue(delivery=delivery, reason="ping")
+    drain_enqueue(endpoint_id=endpoint.pk, reason=f"ping:{delivery.pk}")
     return delivery

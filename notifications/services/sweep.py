@@ -3,13 +3,17 @@
 A delivery waits in ``next_attempt_at`` (no long Celery countdown on Redis). Every 2 s
 the sweep claims up to 500 due rows with ``SELECT … FOR UPDATE SKIP LOCKED`` (several
 beat-triggered sweeps skip each other's rows), stamps ``dispatched_at`` and, after the
-commit, publishes one attempt each. A publish lost with its process leaves the stamp,
-which expires after ``WEBHOOK_REDISPATCH_SECONDS``; a ``sending`` delivery whose lease ran out
-(its worker was killed) is published again too, and its claim re-sends the same event.
+commit, publishes one drain per endpoint they belong to (``delivery.endpoint_drain``
+claims the endpoint's due deliveries, these among them). A publish lost with its process
+leaves the stamp, which expires after ``WEBHOOK_REDISPATCH_SECONDS``; a ``sending``
+delivery whose lease ran out (its worker was killed) is published again too, and its
+claim re-sends the same event.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -23,6 +27,7 @@ SWEEP_BATCH = 500
 
 
 def deliveries_due_claim(*, limit: int = SWEEP_BATCH) -> list[int]:
+    """Stamp up to ``limit`` due deliveries no task holds; returns their endpoints' ids."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.WEBHOOK_REDISPATCH_SECONDS)
     due = Q(state=Delivery.State.PENDING, next_attempt_at__lte=now) & (
@@ -32,36 +37,36 @@ def deliveries_due_claim(*, limit: int = SWEEP_BATCH) -> list[int]:
         Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=F("lease_until")) | Q(dispatched_at__lt=stale)
     )
     with transaction.atomic():
-        ids = list(
+        rows = list(
             Delivery.objects.select_for_update(skip_locked=True)
             .filter(due | orphaned)
             .order_by("next_attempt_at")
-            .values_list("pk", flat=True)[:limit]
+            .values_list("pk", "endpoint_id")[:limit]
         )
-        Delivery.objects.filter(pk__in=ids).update(dispatched_at=now)
-    return ids
+        Delivery.objects.filter(pk__in=[pk for pk, _ in rows]).update(dispatched_at=now)
+    return sorted({endpoint_id for _, endpoint_id in rows})
 
 
-def deliveries_publish(*, ids: list[int], reason: str) -> None:
-    """Publish one attempt per delivery id. Not durable by itself: each row was stamped
-    ``dispatched_at`` in the transaction that made it due, and a publish that never reaches
-    the broker leaves that stamp to expire, after which the sweep publishes the row again."""
-    from notifications.tasks import delivery_send
+def drains_publish(*, endpoint_ids: Iterable[int], reason: str) -> None:
+    """Publish one drain per endpoint. Not durable by itself: the endpoint's due rows were
+    stamped ``dispatched_at`` in the transaction that made them due, and a publish that never
+    reaches the broker leaves that stamp to expire, after which the sweep publishes again."""
+    from notifications.tasks import endpoint_drain
 
-    stamp = int(timezone.now().timestamp())
-    for delivery_id in ids:
-        delivery_send.enqueue(delivery_id=delivery_id, idempotency_key=f"webhook-{reason}:{delivery_id}:{stamp}")
+    stamp = uuid.uuid4().hex[:12]
+    for endpoint_id in sorted(set(endpoint_ids)):
+        endpoint_drain.enqueue(endpoint_id=endpoint_id, idempotency_key=f"webhook-drain:{endpoint_id}:{reason}:{stamp}")
 
 
-def deliveries_publish_after_commit(*, ids: list[int], reason: str) -> None:
-    """:func:`deliveries_publish` once the current transaction commits; a broker error is
+def drains_publish_after_commit(*, endpoint_ids: list[int], reason: str) -> None:
+    """:func:`drains_publish` once the current transaction commits; a broker error is
     logged there (``robust``) and left to the sweep, never raised into the committed caller."""
-    if ids:
-        transaction.on_commit(lambda: deliveries_publish(ids=ids, reason=reason), robust=True)
+    if endpoint_ids:
+        transaction.on_commit(lambda: drains_publish(endpoint_ids=endpoint_ids, reason=reason), robust=True)
 
 
 def deliveries_sweep() -> int:
-    """Publish one attempt per due delivery; returns how many were published."""
-    ids = deliveries_due_claim()
-    deliveries_publish(ids=ids, reason="sweep")
-    return len(ids)
+    """Publish a drain for each endpoint with due deliveries no task holds; returns how many."""
+    endpoint_ids = deliveries_due_claim()
+    drains_publish(endpoint_ids=endpoint_ids, reason="sweep")
+    return len(endpoint_ids)

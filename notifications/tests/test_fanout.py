@@ -1,5 +1,5 @@
-"""Fan-out: one row per (event, endpoint), created once, held for disabled endpoints; first
-attempts published to the webhooks queue once the fan-out commits, never before."""
+"""Fan-out: one row per (event, endpoint), created once, held for disabled endpoints; a drain
+per endpoint published to the webhooks queue once the fan-out commits, never before."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django.db import transaction
 
 from notifications.models import Delivery, WebhookEvent
 from notifications.services.endpoints import endpoint_update
-from notifications.services.fanout import DELIVERY_SEND_TASK, event_fan_out
+from notifications.services.fanout import ENDPOINT_DRAIN_TASK, event_fan_out, events_fan_out
 from notifications.tests.factories import endpoint_make
 from workers.broker import queue_stats
 from workers.models import OutboxMessage
@@ -41,9 +41,30 @@ def test_a_redelivered_event_creates_and_publishes_nothing_twice(
     assert (first, second) == (2, 0)
     assert WebhookEvent.objects.count() == 1
     assert Delivery.objects.count() == 2
-    assert _webhooks_queued() == 2
-    assert set(Delivery.objects.values_list("dispatched_at", flat=True)) != {None}  # the sweep waits for them
-    assert not OutboxMessage.objects.filter(task_name=DELIVERY_SEND_TASK).exists()  # no second relay hop
+    assert _webhooks_queued() == 2  # a drain for each endpoint
+    assert None not in set(Delivery.objects.values_list("dispatched_at", flat=True))  # the sweep waits for them
+    assert not OutboxMessage.objects.filter(task_name=ENDPOINT_DRAIN_TASK).exists()  # no second relay hop
+
+
+def test_a_batch_of_events_makes_every_delivery_once_and_one_drain_per_endpoint(
+    alice, bob, broker_redis, django_capture_on_commit_callbacks
+) -> None:
+    endpoint_make(alice, "http://127.0.0.1:9/a")
+    endpoint_make(alice, "http://127.0.0.1:9/b")
+    endpoint_make(bob, "http://127.0.0.1:9/c")
+    events = [{**_event(tenant), "key": f"{tenant.retailer.pk}:job-{n}"} for n in range(30) for tenant in (alice, bob)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        created = events_fan_out(events=events)
+    with django_capture_on_commit_callbacks(execute=True):
+        again = events_fan_out(events=events[::-1])  # redelivered, in another order
+
+    assert (created, again) == (90, 0)
+    assert WebhookEvent.objects.count() == 60
+    pairs = list(Delivery.objects.values_list("event__retailer_id", "endpoint__retailer_id"))
+    assert len(set(Delivery.objects.values_list("event_id", "endpoint_id"))) == len(pairs) == 90
+    assert all(event_retailer == endpoint_retailer for event_retailer, endpoint_retailer in pairs)
+    assert _webhooks_queued() == 3
 
 
 def test_only_subscribed_endpoints_of_the_event_s_retailer_get_a_delivery(alice, bob) -> None:

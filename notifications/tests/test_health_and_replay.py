@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook
 from notifications.models import Delivery, EmailNotification, NotificationAddress, WebhookEndpoint
 from notifications.services.delivery import delivery_attempt
 from notifications.services.fanout import event_fan_out
-from notifications.subscribers import event_notify
+from notifications.subscribers import events_notify
 from notifications.tests.conftest import Reply
 from notifications.tests.factories import endpoint_make, event_announce
 from workers.models import OutboxMessage
@@ -75,13 +75,15 @@ def test_failing_for_the_period_disables_the_endpoint_with_both_emails(settings,
     assert "no successful delivery" in endpoint.disabled_reason
     (announced,) = OutboxMessage.objects.filter(kwargs__topic="endpoint.disabled")
     with transaction.atomic():
-        event_notify(
-            {
-                "topic": "endpoint.disabled",
-                "key": announced.kwargs["key"],
-                "version": announced.kwargs["version"],
-                **announced.kwargs["payload"],
-            }
+        events_notify(
+            [
+                {
+                    "topic": "endpoint.disabled",
+                    "key": announced.kwargs["key"],
+                    "version": announced.kwargs["version"],
+                    **announced.kwargs["payload"],
+                }
+            ]
         )
     assert EmailNotification.objects.filter(kind="endpoint.disabled", to_email="ops@alice.example").count() == 1
     assert EmailNotification.objects.filter(kind="endpoint.unhealthy").count() == 1

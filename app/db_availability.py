@@ -36,6 +36,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse
 
+from app.deadlines import Deadline, deadline_call
 from app.errors import DATABASE_ERRORS, database_unavailable_error, error_response
 from app.redis_client import CircuitBreaker
 
@@ -91,17 +92,17 @@ class _Watchdog:
         self.fired = False
         self._armed = True
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
+        self._deadline: Deadline | None = None
 
     def __enter__(self) -> _Watchdog:
-        self._timer.start()
+        self._deadline = deadline_call(self.seconds, self._fire)
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._armed = False
-        self._timer.cancel()
+        if self._deadline is not None:
+            self._deadline.cancel()
 
     def _fire(self) -> None:
         with self._lock:
@@ -121,8 +122,8 @@ def sql_deadline(seconds: float | None = None, alias: str = DEFAULT_DB_ALIAS) ->
     """Run the block's SQL with a client-side deadline (``DB_HOT_PATH_TIMEOUT`` by default).
 
     Past it, the connection's socket is shut down and the waiting query fails with an
-    ``OperationalError`` (a lost connection, which Django then discards). A timer thread
-    per use: only for the rare SQL of the hot path (a key cache refresh, a Redis miss).
+    ``OperationalError`` (a lost connection, which Django then discards). The deadline is
+    kept by the process's deadlines thread (``app.deadlines``).
     """
     watchdog = _Watchdog(connections[alias], settings.DB_HOT_PATH_TIMEOUT if seconds is None else seconds)
     try:

@@ -25,15 +25,16 @@ import http.client
 import ipaddress
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from app.deadlines import deadline_call
 
 BODY_LIMIT = 4096
 USER_AGENT = "Storefabric-Webhooks/1.0 (+https://storefabric.dev/webhooks)"
@@ -147,6 +148,9 @@ def _connect(host: str, port: int, deadline: float, resolver: Resolver | None) -
             sock.close()
             last = error
             continue
+        # As http.client's own connect does: its headers and body go out as two writes, and
+        # Nagle's algorithm would hold the body back until the headers were acknowledged.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
     if isinstance(last, TimeoutError):
         raise OutboundError("timeout", f"connecting to {host}:{port} timed out")
@@ -170,9 +174,7 @@ def post(
     host = (parts.hostname or "").encode("idna").decode("ascii")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     sock = _connect(host, port, deadline, resolver)
-    watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), _shutdown, args=(sock,))
-    watchdog.daemon = True
-    watchdog.start()
+    watchdog = deadline_call(deadline - time.monotonic(), partial(_shutdown, sock))
     try:
         if parts.scheme == "https":
             sock = _tls_wrap(sock, host)

@@ -48,7 +48,7 @@ log = structlog.get_logger(__name__)
 # A drain claims slots for this long; its last slot may add one 15 s POST to it, so a
 # slot never outlives its lease (WEBHOOK_LEASE_SECONDS, 30 s) and the task's 25 s soft limit.
 DRAIN_SECONDS = 5.0
-CLAIM_BATCH = 25  # deliveries per slot: a kill mid-slot re-sends at most this many
+CLAIM_BATCH = 50  # deliveries per slot: a kill mid-slot re-sends at most this many
 ENDS_THE_SLOT = ("retry", "gone")
 EXCERPT_CHARS = 1000
 
@@ -94,13 +94,16 @@ def _concurrency(endpoint: WebhookEndpoint) -> int:
     return int(settings.WEBHOOK_ENDPOINT_CONCURRENCY)
 
 
-def deliveries_claim(*, endpoint_id: int, delivery_id: int | None = None, limit: int = CLAIM_BATCH) -> Slot | None:
+def deliveries_claim(
+    *, endpoint_id: int, delivery_id: int | None = None, limit: int = CLAIM_BATCH, busy_check: bool = True
+) -> Slot | None:
     """Claim a slot of the endpoint's longest-due deliveries (only ``delivery_id`` if given),
     or ``None``: nothing due, or the endpoint is busy (every slot in flight: their holders
     claim these next), open-circuited (its deliveries wait for the circuit) or disabled (they
-    are held for a replay)."""
+    are held for a replay). ``busy_check=False`` skips the look without the lock (a drain
+    that just gave its own slot back)."""
     now = timezone.now()
-    if _slots_in_flight(endpoint_id, now) >= settings.WEBHOOK_ENDPOINT_CONCURRENCY:
+    if busy_check and _slots_in_flight(endpoint_id, now) >= settings.WEBHOOK_ENDPOINT_CONCURRENCY:
         return None  # seen without queueing for the endpoint's lock behind its slot holders
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update(no_key=True).filter(pk=endpoint_id).first()
@@ -120,19 +123,21 @@ def deliveries_claim(*, endpoint_id: int, delivery_id: int | None = None, limit:
         if _slots_in_flight(endpoint_id, now) >= _concurrency(endpoint):
             return None
         size = 1 if endpoint.consecutive_failures else limit  # failing: one at a time until one succeeds
-        ids = list(
-            due.order_by("next_attempt_at").select_for_update(skip_locked=True).values_list("pk", flat=True)[:size]
-        )
-        if not ids:
-            return None
+        longest_due = due.order_by("next_attempt_at").select_for_update(skip_locked=True).values("pk")[:size]
         token = uuid.uuid4().hex
-        Delivery.objects.filter(pk__in=ids).update(
+        claimed = Delivery.objects.filter(pk__in=longest_due).update(
             state=Delivery.State.SENDING,
             lease_until=now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS),
             slot=token,
             attempts=F("attempts") + 1,
         )
-        deliveries = list(Delivery.objects.select_related("event").filter(pk__in=ids).order_by("next_attempt_at"))
+        if not claimed:
+            return None
+        deliveries = list(
+            Delivery.objects.select_related("event")
+            .filter(endpoint_id=endpoint_id, state=Delivery.State.SENDING, slot=token)
+            .order_by("next_attempt_at")
+        )
     return Slot(endpoint.pk, endpoint.url, endpoint_secrets(endpoint), token, deliveries)
 
 
@@ -278,7 +283,7 @@ def endpoint_drain(*, endpoint_id: int) -> int:
     deadline = time.monotonic() + DRAIN_SECONDS
     made = 0
     while True:
-        slot = deliveries_claim(endpoint_id=endpoint_id)
+        slot = deliveries_claim(endpoint_id=endpoint_id, busy_check=made == 0)
         if slot is None:
             return made
         outcomes = slot_send(slot, deadline=deadline)

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("faults"), pytest.mark
 
 DIRECTORIES, SMALL_EACH = 100, 2
 LARGE_FILES = 32  # of 1 MiB, incompressible: a few seconds of copying on this machine
-OUTAGE_SECONDS = 5.0
+OUTAGE_SECONDS = 3.0
 SHAPE_ENV = {"BACKUP_SCAN_SLICE_SECONDS": "0.001", "BACKUP_COPY_SLICE_SECONDS": "0.5"}
 
 

@@ -291,6 +291,12 @@ BACKUP_LEASE_SECONDS = env.int("BACKUP_LEASE_SECONDS", default=60)
 BACKUP_COPY_LANES = env.int("BACKUP_COPY_LANES", default=2)  # copy tasks running in parallel per backup
 BACKUP_SCAN_SLICE_SECONDS = env.float("BACKUP_SCAN_SLICE_SECONDS", default=2.0)
 BACKUP_COPY_SLICE_SECONDS = env.float("BACKUP_COPY_SLICE_SECONDS", default=20.0)
+# A running backup none of whose tasks is queued, running or finished for this long, and with no
+# live lease, is resumed or failed by beat's backups.stalled_sweep (backups/stalled.py). Longer
+# than any backup task's hard time limit (360 s).
+BACKUP_STALL_SECONDS = env.int("BACKUP_STALL_SECONDS", default=600)
+if BACKUP_STALL_SECONDS <= 360:
+    raise ImproperlyConfigured("BACKUP_STALL_SECONDS must exceed the backup tasks' hard time limit (360 s).")
 # Downloads of stored files streaming at once per web host, shared by its gunicorn processes
 # (flock'd slot files in BACKUP_DOWNLOAD_SLOTS_DIR, backups/downloads.py): 2 of the default 5
 # processes, so downloads never hold all the processes the price API needs. Past it: 503.

@@ -16,6 +16,7 @@ from backups.pruning import prune_slice_run, prunes_waiting_wake_all
 from backups.scanning import backup_scan_slice
 from backups.scheduling import scheduled_backups_start
 from backups.services import backup_task_dead_lettered
+from backups.stalled import backups_stalled_sweep
 from workers.reliable import reliable_task
 from workers.routing import Queue
 
@@ -75,3 +76,10 @@ def schedule_tick(*, idempotency_key: str) -> int:
     started = scheduled_backups_start(now=timezone.now())
     prunes_waiting_wake_all()
     return len(started)
+
+
+@reliable_task(name="backups.stalled_sweep", queue=Queue.BACKUPS, soft_time_limit=60, time_limit=90)
+def stalled_sweep(*, idempotency_key: str) -> dict[int, str]:
+    """Beat, every minute: resume or fail the running backups that nothing will move again
+    (``backups/stalled.py``). Idempotent; a few queries per running backup."""
+    return backups_stalled_sweep(now=timezone.now())

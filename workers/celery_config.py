@@ -103,4 +103,6 @@ beat_schedule = {
     "notifications-deliveries-sweep": _periodic("notifications.deliveries_sweep", 2.0),
     # Daily backups at each retailer's local hour (once per local day, however often it runs).
     "backups-schedule-tick": _periodic("backups.schedule_tick", crontab(minute="*")),
+    # A backup whose chain of tasks broke (a dead letter whose hook failed) is resumed or failed.
+    "backups-stalled-sweep": _periodic("backups.stalled_sweep", crontab(minute="*")),
 }

@@ -41,6 +41,7 @@ import structlog
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.utils import timezone
+from kombu.exceptions import BatchPublishError  # type: ignore[attr-defined]  # new in kombu 5.7, not in the stubs
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from app.celery import celery_app
@@ -56,6 +57,10 @@ OUTAGE_BACKOFF_BASE = 0.25
 OUTAGE_BACKOFF_CAP = 30.0
 RELAY_ERRORS: tuple[type[BaseException], ...] = (
     BrokerOperationalError,
+    # The pipelined flush of a batch cut by the broker going away (kombu 5.7 wraps the
+    # ConnectionError: "delivery is uncertain"). The pass rolls back, so its rows stay pending and
+    # are published again: at least once. Uncaught, it ended the relay process.
+    BatchPublishError,
     redis.RedisError,
     OSError,
     OperationalError,

@@ -217,15 +217,18 @@ def start_celery_worker(
     *,
     include: Sequence[str] = (),
     extra_args: Sequence[str] = (),
+    command_prefix: Sequence[str] = (),
     ready_timeout: float = READY_TIMEOUT_SECONDS,
 ) -> ManagedProcess:
     """Start ``celery -A app worker`` on ``queues`` and return once it logged "ready.".
 
     ``include`` names extra task modules to import (test-only tasks live in
-    ``<app>/tests/``, which autodiscovery does not load).
+    ``<app>/tests/``, which autodiscovery does not load). ``command_prefix`` runs the worker
+    under another program (``["setpriv", "--reuid=nobody", …]``: an unprivileged worker).
     """
     node = f"test-{uuid.uuid4().hex[:8]}@%h"
     args = [
+        *command_prefix,
         sys.executable,
         "-m",
         "celery",

@@ -17,7 +17,12 @@ def backup_dirs(settings: Any, tmp_path: Path) -> Iterator[dict[str, Path]]:
     """Point BACKUP_SOURCE_ROOT, BACKUP_REPOSITORY_ROOT, BACKUP_RESTORE_ROOT and BACKUP_DOWNLOAD_SLOTS_DIR
     at fresh directories;
     ``env`` holds them for worker processes."""
-    dirs = {name: tmp_path / name for name in ("source", "repository", "restore", "download-slots")}
+    yield from backup_dirs_under(settings, tmp_path)
+
+
+def backup_dirs_under(settings: Any, base: Path) -> Iterator[dict[str, Path]]:
+    """The body of :func:`backup_dirs`, under any ``base`` directory."""
+    dirs = {name: base / name for name in ("source", "repository", "restore", "download-slots")}
     for path in dirs.values():
         path.mkdir()
     settings.BACKUP_SOURCE_ROOT = dirs["source"]

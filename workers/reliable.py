@@ -294,7 +294,10 @@ class ReliableTask(Task):  # type: ignore[misc]
             duration_ms=None if run.duration is None else round(run.duration * 1000, 2),
         )
         if self.on_dead_letter is not None:
-            self.on_dead_letter(dict(kwargs or {}), f"{type(exc).__name__}: {exc}")
+            try:
+                self.on_dead_letter(dict(kwargs or {}), f"{type(exc).__name__}: {exc}")
+            except Exception:  # the dead letter stands with the task's own error; the job's sweep ends the job
+                log.exception("dead_letter_hook_failed", task=self.name, task_id=task_id, dead_letter_id=letter.pk)
 
 
 def _delay_seconds(countdown: float | None, eta: datetime | str | None) -> float:

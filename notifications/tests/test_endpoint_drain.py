@@ -95,7 +95,7 @@ def test_a_slot_counts_once_against_the_limit_however_many_deliveries_it_holds(
     settings.WEBHOOK_ENDPOINT_CONCURRENCY = 2
     server = endpoint_server()
     endpoint, _ = endpoint_make(alice, server.url())
-    for _ in range(60):
+    for _ in range(2 * delivery_service.CLAIM_BATCH + 1):
         event_announce(alice)
     first = deliveries_claim(endpoint_id=endpoint.pk)
     second = deliveries_claim(endpoint_id=endpoint.pk)

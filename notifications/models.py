@@ -1,9 +1,10 @@
 """Rows of the notifications app: webhook endpoints, events, deliveries and attempts;
 notification addresses, email notifications and the suppression list.
 
-Every background effect has a row (STYLE rule 5): a delivery is claimed by a
-conditional update that must change exactly one row, and an email notification
-records ``sending`` before the SMTP conversation and ``sent`` after it.
+Every background effect has a row (STYLE rule 5): deliveries are claimed by a
+conditional update under their endpoint's lock (a slot of them at once, sharing a token),
+and an email notification records ``sending`` before the SMTP conversation and ``sent``
+after it.
 """
 
 from __future__ import annotations

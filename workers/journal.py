@@ -1,15 +1,20 @@
-"""The publish journal: what the web hands straight to a Redis broker is not lost by a worker.
+"""The publish journal: what is handed to a Redis broker is not lost by a worker.
 
 kombu's Redis transport takes a message with ``BRPOP`` and records it as
 unacknowledged (``unacked`` hash) in a second round trip. A worker's main process
 killed between the two — a ``kill -9``, an OOM kill, a lost machine — loses the
 message from the broker: neither the queue nor the ``unacked`` hash holds it, so
-no restore sweep brings it back. Outbox work is published again by the relay;
-a message published from a web request (an events batch answered 202) would be
-gone. The journal closes that window for those messages:
+no restore sweep brings it back. An outbox row would wait for the relay's republish
+(``OUTBOX_REPUBLISH_AFTER_SECONDS``, 15 minutes); a message published from a web
+request (an events batch answered 202), by a task or by beat would be gone. The
+journal closes that window for every publish to a Redis broker:
 
 * :func:`journal_push` writes the message into the queue **and** into the journal
-  (a hash by task id, an index by publish time) in one script: both or neither.
+  (a hash by task id, an index by publish time) in one script: both or neither. The
+  web's publish (``workers.publish``), the outbox relay's batch (:func:`journal_push_many`,
+  one script per message, all in one round trip) and a task's ``apply_async``
+  (``enqueue``, retries, database waits, beat: ``workers.publish.JournalProducer``) all
+  write kombu's envelope this way.
 * A task run begins with :func:`journal_clear` (``workers.reliable``): from there
   on kombu holds the message in ``unacked`` (it records it before the consumer sees
   it), and dead-consumer recovery (``workers.recovery``) covers a worker that dies.
@@ -19,10 +24,23 @@ gone. The journal closes that window for those messages:
   ``unacked``) is left alone; any other was taken and lost, and is pushed back to
   the front of its queue marked redelivered, as kombu's own restore does.
 
+A Celery retry (or a database wait) published with a countdown is journaled like any
+publish, under the same task id: the run that publishes it cleared the id's previous
+entry when it began, so the entry is the retry's. A worker takes a countdown message at
+once and kombu keeps it in ``unacked`` until it is due (Celery's ETA handling acknowledges
+only after the run), so the sweep finds it held for the whole countdown and the entry
+goes when the retry's run begins; one lost between its ``BRPOP`` and that record is
+pushed back like any other. A countdown is capped at half the visibility timeout
+(``ReliableTask.apply_async``), so kombu's own restore never races it.
+
 A run the sweep mistakes for lost (taken in the very millisecond of the check) runs
-twice, which the task's idempotency barrier makes harmless. Not journaled: a retry
-(published by the worker with a countdown) and messages on AMQP brokers, which do
-not have this window.
+twice, which the task's idempotency barrier makes harmless. Not journaled: messages
+on AMQP brokers, which do not have this window, and an ``apply_async`` the journal's
+envelope cannot carry (an explicit connection, exchange, priority, compression or
+serializer: kombu's path, ``workers.publish.journaled``). A message rejected with
+requeue (kombu puts it back itself) is no longer journaled: its entry went when it began.
+The journal holds a copy of every message not yet started, so the broker's memory for a
+backlog is about twice the queue's.
 """
 
 from __future__ import annotations
@@ -62,17 +80,36 @@ return 1
 """
 
 
-def _write(client: redis.Redis, queue: str, envelope: dict[str, Any], *, push: str, moment: float) -> None:
-    """Push ``envelope`` onto ``queue`` and (re)write its journal entry, dated ``moment``, atomically."""
+def _write_command(queue: str, envelope: dict[str, Any], *, push: str, moment: float) -> tuple[Any, ...]:
+    """The one EVAL that pushes ``envelope`` onto ``queue`` and (re)writes its entry, dated ``moment``."""
     keys = (f"{key_prefix()}{queue}", JOURNAL_KEY, JOURNAL_INDEX_KEY)
     args = (envelope["headers"]["id"], orjson.dumps(envelope), moment, push)
-    round_trip(client, [("EVAL", _WRITE_SCRIPT, len(keys), *keys, *args)])
+    return ("EVAL", _WRITE_SCRIPT, len(keys), *keys, *args)
+
+
+def _write(client: redis.Redis, queue: str, envelope: dict[str, Any], *, push: str, moment: float) -> None:
+    round_trip(client, [_write_command(queue, envelope, push=push, moment=moment)])
 
 
 def journal_push(client: redis.Redis, queue: str, envelope: dict[str, Any]) -> None:
     """Put ``envelope`` (a kombu Redis message) at the back of ``queue`` and in the journal, atomically."""
-    envelope["headers"][JOURNALED_HEADER] = True
-    _write(client, queue, envelope, push="LPUSH", moment=time.time())
+    journal_push_many(client, [(queue, envelope)])
+
+
+def journal_push_many(client: redis.Redis, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """:func:`journal_push` for each ``(queue, envelope)``, in one round trip (the relay's batch).
+
+    Each message is atomic with its entry; a batch cut short by a broker error leaves some
+    published, which the caller (its transaction rolled back) publishes again.
+    """
+    if not messages:
+        return
+    moment = time.time()
+    commands = []
+    for queue, envelope in messages:
+        envelope["headers"][JOURNALED_HEADER] = True
+        commands.append(_write_command(queue, envelope, push="LPUSH", moment=moment))
+    round_trip(client, commands)
 
 
 def journal_clear(task_id: str) -> None:

@@ -40,8 +40,10 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 from app.celery import celery_app
 from workers.backoff import backoff_for
 from workers.broker import broker_is_redis, broker_redis, queue_stats
+from workers.journal import journal_push_many
 from workers.models import OutboxMessage
 from workers.outbox import EVENT_DISPATCH_TASK, dispatch_queue_for
+from workers.publish import redis_envelope
 
 log = structlog.get_logger(__name__)
 
@@ -169,24 +171,35 @@ def _registered_task(name: str) -> Any:
 
 
 def _publish(rows: list[OutboxMessage]) -> list[OutboxMessage]:
-    """Publish rows in one pipelined round trip; rows naming an unknown task are put off."""
-    published = []
-    with celery_app.producer_or_acquire() as producer, producer.batch(max_size=len(rows) * 2 + 1):
-        for row in rows:
-            task = _registered_task(row.task_name)
-            if task is None:
-                row.next_publish_at = timezone.now() + republish_after(row.publish_attempts + 1)
-                log.error("outbox_unknown_task", task=row.task_name, outbox_id=row.pk)
-                continue
-            celery_app.send_task(
-                row.task_name,
-                kwargs=message_kwargs(row),
-                queue=_queue_of(row),
-                headers=message_headers(row),
-                producer=producer,
-                retry=False,
-            )
-            published.append(row)
+    """Publish rows in one pipelined round trip; rows naming an unknown task are put off.
+
+    On a Redis broker each message goes into its queue with its publish-journal entry
+    (``workers.journal``), built as the web's publish builds it; elsewhere through kombu."""
+    published, messages = [], []
+    for row in rows:
+        task = _registered_task(row.task_name)
+        if task is None:
+            row.next_publish_at = timezone.now() + republish_after(row.publish_attempts + 1)
+            log.error("outbox_unknown_task", task=row.task_name, outbox_id=row.pk)
+            continue
+        published.append(row)
+        messages.append((task, row))
+    if not broker_is_redis():
+        with celery_app.producer_or_acquire() as producer, producer.batch(max_size=len(rows) * 2 + 1):
+            for task, row in messages:
+                kwargs, queue, headers = message_kwargs(row), _queue_of(row), message_headers(row)
+                celery_app.send_task(
+                    task.name, kwargs=kwargs, queue=queue, headers=headers, producer=producer, retry=False
+                )
+        return published
+    envelopes = []
+    for task, row in messages:
+        queue = _queue_of(row) or task.queue
+        envelope = redis_envelope(
+            task, message_kwargs(row), str(uuid.uuid4()), queue=queue, headers=message_headers(row)
+        )
+        envelopes.append((queue, envelope))
+    journal_push_many(broker_redis(), envelopes)
     return published
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import signal
+import threading
 from collections.abc import Callable
 from io import StringIO
 
@@ -100,6 +101,23 @@ def test_messages_waiting_in_their_queue_or_held_by_kombu_are_left_alone(broker_
 
     assert (swept.republished, swept.waiting, swept.held) == (0, 1, 1)
     assert broker_redis.llen("default") == 1
+
+
+def test_a_message_a_worker_records_between_the_sweeps_two_looks_is_left_alone(broker_redis):
+    _publish(["j-handoff"])
+    taken = _taken_by_a_worker_that_died(broker_redis)
+    tag = taken["properties"]["delivery_tag"]
+    record = threading.Timer(  # the worker's second round trip, late: after the first look, before the second
+        journal.CONFIRM_SECONDS / 5,
+        lambda: broker_redis.hset(journal.UNACKED_KEY, tag, orjson.dumps([taken, "", "default"])),
+    )
+    record.start()
+
+    swept = journal.journal_sweep(min_age=0)
+    record.join()
+
+    assert (swept.republished, swept.held) == (0, 1)
+    assert broker_redis.llen("default") == 0
 
 
 def test_only_entries_older_than_the_minimum_age_are_examined(broker_redis):
@@ -217,10 +235,12 @@ def test_a_task_publish_with_a_countdown_is_kombus_message_journaled_and_held_wh
     assert stable(ours["properties"]) == stable(kombus["properties"])
     assert ours["headers"]["eta"] is not None
     assert _journaled(broker_redis) == {ours["headers"]["id"]}
-    broker_redis.rpop("default")  # kombu's copy, not journaled: not run here
+    broker_redis.delete("default")
+    journal.journal_clear(ours["headers"]["id"])
 
     celery_worker(["default"], include=[fault_tasks.MODULE])
-    wait_until(lambda: broker_redis.hlen(journal.UNACKED_KEY) == 1, timeout=30)
+    fault_tasks.increment.apply_async(kwargs=kwargs, countdown=4)
+    wait_until(lambda: broker_redis.hlen(journal.UNACKED_KEY) == 1, timeout=3)  # taken at once, held until due
     assert journal.journal_sweep(min_age=0).held == 1
     wait_until(lambda: effects.applied() == {"j-countdown": 1}, timeout=30)
     wait_until(lambda: not _journaled(broker_redis), timeout=10)

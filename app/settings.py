@@ -247,9 +247,9 @@ OUTBOX_RELAY_IDLE_SECONDS = env.float("OUTBOX_RELAY_IDLE_SECONDS", default=0.1)
 # Events published for the first time travel in dispatch messages of up to this many (workers.relay).
 OUTBOX_DISPATCH_BATCH = env.int("OUTBOX_DISPATCH_BATCH", default=100)
 OUTBOX_REPUBLISH_AFTER_SECONDS = env.float("OUTBOX_REPUBLISH_AFTER_SECONDS", default=900.0)
-# A web-published message still journaled this long after its publish is checked by the
-# journal sweep (workers.journal): waiting in its queue, held by a worker, or lost.
-JOURNAL_SWEEP_MIN_AGE_SECONDS = env.float("JOURNAL_SWEEP_MIN_AGE_SECONDS", default=60.0)
+# A message still journaled this long after its publish is checked by the journal sweep
+# (workers.journal, every 10 s): waiting in its queue, held by a worker, or lost.
+JOURNAL_SWEEP_MIN_AGE_SECONDS = env.float("JOURNAL_SWEEP_MIN_AGE_SECONDS", default=10.0)
 OUTBOX_REPUBLISH_MAX_SECONDS = env.float("OUTBOX_REPUBLISH_MAX_SECONDS", default=6 * 3600.0)
 # Dead-consumer recovery (workers/recovery.py): a worker's liveness key lives this long
 # unless refreshed (every third of it); every worker sweeps this often for messages whose

@@ -91,8 +91,8 @@ def _periodic(task: str, schedule: crontab | float) -> dict[str, object]:
 beat_schedule = {
     "outbox-purge": _periodic("workers.outbox_purge", crontab(minute="17")),
     "idempotency-purge": _periodic("workers.idempotency_purge", crontab(minute="47")),
-    # Web-published messages a worker took and lost (killed mid-BRPOP) go back to their queue.
-    "journal-sweep": _periodic("workers.journal_sweep", crontab(minute="*")),
+    # Messages a worker took and lost (killed mid-BRPOP) go back to their queue (workers.journal).
+    "journal-sweep": _periodic("workers.journal_sweep", 10.0),
     "analytics-events-purge": _periodic("analytics.events_purge", crontab(minute="27")),
     "analytics-demand-refresh": _periodic("analytics.demand_refresh_recent", crontab(minute="*/5")),
     # Schedule windows start and end on minute boundaries: reprice the snapshots that expired.

@@ -1,4 +1,4 @@
-"""Publishing from a web request: fast, no retries, a clear 503 when the broker is away.
+"""Publishing to the broker: the web's fast path, and the journal under every Redis publish.
 
 A request that must hand work to a queue before it answers (analytics ingestion
 answers 202 only once the batch is in the broker) cannot wait for Celery's
@@ -21,6 +21,13 @@ brokers (RabbitMQ) take the kombu path.
 
 Work that must survive an outage without the caller's help goes through the
 outbox instead (``workers.outbox``): it commits with the business change.
+
+Every other publish to a Redis broker is journaled too, with the same envelope
+(:func:`kombu_envelope`): the outbox relay builds its batch with :func:`redis_envelope`
+and writes it with :func:`workers.journal.journal_push_many` (one round trip), and a
+task's own ``apply_async`` (``enqueue``, a retry, a database wait, beat) publishes
+through :class:`JournalProducer`, so Celery still builds the message (routing, parent
+ids, countdown, signals) and only the last step, kombu's ``LPUSH``, is ours.
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ from __future__ import annotations
 import base64
 import os
 import uuid
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis
@@ -38,15 +47,18 @@ from django.conf import settings
 from kombu import Connection
 from kombu.exceptions import KombuError
 from kombu.exceptions import OperationalError as BrokerOperationalError
+from kombu.utils.json import dumps as kombu_dumps
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.celery import celery_app
 from app.errors import ApiError
-from workers.broker import broker_is_redis
+from workers.broker import broker_is_redis, broker_redis
 from workers.journal import journal_push
-from workers.reliable import ReliableTask
 from workers.signals import stamp_headers
+
+if TYPE_CHECKING:
+    from workers.reliable import ReliableTask
 
 log = structlog.get_logger(__name__)
 
@@ -83,9 +95,16 @@ def publish_or_unavailable(task: ReliableTask, *, idempotency_key: str, **kwargs
         raise BrokerUnavailableError(f"{type(error).__name__}: {error}") from error
 
 
-def redis_envelope(task: ReliableTask, kwargs: dict[str, Any], task_id: str) -> dict[str, Any]:
+def redis_envelope(
+    task: ReliableTask,
+    kwargs: dict[str, Any],
+    task_id: str,
+    *,
+    queue: str | None = None,
+    headers: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The message as the kombu Redis transport stores it: Celery's task message (protocol 2)
-    in kombu's envelope (base64 body, delivery info for the default exchange, priority 0)."""
+    with ``headers`` added, for ``queue`` (the task's by default), in :func:`kombu_envelope`."""
     message = celery_app.amqp.as_task_v2(
         task_id,
         task.name,
@@ -97,21 +116,98 @@ def redis_envelope(task: ReliableTask, kwargs: dict[str, Any], task_id: str) -> 
         kwargsrepr=_kwargs_repr(kwargs),
         origin=_origin_name(),
     )
+    if headers:
+        message.headers.update(headers)  # before the stamp, as Celery's send_task_message does
     stamp_headers(message.headers)
+    return kombu_envelope(orjson.dumps(message.body), message.headers, message.properties, queue or task.queue)
+
+
+def kombu_envelope(body: bytes, headers: dict[str, Any], properties: dict[str, Any], queue: str) -> dict[str, Any]:
+    """kombu's Redis envelope around a JSON task message (``Producer.publish`` to the default
+    exchange, then ``Channel.basic_publish``): base64 body, delivery info, priority 0."""
     return {
-        "body": base64.b64encode(orjson.dumps(message.body)).decode(),
+        "body": base64.b64encode(body).decode(),
         "content-encoding": "utf-8",
         "content-type": "application/json",
-        "headers": message.headers,
+        "headers": headers,
         "properties": {
-            **message.properties,
+            **properties,
             "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": task.queue},
+            "delivery_info": {"exchange": "", "routing_key": queue},
             "priority": 0,
             "body_encoding": "base64",
             "delivery_tag": str(uuid.uuid4()),
         },
     }
+
+
+class _BrokerErrors:
+    """The one thing Celery's ``send_task`` asks of a producer's connection: broker errors
+    raised as kombu's ``OperationalError``, as a kombu connection raises them."""
+
+    @contextmanager
+    def _reraise_as_library_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            raise BrokerOperationalError(f"{type(error).__name__}: {error}") from error
+
+
+class JournalProducer:
+    """What a task's ``apply_async`` publishes through on a Redis broker (``journaled``).
+
+    Celery's ``send_task_message`` calls ``publish`` as it calls kombu's
+    ``Producer.publish``; this writes kombu's envelope with the journal entry in one script
+    (``journal_push``), on this process's broker client. Only what ``journaled`` lets
+    through reaches it: the default exchange, JSON, no compression, priority 0.
+    """
+
+    connection = _BrokerErrors()
+
+    def publish(
+        self,
+        body: Any,
+        routing_key: str | None = None,
+        delivery_mode: int | None = None,
+        mandatory: bool = False,
+        immediate: bool = False,
+        priority: int | None = 0,
+        content_type: str | None = None,
+        content_encoding: str | None = None,
+        serializer: str | None = None,
+        headers: dict[str, Any] | None = None,
+        compression: str | None = None,
+        exchange: Any = None,
+        retry: bool = False,
+        retry_policy: dict[str, Any] | None = None,
+        declare: Any = None,
+        expiration: float | None = None,
+        timeout: float | None = None,
+        confirm_timeout: float | None = None,
+        **properties: Any,
+    ) -> None:
+        if exchange or priority or compression or serializer not in (None, "json") or not routing_key:
+            raise NotImplementedError(
+                f"journaled publish: exchange={exchange!r} priority={priority!r} compression={compression!r} "
+                f"serializer={serializer!r} routing_key={routing_key!r}"
+            )
+        if expiration is not None:
+            properties["expiration"] = str(int(expiration * 1000))  # as kombu's Producer.publish
+        envelope = kombu_envelope(kombu_dumps(body).encode(), headers or {}, properties, routing_key)
+        journal_push(broker_redis(), routing_key, envelope)
+
+
+_JOURNAL_PRODUCER = JournalProducer()
+_KOMBU_ONLY = ("connection", "exchange", "compression", "serializer")
+
+
+def journaled(options: dict[str, Any]) -> dict[str, Any]:
+    """``apply_async`` options that publish through the journal on a Redis broker; on another
+    broker, or for options the journal's envelope does not carry (an explicit connection,
+    exchange, compression, serializer, a priority), ``options`` unchanged: kombu's path."""
+    if not broker_is_redis() or any(options.get(name) for name in _KOMBU_ONLY) or options.get("priority"):
+        return options
+    return {**options, "producer": _JOURNAL_PRODUCER}
 
 
 def _publish_redis(task: ReliableTask, kwargs: dict[str, Any]) -> str:

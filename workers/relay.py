@@ -47,8 +47,10 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 from app.celery import celery_app
 from workers.backoff import backoff_for
 from workers.broker import broker_is_redis, broker_redis, queue_stats
+from workers.journal import journal_push_many
 from workers.models import OutboxMessage
 from workers.outbox import EVENT_DISPATCH_TASK, EVENTS_DISPATCH_TASK, dispatch_queue_for
+from workers.publish import redis_envelope
 
 log = structlog.get_logger(__name__)
 
@@ -232,24 +234,39 @@ def rows_publish_singly(rows: list[OutboxMessage]) -> None:
 
 def _publish(messages: list[Outgoing]) -> list[OutboxMessage]:
     """Publish messages in one pipelined round trip; returns the rows they carried. A row
-    naming an unknown task is put off."""
-    published = []
-    with celery_app.producer_or_acquire() as producer, producer.batch(max_size=len(messages) * 2 + 1):
-        for message in messages:
-            if _registered_task(message.task_name) is None:
-                for row in message.rows:
-                    row.next_publish_at = timezone.now() + republish_after(row.publish_attempts + 1)
-                log.error("outbox_unknown_task", task=message.task_name, outbox_ids=[row.pk for row in message.rows])
-                continue
-            celery_app.send_task(
-                message.task_name,
-                kwargs=message.kwargs,
-                queue=message.queue,
-                headers=message.headers,
-                producer=producer,
-                retry=False,
-            )
-            published.extend(message.rows)
+    naming an unknown task is put off.
+
+    On a Redis broker each message goes into its queue with its publish-journal entry
+    (``workers.journal``), built as the web's publish builds it; elsewhere through kombu."""
+    published, known = [], []
+    for message in messages:
+        task = _registered_task(message.task_name)
+        if task is None:
+            for row in message.rows:
+                row.next_publish_at = timezone.now() + republish_after(row.publish_attempts + 1)
+            log.error("outbox_unknown_task", task=message.task_name, outbox_ids=[row.pk for row in message.rows])
+            continue
+        published.extend(message.rows)
+        known.append((task, message))
+    if not broker_is_redis():
+        with celery_app.producer_or_acquire() as producer, producer.batch(max_size=len(known) * 2 + 1):
+            for task, message in known:
+                celery_app.send_task(
+                    task.name,
+                    kwargs=message.kwargs,
+                    queue=message.queue,
+                    headers=message.headers,
+                    producer=producer,
+                    retry=False,
+                )
+        return published
+    envelopes = []
+    for task, message in known:
+        queue = message.queue or task.queue
+        envelopes.append(
+            (queue, redis_envelope(task, message.kwargs, str(uuid.uuid4()), queue=queue, headers=message.headers))
+        )
+    journal_push_many(broker_redis(), envelopes)
     return published
 
 

@@ -23,8 +23,9 @@ hard time limits, late acknowledgement, re-queue on worker loss, and a required
   :mod:`workers.failed_runs`) — into one :class:`~workers.models.DeadLetter`, and
   marks its outbox row failed;
 * marks the outbox row that published the message done when the body succeeds, and
-  clears a web-published message's publish-journal entry when its run begins
-  (:mod:`workers.journal`);
+  clears the message's publish-journal entry when its run begins (:mod:`workers.journal`);
+  on a Redis broker its own publishes (``enqueue``, ``apply_async``, retries, database
+  waits, beat) are journaled (``workers.publish.journaled``);
 * logs one structured line per start / success / retry / failure with the task
   id, idempotency key, retailer, request id (from the web request that
   published it) and duration, and counts outcomes for ``/metrics``.
@@ -58,6 +59,7 @@ from workers.errors import PermanentError, PoisonMessageError, is_transient
 from workers.failed_runs import STARTED_AT, failed_run
 from workers.idempotency import db_once
 from workers.journal import JOURNALED_HEADER, journal_clear
+from workers.publish import journaled
 from workers.routing import Queue
 from workers.services import deadletter_record, outbox_mark_done
 
@@ -95,7 +97,7 @@ class ReliableTask(Task):  # type: ignore[misc]
                 f"{self.name}: a delay of {delay:.0f}s (countdown or eta) exceeds half the visibility timeout; "
                 "schedule long delays with a database next_attempt_at instead"
             )
-        return super().apply_async(args, kwargs, **options)
+        return super().apply_async(args, kwargs, **journaled(options))
 
     @property
     def retry_limit(self) -> int:

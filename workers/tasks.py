@@ -43,6 +43,6 @@ def idempotency_purge(*, idempotency_key: str) -> None:
 
 @reliable_task(name="workers.journal_sweep", queue=Queue.MAINTENANCE, soft_time_limit=50, time_limit=55)
 def journal_sweep(*, idempotency_key: str) -> None:
-    """Every minute: push back web-published messages a dying worker took and lost. Idempotent."""
+    """Every 10 s: push back messages a dying worker took and lost (``workers.journal``). Idempotent."""
     result = journal_messages_sweep()
     log.info("journal_swept", **result.__dict__)

@@ -12,15 +12,17 @@ killed process is gone), and the test prints both counts.
 Leases are 3 s and dead-consumer recovery runs on its test clock (``RECOVERY_ENV``), so a
 killed worker's messages come back within seconds; the SMTP sends themselves take
 milliseconds here, far inside the lease. A worker killed between its ``BRPOP`` and kombu's
-record of the message loses that message from the broker (``workers.journal``); outbox work
-is then published again by the relay, here after 10 s instead of production's 900 s.
+record of the message loses that message from the broker; the relay journaled it as it
+published it, and the journal sweep (``workers.journal``), run by beat on a maintenance
+worker with production's schedule and minimum age, puts it back. The relay keeps
+production's 900 s before it publishes a sent row again.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import transaction
@@ -31,7 +33,7 @@ from notifications.tasks import email_send
 from workers.kombu_redis import UNACKED_KEY
 from workers.models import DeadLetter, OutboxMessage
 from workers.routing import Queue
-from workers.testing import RECOVERY_ENV, ManagedProcess, wait_until
+from workers.testing import RECOVERY_ENV, ManagedProcess, start_celery_beat, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("faults"), pytest.mark.timeout(300)]
 
@@ -68,6 +70,16 @@ def _email_worker(celery_worker, smtp_server) -> Callable[[], ManagedProcess]:
         **RECOVERY_ENV,
     }
     return lambda: celery_worker([Queue.EMAIL.value], concurrency=EMAIL_WORKER_PROCESSES, extra_env=env)
+
+
+@pytest.fixture
+def journal_sweeps(celery_worker) -> Iterator[Callable[[], int]]:
+    """Production's journal sweep: beat's schedule, a maintenance worker. Yields a reader of
+    how many messages it pushed back."""
+    maintenance = celery_worker([Queue.MAINTENANCE.value])
+    beat = start_celery_beat()
+    yield lambda: sum(event["republished"] for event in maintenance.events("journal_swept"))
+    beat.stop()
 
 
 def _sent() -> int:
@@ -125,13 +137,13 @@ def test_1000_emails_redelivered_without_kills_are_each_received_once(
 
 
 def test_1000_emails_under_kill_9_lose_nothing_and_duplicate_only_sends_caught_between_accept_and_commit(
-    celery_worker, outbox_relay, smtp_server, broker_redis, alice
+    celery_worker, outbox_relay, smtp_server, broker_redis, alice, journal_sweeps
 ) -> None:
     start = _email_worker(celery_worker, smtp_server)
     worker = start()
     rows = _notifications(alice, "kills")
     _redeliver(rows)
-    outbox_relay(extra_env={"OUTBOX_REPUBLISH_AFTER_SECONDS": "10"})
+    outbox_relay()
     caught: set[str] = set()
     struck: set[str] = set()  # sends a kill interrupted (its row left ``sending`` by a dead process)
     kills = 0
@@ -160,7 +172,7 @@ def test_1000_emails_under_kill_9_lose_nothing_and_duplicate_only_sends_caught_b
     print(  # noqa: T201
         f"[email, {kills} kills] {COUNT} sends: lost {lost}, duplicated {duplicated}, sends a kill "
         f"interrupted {len(struck)}, of them caught between accept and commit {len(caught)}; "
-        f"published again by the relay {republished}"
+        f"published again by the relay {republished}, pushed back by the journal sweep {journal_sweeps()}"
     )
     assert struck  # the kills struck sends in flight, and those were finished by another run
     assert _sent() == COUNT

@@ -1,6 +1,6 @@
 """Notifications benchmark: the whole webhook and email paths against bare loops, same run.
 
-    python bench/notifications_bench.py [--events 500] [--rate-events 300] [--emails 300] [--no-targets]
+    python bench/notifications_bench.py [--events 1000] [--rounds 3] [--rate-events 300] [--emails 300] [--no-targets]
 
 On PostgreSQL + Redis (``DATABASE_URL`` / ``REDIS_URL`` / ``CELERY_BROKER_URL``; defaults as
 ``bench/workers_bench.py``). The retailer's endpoint is a local HTTP server on 127.0.0.1
@@ -13,6 +13,10 @@ topics runs there too), and ``celery beat`` (the sweep).
       once → relay → dispatcher (fan-out) → signed POST → attempt row — timed from
       the commit to the last attempt row, against a bare loop of signed POSTs with the same
       client library (``http.client``, a connection per POST as ours) and none of our code;
+      also reported from the start of the business transaction that writes the outbox rows
+      (``*_with_outbox_writes``: ~1 ms an insert, which a bare loop has no counterpart of).
+      ``--rounds`` paired rounds, bare loop then ours; the ratio is the median of the rounds'
+      (single rounds of the bare loop alone moved 565-992 POSTs/s on the idle machine);
   (b) the p99 time from a business commit to the endpoint receiving its first attempt, at
       100 events/s (``--rate-events`` events, one transaction each);
   (c) email sends/s through the queue to aiosmtpd against a bare ``smtplib`` loop (a
@@ -33,6 +37,7 @@ import os
 import secrets
 import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,14 +129,17 @@ def announce(retailer_id: int, key: str) -> str:
     return event_public_id(topic="prices.changed", key=key, version=1)
 
 
-def whole_path(retailer_id: int, count: int, run: str) -> float:
+def whole_path(retailer_id: int, count: int, run: str) -> tuple[float, float]:
+    """Deliveries/s from the business commit to the last attempt row (what the target is
+    about), and from the start of the business transaction writing the outbox rows."""
     before = DeliveryAttempt.objects.count()
     started = time.monotonic()
     with transaction.atomic():
         for n in range(count):
             announce(retailer_id, f"{run}:bulk:{n}")
+    committed = time.monotonic()
     done = wait_for(lambda: DeliveryAttempt.objects.count() - before >= count)
-    return count / (done - started)
+    return count / (done - committed), count / (done - started)
 
 
 def bare_posts(url_port: int, count: int) -> float:
@@ -201,7 +209,8 @@ def bare_smtp(port: int, count: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3, help="paired rounds of (a): bare loop, then ours")
     parser.add_argument("--rate-events", type=int, default=300)
     parser.add_argument("--emails", type=int, default=300)
     parser.add_argument("--no-migrate", action="store_true")
@@ -265,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     try:
         whole_path(retailer.pk, 20, run + "w")  # warm up the pool processes' connections
-        bare = bare_posts(httpd.server_address[1], options.events)
-        ours = whole_path(retailer.pk, options.events, run)
+        rounds = []
+        for number in range(options.rounds):
+            bare_round = bare_posts(httpd.server_address[1], options.events)
+            rounds.append((bare_round, *whole_path(retailer.pk, options.events, f"{run}r{number}")))
         latencies = commit_to_first_attempt(retailer.pk, options.rate_events, run)
         email_bare = bare_smtp(smtp_port, options.emails)
         email_ours = emails_through_queue(retailer.pk, sink, options.emails, run)
@@ -277,10 +288,14 @@ def main(argv: list[str] | None = None) -> int:
             process.wait(timeout=30)
         smtpd.stop()
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    summary = {
-        "webhooks_per_s": round(ours, 1),
-        "bare_posts_per_s": round(bare, 1),
-        "webhook_ratio": round(ours / bare, 3),
+    webhook_ratio = statistics.median(ours / bare for bare, ours, _ in rounds)
+    summary: dict[str, Any] = {
+        "webhook_rounds": [
+            {"bare_per_s": round(bare, 1), "ours_per_s": round(ours, 1), "ratio": round(ours / bare, 3)}
+            for bare, ours, _ in rounds
+        ],
+        "webhook_ratio": round(webhook_ratio, 3),
+        "webhook_ratio_with_outbox_writes": round(statistics.median(writes / bare for bare, _, writes in rounds), 3),
         "commit_to_first_attempt_p50_s": round(latencies[len(latencies) // 2], 3),
         "commit_to_first_attempt_p99_s": round(p99, 3),
         "emails_per_s": round(email_ours, 1),
@@ -291,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     missed = [
         name
         for name, ok in (
-            ("webhook_ratio", summary["webhook_ratio"] >= TARGET_RATIO),
+            ("webhook_ratio", webhook_ratio >= TARGET_RATIO),
             ("commit_to_first_attempt_p99_s", p99 <= TARGET_P99_SECONDS),
             ("email_ratio", summary["email_ratio"] >= TARGET_RATIO),
         )

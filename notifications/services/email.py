@@ -9,6 +9,10 @@ lease retries (``SendInFlightError``) rather than finish and leave the row to a 
 The Message-ID is ``<notification-id@storefabric>``, so in the one window we cannot close
 (the server accepted, we died before the commit) the re-send carries the same Message-ID
 and the receiver can drop it.
+
+A send costs three statements (read, conditional claim, ``sent``) and, in a burst, no new
+SMTP connection: the worker process keeps its connection open between sends
+(``notifications.mail_connection``).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import structlog
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import Exists, F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from notifications.mail_connection import mail_send
 from notifications.models import EmailNotification, NotificationAddress, Suppression
 from notifications.smtp_errors import SmtpVerdict, smtp_verdict
 from workers.errors import PermanentError, TransientError
@@ -81,22 +87,31 @@ class SendInFlightError(TransientError):
 
 
 def _claim(notification_id: str) -> EmailNotification | None:
-    """Mark the row ``sending``; a row already sent, failed or suppressed gives ``None``, one
-    being sent under a live lease raises :class:`SendInFlightError`."""
+    """The row, ``sending`` under this run's lease if it could be claimed, else as it is
+    (sent, failed, suppressed: the address is on the list); one being sent under a live
+    lease raises :class:`SendInFlightError`.
+
+    A read, then an update conditional on what was read (state and lease unchanged, the
+    address not suppressed): two runs never both claim a row, since the second update
+    changes nothing, and no transaction is held open between them."""
+    row = next(iter(EmailNotification.objects.filter(pk=notification_id)[:1]), None)
+    if row is None or row.state not in (EmailNotification.State.PENDING, EmailNotification.State.SENDING):
+        return row
     now = timezone.now()
-    with transaction.atomic():
-        row = EmailNotification.objects.select_for_update().filter(pk=notification_id).first()
-        if row is None or row.state not in (EmailNotification.State.PENDING, EmailNotification.State.SENDING):
-            return None
-        if row.state == EmailNotification.State.SENDING and row.lease_until and row.lease_until >= now:
-            raise SendInFlightError(f"notification {notification_id} is being sent until {row.lease_until}")
-        if Suppression.objects.filter(email=row.to_email).exists():
-            row.state, row.last_error = EmailNotification.State.SUPPRESSED, "the address is on the suppression list"
-            row.save(update_fields=["state", "last_error"])
-            return None
-        lease = timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
-        row.state, row.lease_until, row.attempts = EmailNotification.State.SENDING, now + lease, row.attempts + 1
-        row.save(update_fields=["state", "lease_until", "attempts"])
+    if row.state == EmailNotification.State.SENDING and row.lease_until and row.lease_until >= now:
+        raise SendInFlightError(f"notification {notification_id} is being sent until {row.lease_until}")
+    as_read = EmailNotification.objects.filter(pk=row.pk, state=row.state, lease_until=row.lease_until)
+    lease_until = now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
+    claimed = as_read.filter(~Exists(Suppression.objects.filter(email=row.to_email))).update(
+        state=EmailNotification.State.SENDING, lease_until=lease_until, attempts=F("attempts") + 1
+    )
+    if claimed:
+        row.state, row.lease_until, row.attempts = EmailNotification.State.SENDING, lease_until, row.attempts + 1
+        return row
+    if not Suppression.objects.filter(email=row.to_email).exists():
+        raise SendInFlightError(f"notification {notification_id} was claimed by another run")
+    row.state, row.last_error = EmailNotification.State.SUPPRESSED, "the address is on the suppression list"
+    as_read.update(state=row.state, last_error=row.last_error)
     return row
 
 
@@ -121,10 +136,10 @@ def notification_send(*, notification_id: str) -> str:
     the row back to ``pending``) or ``PermanentError`` (5xx: the row ``failed``; a 5.1.x /
     5.2.x recipient failure also suppresses the address)."""
     row = _claim(notification_id)
-    if row is None:
-        return EmailNotification.objects.filter(pk=notification_id).values_list("state", flat=True).first() or ""
+    if row is None or row.state != EmailNotification.State.SENDING:
+        return row.state if row else ""
     try:
-        notification_message(row).send()
+        mail_send(notification_message(row))
     except (TimeoutError, smtplib.SMTPException, OSError) as error:
         verdict = smtp_verdict(error)
         _record_failure(row, verdict)

@@ -1,0 +1,160 @@
+"""Email sends reuse the worker process's SMTP connection (``notifications.mail_connection``):
+a burst goes over one connection, and a connection the server closed is reopened without
+losing or repeating a message."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
+from django.db import transaction
+
+from notifications import mail_connection
+from notifications.models import EmailNotification
+from notifications.services.email import notification_enqueue, notification_send
+from workers.errors import TransientError
+
+pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
+
+
+class SessionsHandler:
+    """Records (client address, Message-ID) per accepted message; ``mail_answers`` (a queue)
+    answers the next MAIL commands; ``drop_after_accept`` closes the connection right after
+    the next message was accepted."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[Any, str]] = []
+        self.mail_answers: list[str] = []
+        self.drop_after_accept = False
+
+    async def handle_MAIL(  # noqa: N802 (aiosmtpd hook names)
+        self, server: Any, session: Any, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.mail_answers:
+            return self.mail_answers.pop(0)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:  # noqa: N802
+        content = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
+        header = next(line for line in content.split(b"\r\n") if line.lower().startswith(b"message-id:"))
+        self.received.append((session.peer, header.split(b":", 1)[1].strip().decode()))
+        if self.drop_after_accept:
+            self.drop_after_accept = False
+            asyncio.get_running_loop().call_soon(server.transport.close)  # after the 250 is written
+        return "250 Message accepted for delivery"
+
+    def connections(self) -> int:
+        return len({peer for peer, _ in self.received})
+
+    def message_ids(self) -> list[str]:
+        return [message_id for _, message_id in self.received]
+
+
+@pytest.fixture
+def sessions(settings: Any) -> Iterator[SessionsHandler]:
+    handler = SessionsHandler()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    mail_connection.mail_connection_close()
+    yield handler
+    mail_connection.mail_connection_close()
+    controller.stop()
+
+
+def _notifications(tenant, count: int) -> list[EmailNotification]:
+    with transaction.atomic():
+        return [
+            notification_enqueue(
+                retailer_id=tenant.retailer.pk,
+                to_email=f"ops{number}@alice.example",
+                kind="backup.completed",
+                context={},
+                dedup_key=f"connection:{number}",
+            )
+            for number in range(count)
+        ]
+
+
+def _send_all(rows: list[EmailNotification]) -> list[str]:
+    return [notification_send(notification_id=str(row.pk)) for row in rows]
+
+
+def test_the_sends_of_a_burst_share_one_connection(alice, sessions) -> None:
+    rows = _notifications(alice, 5)
+
+    assert _send_all(rows) == ["sent"] * 5
+
+    assert sessions.message_ids() == [row.message_id for row in rows]
+    assert sessions.connections() == 1
+
+
+def test_a_connection_the_server_dropped_between_two_sends_is_reopened_and_nothing_is_lost_or_sent_twice(
+    alice, sessions
+) -> None:
+    first, second = _notifications(alice, 2)
+    sessions.drop_after_accept = True
+    assert notification_send(notification_id=str(first.pk)) == "sent"
+    time.sleep(0.2)  # the server's close has reached our socket
+
+    assert notification_send(notification_id=str(second.pk)) == "sent"
+
+    assert sessions.message_ids() == [first.message_id, second.message_id]
+    assert sessions.connections() == 2
+    second.refresh_from_db()
+    assert (second.state, second.attempts, second.last_error) == ("sent", 1, "")
+
+
+def test_a_421_closing_answer_on_a_reused_connection_is_sent_again_on_a_new_one(alice, sessions) -> None:
+    first, second = _notifications(alice, 2)
+    assert notification_send(notification_id=str(first.pk)) == "sent"
+    sessions.mail_answers.append("421 4.4.2 Idle for too long, closing")
+
+    assert notification_send(notification_id=str(second.pk)) == "sent"
+
+    assert sessions.message_ids() == [first.message_id, second.message_id]
+    assert sessions.connections() == 2
+
+
+def test_a_421_on_a_new_connection_is_a_failure_to_retry_not_a_loop(alice, sessions) -> None:
+    (row,) = _notifications(alice, 1)
+    sessions.mail_answers.append("421 4.3.2 Not accepting messages now")
+
+    with pytest.raises(TransientError):
+        notification_send(notification_id=str(row.pk))
+
+    row.refresh_from_db()
+    assert (row.state, sessions.message_ids()) == ("pending", [])
+    assert notification_send(notification_id=str(row.pk)) == "sent"
+    assert sessions.message_ids() == [row.message_id]
+
+
+def test_a_connection_idle_too_long_is_not_trusted(alice, sessions, monkeypatch) -> None:
+    monkeypatch.setattr(mail_connection, "IDLE_SECONDS", 0.0)
+    rows = _notifications(alice, 2)
+
+    assert _send_all(rows) == ["sent", "sent"]
+
+    assert sessions.connections() == 2
+
+
+def test_a_connection_opened_before_a_fork_is_left_to_the_parent(alice, sessions, monkeypatch) -> None:
+    first, second = _notifications(alice, 2)
+    assert notification_send(notification_id=str(first.pk)) == "sent"
+    monkeypatch.setattr(mail_connection.os, "getpid", lambda: -1)  # as in a pool process forked after the send
+
+    assert notification_send(notification_id=str(second.pk)) == "sent"
+
+    assert sessions.connections() == 2

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import transaction
+import orjson
+from django.db import connection, transaction
 from django.utils import timezone
 
 from backups.events import backup_ended_announce
@@ -22,21 +23,38 @@ from backups.pruning import prunes_wake
 
 
 def manifest_line(entry: FileEntry) -> dict[str, Any]:
-    path = bytes(entry.path)
+    return _line(
+        bytes(entry.path), entry.kind, entry.size, entry.mode, entry.mtime_ns, entry.sha256, entry.chunks,
+        entry.link_target, entry.state, entry.error,
+    )  # fmt: skip
+
+
+def _line(
+    path: bytes,
+    kind: str,
+    size: int,
+    mode: int,
+    mtime_ns: int,
+    sha256: str,
+    chunks: list[str],
+    link_target: bytes | memoryview | None,
+    state: str,
+    error: str,
+) -> dict[str, Any]:
     line: dict[str, Any] = {
         "path": path_text(path),
         "path_b64": path_b64(path),
-        "kind": entry.kind,
-        "size": entry.size,
-        "mode": entry.mode,
-        "mtime_ns": entry.mtime_ns,
+        "kind": kind,
+        "size": size,
+        "mode": mode,
+        "mtime_ns": mtime_ns,
     }
-    if entry.kind in (FileEntry.Kind.FILE, FileEntry.Kind.EXPORT):
-        line.update(sha256=entry.sha256, chunks=entry.chunks)
-    if entry.link_target is not None:
-        line["link_target_b64"] = path_b64(bytes(entry.link_target))
-    if entry.state == FileEntry.State.UNREADABLE or entry.error:
-        line["error"] = entry.error
+    if kind in (FileEntry.Kind.FILE, FileEntry.Kind.EXPORT):
+        line.update(sha256=sha256, chunks=chunks)
+    if link_target is not None:
+        line["link_target_b64"] = path_b64(bytes(link_target))
+    if state == FileEntry.State.UNREADABLE or error:
+        line["error"] = error
     return line
 
 
@@ -45,13 +63,31 @@ def snapshot_entries(backup_id: int) -> Iterator[FileEntry]:
     return FileEntry.objects.filter(backup_id=backup_id).order_by("kind", "path").iterator(chunk_size=2000)
 
 
+# The manifest's rows as plain tuples: building a FileEntry per row (and decoding its chunk list
+# with the stdlib's json) was ~55 % of an unchanged re-run's finalize, ~0.2 s per 16,745 entries.
+_MANIFEST_ROWS_SQL = """
+SELECT path, kind, size, mode, mtime_ns, sha256, CAST(chunks AS TEXT), link_target, state, error
+FROM backups_fileentry WHERE backup_id = %s ORDER BY kind, path
+"""
+
+
+def snapshot_lines(backup_id: int) -> Iterator[dict[str, Any]]:
+    """The manifest's lines, streamed from a server-side cursor 2,000 rows per fetch (the same
+    lines as :func:`manifest_line` of :func:`snapshot_entries`)."""
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(_MANIFEST_ROWS_SQL, [backup_id])
+        while rows := cursor.fetchmany(2000):
+            for path, kind, size, mode, mtime_ns, sha256, chunks, link, state, error in rows:
+                yield _line(bytes(path), kind, size, mode, mtime_ns, sha256, orjson.loads(chunks), link, state, error)
+
+
 def backup_finalize(*, backup_id: int) -> bool:
     """Write the manifest and end the backup as done; True if this call ended it. Idempotent."""
     backup = Backup.objects.get(pk=backup_id)
     if backup.state != Backup.State.VERIFYING:
         return False
     name = manifest_path(backup.retailer_id, backup_id)
-    digest, count = manifest_write(name, (manifest_line(entry) for entry in snapshot_entries(backup_id)))
+    digest, count = manifest_write(name, snapshot_lines(backup_id))
     with transaction.atomic():
         backup = Backup.objects.select_for_update().get(pk=backup_id)
         if backup.state != Backup.State.VERIFYING:

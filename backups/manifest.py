@@ -28,6 +28,9 @@ from backups.crypto import CorruptObjectError, seal, unseal
 from backups.repository import object_read, object_save
 
 FRAME_BYTES = 4 * 1024 * 1024
+# Lines are hashed and compressed 1,000 at a time (~200 KB): one call per line cost ~20 us of call
+# overhead each, ~17 % of an unchanged re-run's finalize.
+BATCH_LINES = 1000
 
 
 def manifest_path(retailer_id: int, backup_id: int) -> str:
@@ -41,16 +44,23 @@ def manifest_write(name: str, lines: Iterable[dict[str, Any]]) -> tuple[str, int
     with tempfile.TemporaryFile() as spool:
         frames = _FrameSink(name, spool)
         compressor = zstandard.ZstdCompressor(level=3).compressobj()
+        batch: list[bytes] = []
         for line in lines:
-            raw = orjson.dumps(line) + b"\n"
-            digest.update(raw)
+            batch.append(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
             count += 1
-            frames.feed(compressor.compress(raw))
-        frames.feed(compressor.flush())
+            if len(batch) == BATCH_LINES:
+                frames.feed(_compress(b"".join(batch), digest, compressor))
+                batch = []
+        frames.feed(_compress(b"".join(batch), digest, compressor) + compressor.flush())
         frames.close()
         spool.seek(0)
         object_save(name, File(spool))  # type: ignore[arg-type]  # a File is what Storage.save takes
     return digest.hexdigest(), count
+
+
+def _compress(data: bytes, digest: Any, compressor: Any) -> bytes:
+    digest.update(data)
+    return bytes(compressor.compress(data))
 
 
 class _FrameSink:

@@ -5,11 +5,12 @@ A slice pops directories off the cursor's stack, reads each whole with ``os.scan
 ``lstat``, and none for most entries of the directory listing itself), writes what it found
 as :class:`~backups.models.FileEntry` work rows, pushes subdirectories, and stops after
 ``BACKUP_SCAN_SLICE_SECONDS`` or ``SLICE_MAX_ENTRIES``. Rows, counters, the new stack and the
-next slice's outbox row commit in one transaction (so does the reuse of unchanged files: one
-``UPDATE … FROM`` against the previous snapshot marks them done, so they never reach a copy
-lane): a slice killed midway rolls back whole and runs again from the same stack (at most one
-slice redone), and a duplicate delivery of a slice already run finds ``slice_number`` moved on
-and does nothing. A slice that found files queues copy lanes for them in the same transaction.
+next slice's outbox row commit in one transaction (so does the reuse of unchanged files: they
+are inserted done, with the previous snapshot's SHA-256 and chunks, so they never reach a copy
+lane; ``entry_rows.EntryWriter``): a slice killed midway rolls back whole and runs again from
+the same stack (at most one slice redone), and a duplicate delivery of a slice already run
+finds ``slice_number`` moved on and does nothing. A slice that found files queues copy lanes
+for them in the same transaction.
 
 Symlinks are recorded (their target), never followed; sockets, FIFOs and devices are skipped
 and counted; a directory that cannot be read is recorded as an unreadable entry.
@@ -29,7 +30,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from backups.entry_rows import EntryWriter, entries_id_floor, entries_reuse_unchanged
+from backups.entry_rows import EntryWriter
 from backups.models import Backup, FileEntry, ScanCursor
 from backups.paths import source_root
 from backups.services import copy_lanes_enqueue, scan_slice_enqueue
@@ -54,19 +55,16 @@ def backup_scan_slice(*, backup_id: int, slice_number: int) -> bool:
     """Run slice ``slice_number`` of a backup's walk; True if it ran (False: a duplicate, or the
     backup ended). Idempotent; at most ``BACKUP_SCAN_SLICE_SECONDS`` plus one directory."""
     with transaction.atomic():
+        # Locks the backup's row too (FOR UPDATE of the join): a delete waits for the slice's commit
+        # and then removes its entries, which have no database foreign key (models.FileEntry).
         cursor = ScanCursor.objects.select_for_update().select_related("backup").get(backup_id=backup_id)
         backup = cursor.backup
         if cursor.done or cursor.slice_number != slice_number or not backup.running:
             return False
         stack = [base64.b64decode(item) for item in cursor.stack]
-        after_id = entries_id_floor()
-        with EntryWriter(backup.pk) as writer:
+        with EntryWriter(backup.pk, backup.previous_id) as writer:
             findings = _walk(writer, source_root(backup.retailer_id), stack)
-        reused, reused_bytes = (
-            entries_reuse_unchanged(backup_id=backup.pk, previous_id=backup.previous_id, after_id=after_id)
-            if backup.previous_id
-            else (0, 0)
-        )
+        reused, reused_bytes = writer.reused, writer.reused_bytes
         cursor.stack = [base64.b64encode(item).decode() for item in stack]
         cursor.slice_number += 1
         cursor.done = not stack

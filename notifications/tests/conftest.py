@@ -3,6 +3,7 @@ endpoint (a real HTTP server on 127.0.0.1) and an SMTP server (aiosmtpd on 127.0
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import threading
@@ -146,10 +147,13 @@ class SmtpHandler:
     def __init__(self) -> None:
         self.messages: list[Envelope] = []
         self.rcpt_answers: list[str] = []
+        self.rcpt_seconds = 0.0  # how long the server takes over each RCPT (before it has the message)
 
     async def handle_RCPT(  # noqa: N802 (aiosmtpd hook names)
         self, server: Any, session: Any, envelope: Envelope, address: str, options: Any
     ) -> str:
+        if self.rcpt_seconds:
+            await asyncio.sleep(self.rcpt_seconds)
         if self.rcpt_answers:
             return self.rcpt_answers.pop(0)
         envelope.rcpt_tos.append(address)

@@ -38,8 +38,10 @@ def test_a_slow_endpoint_does_not_delay_a_healthy_one(celery_worker, outbox_rela
     healthy_done = time.monotonic() - started
 
     assert healthy_done < 8.0, f"healthy deliveries took {healthy_done:.1f} s behind a 4 s endpoint"
-    assert len(slow.received) <= 2  # one in flight at a time: the others wait in their rows
-    assert Delivery.objects.filter(endpoint__url=slow.url(), state=Delivery.State.PENDING).count() >= 3
+    assert len(slow.received) <= 2  # one request in flight at a time: the others wait, unsent
+    # Waiting in their rows (pending) or behind the one in flight in its slot (sending): a drain
+    # that ran while the events were being announced may hold several of them in its slot.
+    assert Delivery.objects.filter(endpoint__url=slow.url()).exclude(state=Delivery.State.SUCCEEDED).count() >= 3
 
 
 def test_an_email_redelivered_on_the_email_queue_is_sent_once(celery_worker, outbox_relay, smtp_server, alice) -> None:

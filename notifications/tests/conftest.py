@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -181,9 +182,10 @@ class SmtpServer:
         return ids
 
 
-@pytest.fixture
-def smtp_server(settings: Any) -> Iterator[SmtpServer]:
-    handler = SmtpHandler()
+@contextmanager
+def smtp_serving(handler: Any, settings: Any) -> Iterator[int]:
+    """aiosmtpd on a free loopback port with ``handler``, and Django's SMTP backend pointed at
+    it; yields the port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -191,5 +193,14 @@ def smtp_server(settings: Any) -> Iterator[SmtpServer]:
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    yield SmtpServer(handler=handler, port=port)
-    controller.stop()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_server(settings: Any) -> Iterator[SmtpServer]:
+    handler = SmtpHandler()
+    with smtp_serving(handler, settings) as port:
+        yield SmtpServer(handler=handler, port=port)

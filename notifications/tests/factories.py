@@ -5,8 +5,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from django.db import transaction
+
 from conftest import Tenant
-from notifications.models import Delivery, WebhookEndpoint
+from notifications.models import Delivery, EmailNotification, WebhookEndpoint
+from notifications.services.email import notification_enqueue
 from notifications.services.endpoints import endpoint_create
 from notifications.services.fanout import event_fan_out
 
@@ -28,3 +31,18 @@ def event_announce(tenant: Tenant, topic: str = "prices.changed", **data: Any) -
             : WebhookEndpoint.objects.filter(retailer=tenant.retailer).count()
         ]
     )
+
+
+def notifications_make(tenant: Tenant, run: str, count: int) -> list[EmailNotification]:
+    """``count`` backup.completed notifications to distinct addresses, in one transaction."""
+    with transaction.atomic():
+        return [
+            notification_enqueue(
+                retailer_id=tenant.retailer.pk,
+                to_email=f"ops{number}@alice.example",
+                kind="backup.completed",
+                context={},
+                dedup_key=f"{run}:{number}",
+            )
+            for number in range(count)
+        ]

@@ -5,19 +5,18 @@ losing or repeating a message."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
-from django.db import transaction
 
 from notifications import mail_connection
 from notifications.models import EmailNotification
-from notifications.services.email import notification_enqueue, notification_send
+from notifications.services.email import notification_send
+from notifications.tests.conftest import smtp_serving
+from notifications.tests.factories import notifications_make
 from workers.errors import TransientError
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(30)]
@@ -61,31 +60,14 @@ class SessionsHandler:
 @pytest.fixture
 def sessions(settings: Any) -> Iterator[SessionsHandler]:
     handler = SessionsHandler()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    mail_connection.mail_connection_close()
-    yield handler
-    mail_connection.mail_connection_close()
-    controller.stop()
+    with smtp_serving(handler, settings):
+        mail_connection.mail_connection_close()
+        yield handler
+        mail_connection.mail_connection_close()
 
 
 def _notifications(tenant, count: int) -> list[EmailNotification]:
-    with transaction.atomic():
-        return [
-            notification_enqueue(
-                retailer_id=tenant.retailer.pk,
-                to_email=f"ops{number}@alice.example",
-                kind="backup.completed",
-                context={},
-                dedup_key=f"connection:{number}",
-            )
-            for number in range(count)
-        ]
+    return notifications_make(tenant, "connection", count)
 
 
 def _send_all(rows: list[EmailNotification]) -> list[str]:

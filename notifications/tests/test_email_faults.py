@@ -25,11 +25,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
-from django.db import transaction
 
 from notifications.models import EmailNotification
-from notifications.services.email import notification_enqueue
 from notifications.tasks import email_send
+from notifications.tests.factories import notifications_make
 from workers.kombu_redis import UNACKED_KEY
 from workers.models import DeadLetter, OutboxMessage
 from workers.routing import Queue
@@ -43,17 +42,7 @@ EMAIL_WORKER_PROCESSES = 4
 
 
 def _notifications(tenant, run: str) -> list[EmailNotification]:
-    with transaction.atomic():
-        return [
-            notification_enqueue(
-                retailer_id=tenant.retailer.pk,
-                to_email=f"ops{number}@alice.example",
-                kind="backup.completed",
-                context={},
-                dedup_key=f"{run}:{number}",
-            )
-            for number in range(COUNT)
-        ]
+    return notifications_make(tenant, run, COUNT)
 
 
 def _redeliver(rows: list[EmailNotification]) -> None:

@@ -367,6 +367,11 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 # An email being sent whose worker died is claimed again after this lease (the SMTP timeout, per step, + margin).
 EMAIL_LEASE_SECONDS = env.int("EMAIL_LEASE_SECONDS", default=60)
+# Drains sending one burst side by side, each on its own connection (the notify workers' other
+# processes stay free for webhooks).
+EMAIL_DRAINS_MAX = env.int("EMAIL_DRAINS_MAX", default=2)
+# A due email whose drain was published this long ago and never came is published again by the sweep.
+EMAIL_REDISPATCH_SECONDS = env.int("EMAIL_REDISPATCH_SECONDS", default=60)
 ANYMAIL_ESP = env.str("ANYMAIL_ESP", default="")
 EMAIL_BACKEND = (
     f"anymail.backends.{ANYMAIL_ESP}.EmailBackend"

@@ -69,7 +69,7 @@ class NotificationAddressAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(EmailNotification)
 class EmailNotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("id", "kind", "to_email", "state", "attempts", "sent_at")
+    list_display = ("id", "kind", "to_email", "state", "attempts", "next_attempt_at", "sent_at")
     list_filter = ("state", "kind")
 
 

@@ -98,6 +98,10 @@ class NotificationOutputSerializer(serializers.Serializer[Any]):
     to_email = serializers.EmailField()
     state = serializers.ChoiceField(choices=EmailNotification.State.choices)
     attempts = serializers.IntegerField()
+    next_attempt_at = serializers.DateTimeField(
+        help_text="When a pending notification is tried (again): after a 4xx or an SMTP server away, "
+        "10 s doubling to 30 min, 9 attempts in all; for the others, when its last attempt came due."
+    )
     last_error = serializers.CharField()
     created_at = serializers.DateTimeField()
     sent_at = serializers.DateTimeField(allow_null=True)

@@ -33,8 +33,9 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 
+from notifications.smtp_errors import CLOSING_CODE
+
 IDLE_SECONDS = 5.0
-CLOSING_CODE = 421  # "service not available, closing transmission channel"
 
 _local = threading.local()
 

@@ -132,8 +132,11 @@ class NotificationAddress(models.Model):
 
 
 class EmailNotification(models.Model):
-    """One email to one address, sent once: ``pending`` → ``sending`` → ``sent``, or
-    ``failed`` (permanent) / ``suppressed`` (the address is on the suppression list)."""
+    """One email to one address, sent once: ``pending`` (due at ``next_attempt_at``) →
+    ``sending`` (claimed by a drain under ``claim``, leased until ``lease_until``) → ``sent``,
+    or ``pending`` again (a 4xx, the server away) / ``failed`` (permanent, or the last
+    attempt) / ``suppressed`` (the address is on the suppression list). The row is the
+    durable record of the work (``notifications.services.email_drain``): no message per email."""
 
     class State(models.TextChoices):
         PENDING = "pending"
@@ -150,10 +153,18 @@ class EmailNotification(models.Model):
     dedup_key = models.CharField(max_length=255, unique=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # The drain holding a ``sending`` row: the rows of one claim share it.
+    claim = models.CharField(max_length=32, null=True, blank=True)
+    # When a drain was last published for the row (the sweep publishes again once it is stale).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="notifications_email_due")]
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.to_email} ({self.state})"

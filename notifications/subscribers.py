@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from notifications.events import EMAILED, FANNED_OUT
-from notifications.services.email import notification_enqueue_for_retailer
+from notifications.services.email import notifications_enqueue, retailer_notifications
 from notifications.services.fanout import events_fan_out
 from workers.outbox import outbox_subscriber
 from workers.routing import Queue
@@ -21,15 +21,19 @@ def events_notify(events: list[dict[str, Any]]) -> None:
     the confirmed addresses. Idempotent: a redelivered event finds its rows (unique keys)
     and adds none."""
     events_fan_out(events=events)
-    for event in events:
-        retailer_id = event.get("retailer_id")
-        if event["topic"] in EMAILED and isinstance(retailer_id, int):
-            notification_enqueue_for_retailer(
-                retailer_id=retailer_id,
+    notifications_enqueue(
+        [
+            notification
+            for event in events
+            if event["topic"] in EMAILED and isinstance(event.get("retailer_id"), int)
+            for notification in retailer_notifications(
+                retailer_id=event["retailer_id"],
                 kind=str(event["topic"]),
                 context={name: value for name, value in event.items() if isinstance(value, str | int | float)},
                 dedup_key=f"event:{event['topic']}:{event['key']}:{event['version']}",
             )
+        ]
+    )
 
 
 for _topic in FANNED_OUT:  # dispatched on the notify worker group's queue, not behind pricing on default

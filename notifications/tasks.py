@@ -1,4 +1,5 @@
-"""Celery entry points of notifications: an endpoint's drain, the due-deliveries sweep, one email.
+"""Celery entry points of notifications: an endpoint's drain and the due-deliveries sweep;
+the email drain and its sweep.
 
 Importing this module (autodiscovery) also registers the outbox subscribers (apps.ready).
 """
@@ -6,7 +7,8 @@ Importing this module (autodiscovery) also registers the outbox subscribers (app
 from __future__ import annotations
 
 from notifications.services.delivery import endpoint_drain as endpoint_deliveries_drain
-from notifications.services.email import EMAIL_SEND_TASK, notification_send
+from notifications.services.email_dispatch import emails_sweep
+from notifications.services.email_drain import emails_drain
 from notifications.services.fanout import ENDPOINT_DRAIN_TASK
 from notifications.services.sweep import deliveries_sweep as due_deliveries_sweep
 from workers.reliable import reliable_task
@@ -27,15 +29,14 @@ def deliveries_sweep(*, idempotency_key: str) -> None:
     due_deliveries_sweep()
 
 
-@reliable_task(
-    name=EMAIL_SEND_TASK,
-    queue=Queue.EMAIL,
-    soft_time_limit=50,
-    time_limit=60,
-    max_retries=8,
-    backoff_base=10.0,
-    backoff_cap=1800.0,
-)
-def email_send(*, notification_id: str, idempotency_key: str) -> None:
-    """Send one email notification once; SMTP 4xx / connection failures retry with capped backoff."""
-    notification_send(notification_id=notification_id)
+@reliable_task(name="notifications.email_drain", queue=Queue.EMAIL, soft_time_limit=50, time_limit=60, max_retries=0)
+def email_drain(*, idempotency_key: str) -> None:
+    """Send due email notifications for at most 5 s (each SMTP command has its 10 s timeout).
+    A duplicate finds nothing to claim; retries are scheduled in the rows (``next_attempt_at``)."""
+    emails_drain()
+
+
+@reliable_task(name="notifications.emails_sweep", queue=Queue.EMAIL, soft_time_limit=20, time_limit=25)
+def email_sweep(*, idempotency_key: str) -> None:
+    """Every 2 s (beat): publish drains for notifications that came due or that a dead worker left."""
+    emails_sweep()

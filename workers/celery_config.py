@@ -101,6 +101,8 @@ beat_schedule = {
     "pricing-snapshots-resync": _periodic("pricing.snapshots_resync", crontab(minute="*")),
     # Webhook retries wait in PostgreSQL (next_attempt_at); this hands the due ones to workers.
     "notifications-deliveries-sweep": _periodic("notifications.deliveries_sweep", 2.0),
+    # Email retries wait in PostgreSQL too, and so do rows whose drain message was lost.
+    "notifications-emails-sweep": _periodic("notifications.emails_sweep", 2.0),
     # Daily backups at each retailer's local hour (once per local day, however often it runs).
     "backups-schedule-tick": _periodic("backups.schedule_tick", crontab(minute="*")),
     # A backup whose chain of tasks broke (a dead letter whose hook failed) is resumed or failed.

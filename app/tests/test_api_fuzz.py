@@ -211,7 +211,7 @@ def dead_letters(db: None) -> None:
     for letter_id in (0, 1):
         DeadLetter.objects.create(
             id=letter_id,
-            task_name="notifications.email_send",
+            task_name="notifications.email_drain",
             idempotency_key=f"fuzz-{letter_id}",
             task_id=f"task-{letter_id}",
             queue="email",

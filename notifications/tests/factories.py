@@ -9,7 +9,7 @@ from django.db import transaction
 
 from conftest import Tenant
 from notifications.models import Delivery, EmailNotification, WebhookEndpoint
-from notifications.services.email import notification_enqueue
+from notifications.services.email import NewNotification, notifications_enqueue
 from notifications.services.endpoints import endpoint_create
 from notifications.services.fanout import event_fan_out
 
@@ -36,13 +36,9 @@ def event_announce(tenant: Tenant, topic: str = "prices.changed", **data: Any) -
 def notifications_make(tenant: Tenant, run: str, count: int) -> list[EmailNotification]:
     """``count`` backup.completed notifications to distinct addresses, in one transaction."""
     with transaction.atomic():
-        return [
-            notification_enqueue(
-                retailer_id=tenant.retailer.pk,
-                to_email=f"ops{number}@alice.example",
-                kind="backup.completed",
-                context={},
-                dedup_key=f"{run}:{number}",
-            )
-            for number in range(count)
-        ]
+        return notifications_enqueue(
+            [
+                NewNotification(tenant.retailer.pk, f"ops{number}@alice.example", "backup.completed", f"{run}:{number}")
+                for number in range(count)
+            ]
+        )

@@ -1,5 +1,10 @@
 """Email: confirmation first, sent once per notification id (Message-ID from the id), SMTP
-failures classified, the suppression list fed by 5.1.x / 5.2.x answers and by bounces."""
+failures classified and retried from the row, the suppression list fed by 5.1.x / 5.2.x
+answers and by bounces.
+
+The drains run here in the test's process (``emails_drain``, what the ``email_drain`` task
+runs); the worker, kill and redelivery behaviour is in ``test_email_faults`` and
+``test_workers_isolation``."""
 
 from __future__ import annotations
 
@@ -14,14 +19,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications.models import EmailNotification, NotificationAddress, Suppression
-from notifications.services.email import (
-    SendInFlightError,
-    notification_enqueue,
-    notification_enqueue_for_retailer,
-    notification_send,
-)
-from workers.errors import PermanentError, TransientError
-from workers.models import OutboxMessage
+from notifications.services.email import notification_enqueue, notification_enqueue_for_retailer
+from notifications.services.email_drain import MAX_ATTEMPTS, emails_drain
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +34,16 @@ def _notification(tenant, email: str = "ops@alice.example", kind: str = "backup.
             context={"backup_id": "b-1"},
             dedup_key=f"test:{email}:{kind}",
         )
+
+
+def _state(row: EmailNotification) -> str:
+    row.refresh_from_db()
+    return row.state
+
+
+def _due_now(row: EmailNotification) -> None:
+    """The controllable clock: the row's retry comes due now."""
+    EmailNotification.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
 
 
 def _body(envelope) -> str:
@@ -52,9 +61,9 @@ def test_a_new_address_gets_only_a_confirmation_until_its_link_is_followed(alice
         == []
     )
     confirm = EmailNotification.objects.get(kind="address.confirm")
-    assert OutboxMessage.objects.filter(kwargs__notification_id=str(confirm.pk)).exists()
+    assert (confirm.state, confirm.dispatched_at is not None) == ("pending", True)  # due, its drain published
 
-    notification_send(notification_id=str(confirm.pk))
+    assert emails_drain() == 1
 
     (envelope,) = smtp_server.handler.messages
     assert envelope.rcpt_tos == ["ops@alice.example"]
@@ -71,7 +80,7 @@ def test_a_new_address_gets_only_a_confirmation_until_its_link_is_followed(alice
 
 def _confirmation_link(tenant, smtp_server) -> str:
     tenant.client().post("/v1/notification-addresses", {"email": "ops@alice.example"}, format="json")
-    notification_send(notification_id=str(EmailNotification.objects.get(kind="address.confirm").pk))
+    emails_drain()
     link = next(w for w in _body(smtp_server.handler.messages[-1]).split() if "confirm?token=" in w)
     return urlsplit(link).path + "?" + urlsplit(link).query
 
@@ -91,55 +100,93 @@ def test_an_expired_or_unknown_confirmation_link_is_400(alice, anon_client, smtp
 def test_sent_once_per_notification_id_with_a_message_id_from_it(alice, smtp_server) -> None:
     row = _notification(alice)
 
-    states = [notification_send(notification_id=str(row.pk)) for _ in range(3)]  # redeliveries
+    drained = [emails_drain() for _ in range(3)]  # duplicate drains
 
-    assert states == ["sent", "sent", "sent"]
+    assert (drained, _state(row)) == ([1, 0, 0], "sent")
     assert smtp_server.message_ids() == [f"<{row.pk}@storefabric>"]
     assert "text/html" in _body(smtp_server.handler.messages[0])
 
 
-def test_a_row_being_sent_elsewhere_is_not_sent_again_and_its_message_retries(alice, smtp_server) -> None:
+def test_a_row_being_sent_by_another_drain_is_not_sent_again(alice, smtp_server) -> None:
     row = _notification(alice)
     EmailNotification.objects.filter(pk=row.pk).update(state="sending", lease_until=timezone.now() + timedelta(60))
 
-    with pytest.raises(SendInFlightError):  # transient: the message stays until that run's outcome
-        notification_send(notification_id=str(row.pk))
+    assert emails_drain() == 0
     assert smtp_server.handler.messages == []
-    assert issubclass(SendInFlightError, TransientError)
 
 
 def test_a_row_whose_sender_died_is_sent_again_after_its_lease(alice, smtp_server) -> None:
     row = _notification(alice)
-    EmailNotification.objects.filter(pk=row.pk).update(state="sending", lease_until=timezone.now() - timedelta(1))
+    EmailNotification.objects.filter(pk=row.pk).update(
+        state="sending", lease_until=timezone.now() - timedelta(1), attempts=1
+    )
 
-    assert notification_send(notification_id=str(row.pk)) == "sent"
+    assert emails_drain() == 1
     assert smtp_server.message_ids() == [f"<{row.pk}@storefabric>"]
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == ("sent", 2)
 
 
-def test_a_4xx_retries_and_suppresses_nothing(alice, smtp_server) -> None:
+def test_a_4xx_retries_from_the_row_with_backoff_and_suppresses_nothing(alice, smtp_server) -> None:
     row = _notification(alice)
     smtp_server.handler.rcpt_answers.append("451 4.3.0 Try again later")
 
-    with pytest.raises(TransientError):
-        notification_send(notification_id=str(row.pk))
+    assert emails_drain() == 0
     row.refresh_from_db()
-    assert (row.state, Suppression.objects.count()) == ("pending", 0)
+    assert (row.state, row.attempts, Suppression.objects.count()) == ("pending", 1, 0)
+    assert "451" in row.last_error
+    assert row.dispatched_at is None  # the sweep publishes its drain once it is due
+    assert row.next_attempt_at <= timezone.now() + timedelta(seconds=10)  # first retry: at most 10 s
 
-    assert notification_send(notification_id=str(row.pk)) == "sent"
+    _due_now(row)
+    assert emails_drain() == 1
     assert len(smtp_server.handler.messages) == 1
+
+
+def test_a_4xx_for_one_address_does_not_hold_back_the_others(alice, smtp_server) -> None:
+    busy = _notification(alice, email="busy@alice.example")
+    other = _notification(alice, email="other@alice.example")
+    smtp_server.handler.rcpt_answers.append("450 4.2.1 Mailbox busy")
+
+    assert emails_drain() == 1
+
+    assert (_state(busy), _state(other)) == ("pending", "sent")
+
+
+def test_the_last_attempt_fails_the_notification_with_its_error(alice, smtp_server) -> None:
+    row = _notification(alice)
+    EmailNotification.objects.filter(pk=row.pk).update(attempts=MAX_ATTEMPTS - 1)
+    smtp_server.handler.rcpt_answers.append("451 4.3.0 Try again later")
+
+    emails_drain()
+
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == ("failed", MAX_ATTEMPTS)
+    assert row.last_error.startswith(f"gave up after {MAX_ATTEMPTS} attempts: 451")
+
+
+def test_a_notification_whose_sends_keep_dying_is_failed_not_claimed_forever(alice, smtp_server) -> None:
+    row = _notification(alice)
+    EmailNotification.objects.filter(pk=row.pk).update(
+        state="sending", lease_until=timezone.now() - timedelta(1), attempts=MAX_ATTEMPTS
+    )
+
+    assert emails_drain() == 0
+
+    row.refresh_from_db()
+    assert (row.state, smtp_server.handler.messages) == ("failed", [])
+    assert "died" in row.last_error
 
 
 def test_a_5_1_1_fails_the_notification_and_suppresses_the_address(alice, smtp_server) -> None:
     row = _notification(alice)
     smtp_server.handler.rcpt_answers.append("550 5.1.1 No such user")
 
-    with pytest.raises(PermanentError):
-        notification_send(notification_id=str(row.pk))
+    emails_drain()
     later = _notification(alice, kind="backup.failed")
+    emails_drain()
 
-    assert notification_send(notification_id=str(later.pk)) == "suppressed"
-    row.refresh_from_db()
-    assert row.state == "failed"
+    assert (_state(row), _state(later)) == ("failed", "suppressed")
     assert Suppression.objects.get().email == "ops@alice.example"
     assert smtp_server.handler.messages == []
 
@@ -148,22 +195,27 @@ def test_a_policy_5xx_fails_the_notification_but_keeps_the_address(alice, smtp_s
     row = _notification(alice)
     smtp_server.handler.rcpt_answers.append("550 5.7.1 Relaying denied")
 
-    with pytest.raises(PermanentError):
-        notification_send(notification_id=str(row.pk))
+    emails_drain()
 
+    assert _state(row) == "failed"
     assert not Suppression.objects.exists()
 
 
 def test_smtp_down_then_up(alice, settings, smtp_server) -> None:
-    row = _notification(alice)
+    first = _notification(alice, email="first@alice.example")
+    second = _notification(alice, email="second@alice.example")
     settings.EMAIL_PORT = 1  # nobody listens there: connection refused
 
-    with pytest.raises(TransientError):
-        notification_send(notification_id=str(row.pk))
+    assert emails_drain() == 0
+    rows = list(EmailNotification.objects.order_by("next_attempt_at"))
+    assert [row.state for row in rows] == ["pending", "pending"]
+    assert sorted(row.attempts for row in rows) == [0, 1]  # one tried; the one behind it waits with it, untried
+    assert rows[0].next_attempt_at == rows[1].next_attempt_at
     settings.EMAIL_PORT = smtp_server.port
+    EmailNotification.objects.update(next_attempt_at=timezone.now())
 
-    assert notification_send(notification_id=str(row.pk)) == "sent"
-    assert smtp_server.message_ids() == [f"<{row.pk}@storefabric>"]
+    assert emails_drain() == 2
+    assert sorted(smtp_server.message_ids()) == sorted([first.message_id, second.message_id])
 
 
 def _bounce(client, auth: str):
@@ -195,8 +247,9 @@ def test_a_bounce_from_the_provider_suppresses_the_next_send(client, alice, smtp
     assert accepted.status_code == 200
     assert Suppression.objects.get().reason == "bounce"
     row = _notification(alice)
-    assert notification_send(notification_id=str(row.pk)) == "suppressed"
+    emails_drain()
     row.refresh_from_db()
+    assert row.state == "suppressed"
     assert "suppression" in row.last_error
     assert smtp_server.handler.messages == []
 

@@ -1,21 +1,21 @@
 """Email under faults, on real email workers and a real SMTP server (aiosmtpd on loopback).
 
-1,000 notifications go out through the outbox and the relay, and the broker hands many of
-them out again (each message of a tenth of them is published once more, as a redelivery
-is). Without kills the server receives each Message-ID exactly once. With kill -9 of the
-whole worker (twice, as a lost host) and of one pool child, nothing is lost, and the
-duplicates are at most the sends a kill caught in the window we cannot close: the server
-accepted the message, the worker died before committing ``sent``. Those are counted at
-each kill from both sides (Message-IDs the server accepted, rows still ``sending`` once the
-killed process is gone), and the test prints both counts.
+1,000 notifications are committed at once; their drains are published after the commit, and
+a hundred more drain messages go out beside them (as a broker handing messages out again,
+and drains of other bursts, would do), so many drains claim from the same rows at once.
+Without kills the server receives each Message-ID exactly once. With kill -9 of the whole
+worker (twice, as a lost host) and of one pool child, nothing is lost, and the duplicates are
+at most the sends a kill caught in the window we cannot close: the server accepted the
+message, the worker died before committing ``sent``. Those are counted at each kill from
+both sides (Message-IDs the server accepted, rows still ``sending`` once the killed process
+is gone), and the test prints both counts.
 
 Leases are 3 s and dead-consumer recovery runs on its test clock (``RECOVERY_ENV``), so a
-killed worker's messages come back within seconds; the SMTP sends themselves take
-milliseconds here, far inside the lease. A worker killed between its ``BRPOP`` and kombu's
-record of the message loses that message from the broker; the relay journaled it as it
-published it, and the journal sweep (``workers.journal``), run by beat on a maintenance
-worker with production's schedule and minimum age, puts it back. The relay keeps
-production's 900 s before it publishes a sent row again.
+killed worker's rows and messages come back within seconds; the SMTP sends themselves take
+milliseconds here, far inside the lease. Rows a dead drain held are published again by the
+emails sweep, and a drain message a worker took and lost (killed between its ``BRPOP`` and
+kombu's record of it) by the journal sweep (``workers.journal``); both run from beat with
+production's schedule, on the email and a maintenance worker.
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from notifications.models import EmailNotification
-from notifications.tasks import email_send
+from notifications.tasks import email_drain
 from notifications.tests.factories import notifications_make
 from workers.kombu_redis import UNACKED_KEY
-from workers.models import DeadLetter, OutboxMessage
+from workers.models import DeadLetter
 from workers.routing import Queue
 from workers.testing import RECOVERY_ENV, ManagedProcess, start_celery_beat, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("faults"), pytest.mark.timeout(300)]
 
 COUNT = 1000
-REDELIVER_EVERY = 10
+EXTRA_DRAINS = 100
 EMAIL_WORKER_PROCESSES = 4
 
 
@@ -45,10 +45,10 @@ def _notifications(tenant, run: str) -> list[EmailNotification]:
     return notifications_make(tenant, run, COUNT)
 
 
-def _redeliver(rows: list[EmailNotification]) -> None:
-    """The broker hands these out again: one more message each, with a key of its own."""
-    for row in rows[::REDELIVER_EVERY]:
-        email_send.enqueue(notification_id=str(row.pk), idempotency_key=f"redelivered:{row.pk}")
+def _more_drains(run: str) -> None:
+    """Drain messages beyond the burst's own, each with a key of its own."""
+    for number in range(EXTRA_DRAINS):
+        email_drain.enqueue(idempotency_key=f"extra:{run}:{number}")
 
 
 def _email_worker(celery_worker, smtp_server) -> Callable[[], ManagedProcess]:
@@ -110,13 +110,12 @@ def _caught_in_the_window(smtp_server) -> set[str]:
     return _sending() & set(smtp_server.message_ids())
 
 
-def test_1000_emails_redelivered_without_kills_are_each_received_once(
-    celery_worker, outbox_relay, smtp_server, broker_redis, alice
+def test_1000_emails_drained_many_times_over_without_kills_are_each_received_once(
+    celery_worker, smtp_server, broker_redis, alice
 ) -> None:
     _email_worker(celery_worker, smtp_server)()
     rows = _notifications(alice, "no-kill")
-    _redeliver(rows)
-    outbox_relay()
+    _more_drains("no-kill")
 
     _settle(broker_redis, timeout=120)
 
@@ -126,7 +125,7 @@ def test_1000_emails_redelivered_without_kills_are_each_received_once(
 
 
 def test_1000_emails_under_kill_9_lose_nothing_and_duplicate_only_sends_caught_between_accept_and_commit(
-    celery_worker, outbox_relay, smtp_server, broker_redis, alice, journal_sweeps
+    celery_worker, smtp_server, broker_redis, alice, journal_sweeps
 ) -> None:
     # A server taking 10 ms over RCPT, as a real one checking its recipients does: a send spends
     # most of its run in ``sending``, so the kills strike sends in flight (with a reused connection
@@ -137,8 +136,7 @@ def test_1000_emails_under_kill_9_lose_nothing_and_duplicate_only_sends_caught_b
     start = _email_worker(celery_worker, smtp_server)
     worker = start()
     rows = _notifications(alice, "kills")
-    _redeliver(rows)
-    outbox_relay()
+    _more_drains("kills")
     caught: set[str] = set()
     struck: set[str] = set()  # sends a kill interrupted (its row left ``sending`` by a dead process)
     kills = 0
@@ -163,11 +161,10 @@ def test_1000_emails_under_kill_9_lose_nothing_and_duplicate_only_sends_caught_b
     _settle(broker_redis, timeout=180)
 
     lost, duplicated = _report(smtp_server, rows)
-    republished = OutboxMessage.objects.filter(publish_attempts__gte=2).count()
     print(  # noqa: T201
-        f"[email, {kills} kills] {COUNT} sends: lost {lost}, duplicated {duplicated}, sends a kill "
-        f"interrupted {len(struck)}, of them caught between accept and commit {len(caught)}; "
-        f"published again by the relay {republished}, pushed back by the journal sweep {journal_sweeps()}"
+        f"[email, {kills} kills] {COUNT} sends: lost {lost}, duplicated {duplicated}, rows a kill "
+        f"left sending {len(struck)}, of them caught between accept and commit {len(caught)}; "
+        f"drain messages pushed back by the journal sweep {journal_sweeps()}"
     )
     assert struck  # the kills struck sends in flight, and those were finished by another run
     assert _sent() == COUNT

@@ -15,7 +15,7 @@ from workers.services import deadletter_record
 pytestmark = pytest.mark.django_db
 
 
-def _letter(key: str = "order-1", task: str = "notifications.email_send") -> DeadLetter:
+def _letter(key: str = "order-1", task: str = "notifications.email_drain") -> DeadLetter:
     return deadletter_record(
         task_name=task,
         task_id=f"task-{key}",
@@ -55,11 +55,11 @@ def test_command_lists_shows_and_replays_through_the_outbox():
     call_command("deadletters", "replay", str(letter.pk), stdout=out)
 
     text = out.getvalue()
-    assert "notifications.email_send order-1 TransientError: SMTP 451" in text
+    assert "notifications.email_drain order-1 TransientError: SMTP 451" in text
     assert '"notification_id": 9' in text
     assert f"{letter.pk}: queued for replay" in text
     row = OutboxMessage.objects.get()
-    assert row.task_name == "notifications.email_send"
+    assert row.task_name == "notifications.email_drain"
     assert row.kwargs["idempotency_key"] == "order-1"  # the replay passes the original barrier
     letter.refresh_from_db()
     assert (letter.status, letter.replays, letter.last_replayed_by) == ("replayed", 1, "manage.py deadletters")
@@ -87,7 +87,7 @@ def test_ops_api_lists_filters_inspects_and_replays_once():
     _letter(key="other", task="backups.chunk_copy")
     staff = _client(staff=True)
 
-    listed = staff.get("/ops/deadletters", {"task": "notifications.email_send", "status": "open"}).json()["results"]
+    listed = staff.get("/ops/deadletters", {"task": "notifications.email_drain", "status": "open"}).json()["results"]
     shown = staff.get(f"/ops/deadletters/{letter.pk}").json()
     replayed = staff.post(f"/ops/deadletters/{letter.pk}/replay")
     twice = staff.post(f"/ops/deadletters/{letter.pk}/replay")

@@ -15,6 +15,7 @@ the slot: the endpoint is probably in trouble) on the retry schedule, and the de
 reached put back as they were. A re-sent delivery carries the same ``webhook-id`` (the
 event's) and the same body; ``webhook-timestamp`` is the real time of each send.
 
+The claims and records commit without waiting for the WAL flush (``app.unflushed_commits``).
 A kill between a POST and the slot's record re-sends the slot's deliveries once its lease
 expires: at least once, never lost, ``webhook-id`` unchanged for the receiver to drop.
 """
@@ -35,6 +36,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from app import outbound_http
+from app.unflushed_commits import commits_unflushed
 from notifications.envelope import envelope_body
 from notifications.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from notifications.schedule import Verdict, answer_verdict, retry_delay
@@ -282,17 +284,18 @@ def endpoint_drain(*, endpoint_id: int) -> int:
     nothing: claimed deliveries have their lease, the rest stay due."""
     deadline = time.monotonic() + DRAIN_SECONDS
     made = 0
-    while True:
-        slot = deliveries_claim(endpoint_id=endpoint_id, busy_check=made == 0)
-        if slot is None:
-            return made
-        outcomes = slot_send(slot, deadline=deadline)
-        slot_record(slot, outcomes)
-        made += len(outcomes)
-        if outcomes[-1].verdict.outcome in ENDS_THE_SLOT or time.monotonic() > deadline:
-            if _any_due(endpoint_id):
-                _next_drain_publish(endpoint_id)
-            return made
+    with commits_unflushed():  # a flush per slot record cost about a fifth of a slot's POSTs
+        while True:
+            slot = deliveries_claim(endpoint_id=endpoint_id, busy_check=made == 0)
+            if slot is None:
+                return made
+            outcomes = slot_send(slot, deadline=deadline)
+            slot_record(slot, outcomes)
+            made += len(outcomes)
+            if outcomes[-1].verdict.outcome in ENDS_THE_SLOT or time.monotonic() > deadline:
+                if _any_due(endpoint_id):
+                    _next_drain_publish(endpoint_id)
+                return made
 
 
 def _any_due(endpoint_id: int) -> bool:

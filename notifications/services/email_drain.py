@@ -10,12 +10,13 @@ whose address is on the suppression list are recorded ``suppressed`` there, and 
 looked at again every ``SUPPRESSION_RECHECK_SECONDS`` while the batch is sent, so a bounce
 stops the next send within a second of its arrival.
 
-Each send is followed by its own ``UPDATE … SET state = 'sent'`` (autocommit), so the window
-we cannot close — the server accepted, the process died before the commit — holds at most
-one message per drain; its re-send after the lease carries the same Message-ID. Outcomes:
-a 5xx fails that notification (a 5.1.x / 5.2.x also suppresses the address) and the batch
-goes on; a 4xx schedules that one again (``next_attempt_at``, exponential backoff with full
-jitter, ``MAX_ATTEMPTS`` in all); a failure of the server itself (refused, dropped, ``421``)
+Each send is followed by its own ``UPDATE … SET state = 'sent'`` (autocommit, without
+waiting for the WAL flush: ``app.unflushed_commits``), so the window we cannot close — the
+server accepted, the process died before the commit — holds at most one message per drain;
+its re-send after the lease carries the same Message-ID. Outcomes: a 5xx fails that
+notification (a 5.1.x / 5.2.x also suppresses the address) and the batch goes on; a 4xx
+schedules that one again (``next_attempt_at``, exponential backoff with full jitter,
+``MAX_ATTEMPTS`` in all); a failure of the server itself (refused, dropped, ``421``)
 schedules that one and postpones the rest of the batch to the same moment, untouched.
 
 A drain claims for at most ``DRAIN_SECONDS`` and starts no send after that, so its last
@@ -40,6 +41,7 @@ from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
+from app.unflushed_commits import commits_unflushed
 from notifications.mail_connection import mail_send
 from notifications.models import EmailNotification, Suppression
 from notifications.services.email import notification_message, suppression_add
@@ -181,6 +183,10 @@ def _give_back(claim: Claim, rows: list[EmailNotification], *, due_at: datetime 
     )
 
 
+def _record_sent(claim: Claim, row: EmailNotification) -> None:
+    _held(claim, [row]).update(state=State.SENT, sent_at=timezone.now(), lease_until=None, claim=None)
+
+
 def _send(row: EmailNotification) -> SmtpVerdict | None:
     """Send one notification; its failure's verdict, or ``None`` once the server accepted it."""
     try:
@@ -207,7 +213,7 @@ def claim_send(claim: Claim, *, deadline: float) -> ClaimResult:
             continue
         verdict = _send(row)
         if verdict is None:
-            _held(claim, [row]).update(state=State.SENT, sent_at=timezone.now(), lease_until=None, claim=None)
+            _record_sent(claim, row)
             sent += 1
             continue
         retry_at = _record_failure(claim, row, verdict)
@@ -223,16 +229,17 @@ def emails_drain() -> int:
     drain; stopped by a server that is down, it leaves the postponed rows to the sweep."""
     deadline = time.monotonic() + DRAIN_SECONDS
     sent = 0
-    while time.monotonic() <= deadline:
-        claim = notifications_claim()
-        if claim is None:
-            break
-        result = claim_send(claim, deadline=deadline)
-        sent += result.sent
-        if result.stopped == "server_down":
-            return sent
-    else:
-        _next_drain_publish()
+    with commits_unflushed():  # a flush per sent mark would cost more than its email
+        while time.monotonic() <= deadline:
+            claim = notifications_claim()
+            if claim is None:
+                break
+            result = claim_send(claim, deadline=deadline)
+            sent += result.sent
+            if result.stopped == "server_down":
+                return sent
+        else:
+            _next_drain_publish()
     log.info("email_drained", sent=sent)
     return sent
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, partial
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -157,6 +157,129 @@ def _connect(host: str, port: int, deadline: float, resolver: Resolver | None) -
     raise OutboundError("connect", f"cannot connect to {host}:{port}: {last}")
 
 
+class Session:
+    """POSTs one after another over one kept-alive connection per origin (scheme, host, port).
+
+    A drain sends a slot of deliveries to one endpoint in turn: reusing the connection spares a
+    TCP connect per delivery (and a TLS handshake, against a real endpoint) on both sides. The
+    connection is made as :func:`post` makes one (the address checked, then connected to), and
+    dropped when the server says it will close it, after a body longer than ``BODY_LIMIT`` (the
+    rest is not read), after any failure, and by :meth:`close`. A request on a reused
+    connection that the server had closed meanwhile (its idle timeout: refused on send, or
+    closed before a status line) is sent once more on a new connection right away."""
+
+    def __init__(self, resolver: Resolver | None = None) -> None:
+        self._resolver = resolver
+        self._origin: tuple[str, str, int] | None = None
+        self._connection: http.client.HTTPConnection | None = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+        self._connection, self._origin = None, None
+
+    def post(
+        self, url: str, *, body: bytes, headers: Mapping[str, str], total_timeout: float | None = None
+    ) -> OutboundResponse:
+        """POST ``body`` to ``url`` under the rules above; raises :class:`OutboundError` when no
+        HTTP answer came (timeout, refused address, connection or TLS failure)."""
+        total_timeout = total_timeout or settings.OUTBOUND_HTTP_TOTAL_TIMEOUT
+        started = time.monotonic()
+        deadline = started + total_timeout
+        parts = urlsplit(url)
+        host = (parts.hostname or "").encode("idna").decode("ascii")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if self._origin != (parts.scheme, host, port):
+            self.close()
+        timed_out = f"no complete answer from {host} within {total_timeout:.0f} s"
+        try:
+            return self._send(parts, host, port, body, headers, started, deadline)
+        except OutboundError:
+            self.close()
+            raise
+        except TimeoutError as error:
+            self.close()
+            raise OutboundError("timeout", timed_out) from error
+        except ssl.SSLError as error:
+            self.close()
+            raise OutboundError("tls", f"TLS with {host} failed: {error}") from error
+        except (OSError, http.client.HTTPException) as error:
+            self.close()
+            if time.monotonic() >= deadline:  # the watchdog shut the socket
+                raise OutboundError("timeout", timed_out) from error
+            raise OutboundError("connect", f"{host}: {type(error).__name__}: {error}") from error
+        except BaseException:
+            self.close()  # cut off mid-exchange (a task's time limit): the connection is in no known state
+            raise
+
+    def _send(
+        self,
+        parts: SplitResult,
+        host: str,
+        port: int,
+        body: bytes,
+        headers: Mapping[str, str],
+        started: float,
+        deadline: float,
+    ) -> OutboundResponse:
+        if self._connection is not None:
+            try:
+                return self._exchange(parts, body, headers, started, deadline)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()  # closed by the server while idle: sent again on a new connection
+        self._open(parts.scheme, host, port, deadline)
+        return self._exchange(parts, body, headers, started, deadline)
+
+    def _open(self, scheme: str, host: str, port: int, deadline: float) -> None:
+        sock = _connect(host, port, deadline, self._resolver)
+        if scheme == "https":
+            watchdog = deadline_call(deadline - time.monotonic(), partial(_shutdown, sock))
+            try:
+                sock = _tls_wrap(sock, host)
+            except BaseException:
+                sock.close()
+                raise
+            finally:
+                watchdog.cancel()
+        connection = http.client.HTTPConnection(host, port)
+        connection.sock = sock  # connected to the checked address: http.client must never connect itself
+        connection.auto_open = 0
+        self._connection, self._origin = connection, (scheme, host, port)
+
+    def _exchange(
+        self, parts: SplitResult, body: bytes, headers: Mapping[str, str], started: float, deadline: float
+    ) -> OutboundResponse:
+        connection = self._connection
+        sock = connection.sock if connection is not None else None
+        if connection is None or sock is None:
+            raise http.client.RemoteDisconnected("no open connection")
+        peer = str(sock.getpeername()[0])
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        watchdog = deadline_call(deadline - time.monotonic(), partial(_shutdown, sock))
+        try:
+            response = _request(connection, parts, body, headers)
+            data = response.read(BODY_LIMIT + 1)
+        finally:
+            watchdog.cancel()
+        truncated = len(data) > BODY_LIMIT
+        if truncated or response.will_close or not response.isclosed():
+            self.close()  # the server closes it, or the rest of the body is still on the wire
+        return OutboundResponse(
+            status=response.status,
+            headers={name.lower(): value for name, value in response.getheaders()},
+            body=data[:BODY_LIMIT],
+            duration_ms=round((time.monotonic() - started) * 1000),
+            truncated=truncated,
+            peer=peer,
+        )
+
+
 def post(
     url: str,
     *,
@@ -165,32 +288,9 @@ def post(
     resolver: Resolver | None = None,
     total_timeout: float | None = None,
 ) -> OutboundResponse:
-    """POST ``body`` to ``url`` under the rules above; raises :class:`OutboundError` when no
-    HTTP answer came (timeout, refused address, connection or TLS failure)."""
-    total_timeout = total_timeout or settings.OUTBOUND_HTTP_TOTAL_TIMEOUT
-    started = time.monotonic()
-    deadline = started + total_timeout
-    parts = urlsplit(url)
-    host = (parts.hostname or "").encode("idna").decode("ascii")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    sock = _connect(host, port, deadline, resolver)
-    watchdog = deadline_call(deadline - time.monotonic(), partial(_shutdown, sock))
-    try:
-        if parts.scheme == "https":
-            sock = _tls_wrap(sock, host)
-        sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        return _exchange(sock, host, port, parts, body, headers, started)
-    except TimeoutError as error:
-        raise OutboundError("timeout", f"no complete answer from {host} within {total_timeout:.0f} s") from error
-    except ssl.SSLError as error:
-        raise OutboundError("tls", f"TLS with {host} failed: {error}") from error
-    except (OSError, http.client.HTTPException) as error:
-        if time.monotonic() >= deadline:
-            raise OutboundError("timeout", f"no complete answer from {host} within {total_timeout:.0f} s") from error
-        raise OutboundError("connect", f"{host}: {type(error).__name__}: {error}") from error
-    finally:
-        watchdog.cancel()
-        sock.close()
+    """One POST on a connection of its own (:meth:`Session.post`)."""
+    with Session(resolver) as session:
+        return session.post(url, body=body, headers=headers, total_timeout=total_timeout)
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -203,33 +303,14 @@ def _tls_wrap(sock: socket.socket, host: str) -> socket.socket:
     return context.wrap_socket(sock, server_hostname=host)
 
 
-def _exchange(
-    sock: socket.socket,
-    host: str,
-    port: int,
-    parts: object,
-    body: bytes,
-    headers: Mapping[str, str],
-    started: float,
-) -> OutboundResponse:
-    peer = str(sock.getpeername()[0])
-    connection = http.client.HTTPConnection(host, port)
-    connection.sock = sock  # already connected to the checked address: http.client will not connect again
-    path = getattr(parts, "path", "") or "/"
-    query = getattr(parts, "query", "")
-    target = f"{path}?{query}" if query else path
+def _request(
+    connection: http.client.HTTPConnection, parts: SplitResult, body: bytes, headers: Mapping[str, str]
+) -> http.client.HTTPResponse:
+    path = parts.path or "/"
+    target = f"{path}?{parts.query}" if parts.query else path
     connection.putrequest("POST", target, skip_accept_encoding=True)
     for name, value in {"User-Agent": USER_AGENT, "Content-Type": "application/json", **headers}.items():
         connection.putheader(name, value)
     connection.putheader("Content-Length", str(len(body)))
     connection.endheaders(body)
-    response = connection.getresponse()
-    data = response.read(BODY_LIMIT + 1)
-    return OutboundResponse(
-        status=response.status,
-        headers={name.lower(): value for name, value in response.getheaders()},
-        body=data[:BODY_LIMIT],
-        duration_ms=round((time.monotonic() - started) * 1000),
-        truncated=len(data) > BODY_LIMIT,
-        peer=peer,
-    )
+    return connection.getresponse()

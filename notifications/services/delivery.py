@@ -1,5 +1,5 @@
 """Webhook attempts: an endpoint's due deliveries claimed as one slot, signed and POSTed in
-turn, recorded together.
+turn over one kept-alive connection, recorded together.
 
 A claim (:func:`deliveries_claim`) is taken under the endpoint's row lock, so the
 per-endpoint concurrency limit and the circuit breaker are checked against the slots
@@ -143,7 +143,7 @@ def deliveries_claim(
     return Slot(endpoint.pk, endpoint.url, endpoint_secrets(endpoint), token, deliveries)
 
 
-def delivery_post(slot: Slot, delivery: Delivery) -> Outcome:
+def delivery_post(slot: Slot, delivery: Delivery, session: outbound_http.Session) -> Outcome:
     """Sign and POST one delivery; never raises for the endpoint's failures (they are the outcome)."""
     body = envelope_body(delivery.event)
     headers = signed_headers(
@@ -151,7 +151,7 @@ def delivery_post(slot: Slot, delivery: Delivery) -> Outcome:
     )
     started = time.monotonic()
     try:
-        response = outbound_http.post(slot.url, body=body, headers=headers)
+        response = session.post(slot.url, body=body, headers=headers)
     except outbound_http.OutboundError as error:
         duration = round((time.monotonic() - started) * 1000)
         outcome = "permanent" if error.kind == "private_address" else "retry"
@@ -168,10 +168,11 @@ def slot_send(slot: Slot, *, deadline: float) -> list[Outcome]:
     and, past ``deadline``, before the next delivery. A permanent answer (a 4xx) is about
     that one message: the next one is sent."""
     outcomes: list[Outcome] = []
-    for delivery in slot.deliveries:
-        if outcomes and (time.monotonic() > deadline or outcomes[-1].verdict.outcome in ENDS_THE_SLOT):
-            break
-        outcomes.append(delivery_post(slot, delivery))
+    with outbound_http.Session() as session:  # one kept-alive connection for the slot, where the endpoint allows
+        for delivery in slot.deliveries:
+            if outcomes and (time.monotonic() > deadline or outcomes[-1].verdict.outcome in ENDS_THE_SLOT):
+                break
+            outcomes.append(delivery_post(slot, delivery, session))
     return outcomes
 
 

@@ -72,6 +72,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    client: tuple[str, int] = ("", 0)  # the connection it came on
 
 
 @dataclass
@@ -80,13 +81,15 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
     delay: float = 0.0
+    hang_up: bool = False  # close the kept-alive connection after this answer, without saying so (idle timeout)
 
 
 class EndpointServer:
     """A retailer's webhook endpoint: records every request; ``replies`` (a queue, then
-    ``default``) says how to answer."""
+    ``default``) says how to answer. HTTP/1.1 with keep-alive, as a real endpoint's server is,
+    unless ``protocol`` says ``HTTP/1.0`` (a connection per request)."""
 
-    def __init__(self) -> None:
+    def __init__(self, protocol: str = "HTTP/1.1") -> None:
         self.received: list[Received] = []
         self.replies: list[Reply] = []
         self.default = Reply()
@@ -94,12 +97,14 @@ class EndpointServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = protocol
+            disable_nagle_algorithm = True  # as a real server does on kept-alive connections
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 with server.lock:
-                    server.received.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
-                    )
+                    server.received.append(Received(self.path, headers, body, time.time(), self.client_address))
                     reply = server.replies.pop(0) if server.replies else server.default
                 if reply.delay:
                     time.sleep(reply.delay)
@@ -111,7 +116,9 @@ class EndpointServer:
                     self.end_headers()
                     self.wfile.write(reply.body)
                 except OSError:
-                    pass  # the client gave up (timeout test)
+                    self.close_connection = True  # the client gave up (timeout test)
+                if reply.hang_up:
+                    self.close_connection = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -124,17 +131,20 @@ class EndpointServer:
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
 
+    def connections(self) -> int:
+        return len({request.client for request in self.received})
+
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
 
 
 @pytest.fixture
-def endpoint_server() -> Iterator[Callable[[], EndpointServer]]:
+def endpoint_server() -> Iterator[Callable[..., EndpointServer]]:
     servers: list[EndpointServer] = []
 
-    def start() -> EndpointServer:
-        servers.append(EndpointServer())
+    def start(protocol: str = "HTTP/1.1") -> EndpointServer:
+        servers.append(EndpointServer(protocol))
         return servers[-1]
 
     yield start

@@ -119,7 +119,7 @@ def _record(path: bytes, entry: os.DirEntry[bytes], stack: list[bytes], found: S
         return
     mode = info.st_mode
     if stat.S_ISREG(mode):
-        found.writer.add(FileEntry.Kind.FILE, path, info, size=info.st_size)
+        found.writer.file(path, info)
         found.bytes += info.st_size
     elif stat.S_ISDIR(mode):
         found.writer.directory(path, info)

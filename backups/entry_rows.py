@@ -19,27 +19,12 @@ from typing import Any
 import orjson
 from django.db import connection
 
-from backups.models import FileEntry
+from backups.models import FileEntry, SliceDirectories
 
+# The columns the walk writes; the database fills the others (db_default, models.FileEntry).
 _COPY_COLUMNS = (
-    "backup_id",
-    "kind",
-    "path",
-    "size",
-    "mode",
-    "mtime_ns",
-    "ctime_ns",
-    "inode",
-    "link_target",
-    "state",
-    "claim_token",
-    "sha256",
-    "chunks",
-    "reused",
-    "error",
-    "resume_offset",
-    "resume_chunks",
-)
+    "backup_id", "kind", "path", "size", "mode", "mtime_ns", "ctime_ns", "inode", "link_target", "state", "error",
+)  # fmt: skip
 # COPY's text format: a bytea is \\x + hex, NULL is \N; text fields escape \, tab, newline and CR.
 _TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _COLUMN_LIST = ", ".join(_COPY_COLUMNS)
@@ -49,8 +34,10 @@ FLUSH_BYTES = 256 * 1024  # one COPY data message per ~256 KB (~2,500 rows)
 class EntryWriter:
     """Writes the walk's entries as they are found: on PostgreSQL as ``COPY`` text lines formatted
     straight from the ``stat`` fields, sent every ``FLUSH_BYTES`` while the walk goes on (the
-    server inserts them on the other core); on SQLite as ORM rows at the end. Use as a context
-    manager inside the slice's transaction; the walk must run no other query meanwhile.
+    server inserts them on the other core); on SQLite as ORM rows at the end. Directories are no
+    entry rows: :meth:`directory` keeps them for the slice's one ``SliceDirectories`` row, written
+    at the exit (``backups.directories`` reads them back). Use as a context manager inside the
+    slice's transaction; the walk must run no other query meanwhile.
 
     With a previous snapshot (``previous_id``) the lines go to a temporary table instead, and the
     exit inserts them in one statement that takes each unchanged file's SHA-256 and chunks from the
@@ -63,12 +50,13 @@ class EntryWriter:
     Paths are unique by construction (each directory is read by exactly one committed slice), so
     no conflict handling is needed."""
 
-    def __init__(self, backup_id: int, previous_id: int | None = None) -> None:
-        self.backup_id, self.previous_id = backup_id, previous_id
+    def __init__(self, backup_id: int, slice_number: int, previous_id: int | None = None) -> None:
+        self.backup_id, self.slice_number, self.previous_id = backup_id, slice_number, previous_id
         self.prefix = f"{backup_id}\t"
         self.lines: list[str] = []
         self.size = 0
         self.rows: list[FileEntry] = []
+        self.directories: list[tuple[str, int, int]] = []
         self.reused = self.reused_bytes = 0
         self._copy: Any = None
         self._stack = contextlib.ExitStack()
@@ -87,6 +75,22 @@ class EntryWriter:
             statement = f"COPY {target} ({_COLUMN_LIST}) FROM STDIN"
             self._copy = self._stack.enter_context(cursor.cursor.copy(statement))
         return self
+
+    def directory(self, path: bytes, info: os.stat_result) -> None:
+        """A directory read by the walk: its path, mode and mtime go into the slice's one row."""
+        self.directories.append((path.hex(), stat.S_IMODE(info.st_mode), info.st_mtime_ns))
+
+    def file(self, path: bytes, info: os.stat_result) -> None:
+        """A regular file to copy: :meth:`add` without its choices, the walk's most frequent call
+        (formatting 10 k lines: 10.4 -> 5.5 ms, best of 15; a raw walk of them is ~90 ms)."""
+        if self._copy is None:
+            self.add(FileEntry.Kind.FILE, path, info, size=info.st_size)
+            return
+        line = (
+            f"{self.prefix}file\t\\\\x{path.hex()}\t{info.st_size}\t{info.st_mode & 0o7777}\t{info.st_mtime_ns}"
+            f"\t{info.st_ctime_ns}\t{info.st_ino}\t\\N\tpending\t\n"
+        )
+        self._put(line)
 
     def add(
         self,
@@ -114,8 +118,11 @@ class EntryWriter:
         link = "\\N" if link_target is None else "\\\\x" + link_target.hex()
         line = (
             f"{self.prefix}{kind}\t\\\\x{path.hex()}\t{size}\t{mode}\t{mtime}\t{ctime}\t{inode}\t{link}\t{state}"
-            f"\t\t\t[]\tf\t{error.translate(_TEXT_ESCAPES)}\t0\t[]\n"
+            f"\t{error.translate(_TEXT_ESCAPES)}\n"
         )
+        self._put(line)
+
+    def _put(self, line: str) -> None:
         self.lines.append(line)
         self.size += len(line)
         if self.size >= FLUSH_BYTES:
@@ -135,6 +142,18 @@ class EntryWriter:
             FileEntry.objects.bulk_create(self.rows, batch_size=2000)
         if self._copy is not None and self._staged:
             self._merge()
+        if self.directories:
+            self._directories_save()
+
+    def _directories_save(self) -> None:
+        if connection.vendor != "postgresql":
+            SliceDirectories.objects.create(
+                backup_id=self.backup_id, slice_number=self.slice_number, directories=self.directories
+            )
+            return
+        records = orjson.dumps(self.directories).decode()  # the ORM's json.dumps: ~5 ms per 6,745 directories
+        with connection.cursor() as cursor:
+            cursor.execute(_DIRECTORIES_SQL, [self.backup_id, self.slice_number, records])
 
     def _merge(self) -> None:
         with connection.cursor() as cursor:
@@ -147,6 +166,9 @@ class EntryWriter:
             cursor.execute(f"DROP TABLE {_STAGE}")
 
 
+_DIRECTORIES_SQL = (
+    "INSERT INTO backups_slicedirectories (backup_id, slice_number, directories) VALUES (%s, %s, CAST(%s AS jsonb))"
+)
 _STAGE = "backups_entry_stage"
 # Dropped after the merge, and at the commit or rollback anyway (a slice is one transaction).
 _STAGE_SQL = (
@@ -154,10 +176,10 @@ _STAGE_SQL = (
 )
 _MERGE_SQL = """
 WITH merged AS (
-    INSERT INTO backups_fileentry ({columns})
+    INSERT INTO backups_fileentry ({columns}, sha256, chunks, reused)
     SELECT s.backup_id, s.kind, s.path, s.size, s.mode, s.mtime_ns, s.ctime_ns, s.inode, s.link_target,
-        CASE WHEN p.hit THEN 'done' ELSE s.state END, s.claim_token, coalesce(p.sha256, s.sha256),
-        coalesce(p.chunks, s.chunks), coalesce(p.hit, false), s.error, s.resume_offset, s.resume_chunks
+        CASE WHEN p.hit THEN 'done' ELSE s.state END, s.error, coalesce(p.sha256, ''),
+        coalesce(p.chunks, '[]'::jsonb), coalesce(p.hit, false)
     FROM backups_entry_stage AS s
     -- LIMIT 1 keeps the lookup a subquery run per staged row: one probe of the (backup, kind, path)
     -- index each, whatever the statistics say. Flattened into a join, the previous snapshot's rows

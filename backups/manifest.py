@@ -31,22 +31,26 @@ FRAME_BYTES = 4 * 1024 * 1024
 # Lines are hashed and compressed 1,000 at a time (~200 KB): one call per line cost ~20 us of call
 # overhead each, ~17 % of an unchanged re-run's finalize.
 BATCH_LINES = 1000
+# Level 1, not 3: on an unchanged re-run's 3.7 MB of lines at 10 k files, 28 against 39 ms (best of
+# 7, load 9; the hex chunk ids do not compress, so the output is no larger).
+COMPRESSION_LEVEL = 1
 
 
 def manifest_path(retailer_id: int, backup_id: int) -> str:
     return f"manifests/{retailer_id}/{backup_id}.jsonl.zst.enc"
 
 
-def manifest_write(name: str, lines: Iterable[dict[str, Any]]) -> tuple[str, int]:
-    """Store ``lines`` as the manifest ``name``; returns (SHA-256 of the JSON lines, line count)."""
+def manifest_write(name: str, lines: Iterable[bytes]) -> tuple[str, int]:
+    """Store ``lines`` (JSON lines, each ending in a newline) as the manifest ``name``; returns
+    (SHA-256 of the JSON lines, line count)."""
     digest = hashlib.sha256()
     count = 0
     with tempfile.TemporaryFile() as spool:
         frames = _FrameSink(name, spool)
-        compressor = zstandard.ZstdCompressor(level=3).compressobj()
+        compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compressobj()
         batch: list[bytes] = []
         for line in lines:
-            batch.append(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+            batch.append(line)
             count += 1
             if len(batch) == BATCH_LINES:
                 frames.feed(_compress(b"".join(batch), digest, compressor))

@@ -2,7 +2,8 @@
 
 A :class:`Backup` walks ``queued → scanning → copying → verifying → done`` (or ``failed`` /
 ``cancelled``). The walk of the source tree is a :class:`ScanCursor` (the stack of directories
-still to read) advanced in short slices; every file found is a :class:`FileEntry` work row,
+still to read) advanced in short slices; the directories each slice read are one
+:class:`SliceDirectories` row, every other path found is a :class:`FileEntry` work row,
 claimed in batches by copy tasks with a lease (``claim_token`` + ``lease_until``). Stored content
 is a per-retailer :class:`Chunk` index into encrypted :class:`Pack` files. A finished backup has
 a :class:`Snapshot` summary naming its manifest in the repository.
@@ -11,7 +12,7 @@ a :class:`Snapshot` summary naming its manifest in the repository.
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import JSONField, Q, Value
 from django.utils import timezone
 
 from app.tenancy.models import Retailer
@@ -86,6 +87,26 @@ class ScanCursor(models.Model):
         return f"scan of backup {self.backup_id} (slice {self.slice_number})"
 
 
+class SliceDirectories(models.Model):
+    """The directories one scan slice read, as one row: ``[path hex, mode, mtime_ns]`` each, in the
+    order read (``backups.directories`` reads them back in path order). A directory needs nothing
+    copied and is never claimed, so it is no work row: as :class:`FileEntry` rows the directories
+    were ~40 % of a walk's rows (6,745 of 16,745 at 10 k files), each with its two index entries.
+    Written in the slice's transaction, so a slice redone after a crash writes it once."""
+
+    backup = models.ForeignKey(Backup, on_delete=models.CASCADE, related_name="+", db_index=False)
+    slice_number = models.PositiveIntegerField()
+    directories = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["backup", "slice_number"], name="backups_slice_directories_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"directories of slice {self.slice_number} of backup {self.backup_id}"
+
+
 class FileEntry(models.Model):
     """One path of a snapshot, and the work row that copies it."""
 
@@ -117,16 +138,24 @@ class FileEntry(models.Model):
     inode = models.BigIntegerField(default=0)
     link_target = models.BinaryField(null=True, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    claim_token = models.CharField(max_length=32, blank=True)
+    # The walk's COPY leaves the columns below out: the database fills them (db_default), which is
+    # ~25 % less for PostgreSQL to parse per row (two jsonb inputs among them) and shorter lines.
+    claim_token = models.CharField(max_length=32, blank=True, db_default="")
     lease_until = models.DateTimeField(null=True, blank=True)
-    sha256 = models.CharField(max_length=64, blank=True)
-    chunks = models.JSONField(default=list, help_text="BLAKE3 chunk ids (hex), in file order.")
-    reused = models.BooleanField(default=False)
+    sha256 = models.CharField(max_length=64, blank=True, db_default="")
+    chunks = models.JSONField(
+        default=list, db_default=Value([], JSONField()), help_text="BLAKE3 chunk ids (hex), in file order."
+    )
+    reused = models.BooleanField(default=False, db_default=False)
     error = models.TextField(blank=True)
     resume_offset = models.BigIntegerField(
-        default=0, help_text="A large file's bytes already stored (a chunk boundary), for a copy that resumes."
+        default=0,
+        db_default=0,
+        help_text="A large file's bytes already stored (a chunk boundary), for a copy that resumes.",
     )
-    resume_chunks = models.JSONField(default=list, help_text="The chunk ids of those bytes.")
+    resume_chunks = models.JSONField(
+        default=list, db_default=Value([], JSONField()), help_text="The chunk ids of those bytes."
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["backup", "kind", "path"], name="backups_entry_unique_path")]

@@ -12,11 +12,12 @@ Runs of zeros are not written (seek), so a sparse file stays sparse.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import os
 import stat
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,6 +25,7 @@ from django.db.models import Q
 
 from app.errors import ApiError
 from backups.content import file_content
+from backups.directories import snapshot_directories
 from backups.jobs import SLICE_SECONDS, SliceResult, job_runner
 from backups.models import FileEntry, Job
 from backups.paths import path_text, relative_path_check, restore_root
@@ -49,14 +51,9 @@ def restore_slice(job: Job) -> SliceResult:
     root = target_dir(job)
     root.mkdir(parents=True, exist_ok=True)
     real_root = os.path.realpath(root)
-    entries = FileEntry.objects.filter(prefix_filter(bytes(job.prefix)), backup_id=job.backup_id).exclude(
-        kind=FileEntry.Kind.EXPORT
-    )
-    if job.cursor is not None:
-        entries = entries.filter(path__gt=bytes(job.cursor))
     result = SliceResult(cursor=None if job.cursor is None else bytes(job.cursor))
     deadline = time.monotonic() + SLICE_SECONDS
-    for entry in entries.exclude(state=FileEntry.State.UNREADABLE).order_by("path").iterator(chunk_size=500):
+    for entry in _entries(job, result.cursor):
         if time.monotonic() > deadline:
             return result
         path = bytes(entry.path)
@@ -76,6 +73,20 @@ def restore_slice(job: Job) -> SliceResult:
             result.bytes += written
     result.finished = True
     return result
+
+
+def _entries(job: Job, after: bytes | None) -> Iterator[FileEntry]:
+    """What a restore writes, by path bytes (a directory before what it holds): the entry rows
+    and the directories (``backups.directories``), past ``after``."""
+    prefix = bytes(job.prefix)
+    entries = FileEntry.objects.filter(prefix_filter(prefix), backup_id=job.backup_id).exclude(
+        kind=FileEntry.Kind.EXPORT
+    )
+    if after is not None:
+        entries = entries.filter(path__gt=after)
+    rows = entries.exclude(state=FileEntry.State.UNREADABLE).order_by("path").iterator(chunk_size=500)
+    directories = snapshot_directories(backup_id=job.backup_id, prefix=prefix, after=after)
+    return heapq.merge(rows, directories, key=lambda entry: bytes(entry.path))
 
 
 def _restore_one(job: Job, entry: FileEntry, root: bytes, real_root: str) -> int | None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
+
 from django.db.models import QuerySet
 
 from app.errors import ApiError
+from backups.directories import snapshot_directories
 from backups.models import Backup, FileEntry, Job, Prune
 from backups.restoring import prefix_filter
 
@@ -35,11 +39,14 @@ def prune_get(*, retailer_id: int, prune_id: int) -> Prune:
 
 
 def snapshot_files(*, backup: Backup, prefix: bytes, after: bytes | None, limit: int) -> list[FileEntry]:
-    """Up to ``limit`` entries of a backup at or below ``prefix``, by path bytes, after ``after``."""
+    """Up to ``limit`` entries of a backup at or below ``prefix``, by path bytes, after ``after``
+    (directories included: ``backups.directories``)."""
     entries = FileEntry.objects.filter(prefix_filter(prefix), backup=backup).exclude(kind=FileEntry.Kind.EXPORT)
     if after is not None:
         entries = entries.filter(path__gt=after)
-    return list(entries.order_by("path")[:limit])
+    directories = snapshot_directories(backup_id=backup.pk, prefix=prefix, after=after, limit=limit)
+    merged = heapq.merge(entries.order_by("path")[:limit], directories, key=lambda entry: bytes(entry.path))
+    return list(itertools.islice(merged, limit))
 
 
 def snapshot_file(*, backup: Backup, path: bytes, kind: str = FileEntry.Kind.FILE) -> FileEntry:

@@ -75,8 +75,13 @@ def test_diff_names_added_removed_and_changed_paths(alice, bob, backup_dirs) -> 
     write(root, "same.txt", b"same")
     write(root, "old.txt", b"old")
     write(root, "edit.txt", b"v1")
+    (root / "olddir").mkdir()
+    (root / "keptdir").mkdir()
     first = backup_run(alice.retailer.id)
     (root / "old.txt").unlink()
+    (root / "olddir").rmdir()
+    (root / "newdir").mkdir()
+    (root / "keptdir").chmod(0o700)
     write(root, "new.txt", b"new")
     write(root, "edit.txt", b"v2 is longer")
     second = backup_run(alice.retailer.id)
@@ -86,8 +91,8 @@ def test_diff_names_added_removed_and_changed_paths(alice, bob, backup_dirs) -> 
     diff = alice.client().get(f"/v1/backups/{second.pk}/diff/{first.pk}").json()
     across = alice.client().get(f"/v1/backups/{second.pk}/diff/{bobs.pk}")
 
-    assert [row["path"] for row in diff["added"]] == ["new.txt"]
-    assert [row["path"] for row in diff["removed"]] == ["old.txt"]
-    assert [row["path"] for row in diff["changed"]] == ["edit.txt"]
-    assert diff["counts"] == {"added": 1, "removed": 1, "changed": 1}
+    assert [row["path"] for row in diff["added"]] == ["new.txt", "newdir"]
+    assert [row["path"] for row in diff["removed"]] == ["old.txt", "olddir"]
+    assert [row["path"] for row in diff["changed"]] == ["edit.txt", "keptdir"]  # keptdir: its mode
+    assert diff["counts"] == {"added": 2, "removed": 2, "changed": 2}
     assert across.status_code == 404

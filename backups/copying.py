@@ -35,7 +35,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from backups.chunking import IterStream, chunk_id, stream_chunks
+from backups import repository
+from backups.chunking import MIN_CHUNK, IterStream, chunk_id, stream_chunks
 from backups.entry_rows import entries_finish
 from backups.exporters import export_name_of, exporter_get
 from backups.models import Backup, Chunk, FileEntry, Pack, ScanCursor
@@ -43,12 +44,19 @@ from backups.paths import source_root
 from backups.repository import PackWriter
 from backups.services import backup_copy_complete, backup_fail, copy_lane_enqueue
 
-# 64 entries or ~1 s of work per batch: progress moves at least once a second, and a lost
-# lease costs at most one batch of rework.
-BATCH_MAX_ENTRIES = 64
+# A lane's first batch is 64 entries; the next doubles while a batch takes under a quarter of
+# BATCH_MAX_SECONDS and halves when one takes longer, up to BATCH_MAX_ENTRIES: ~1 s of work per
+# batch, so progress moves at least once a second and a lost lease costs about a second of rework,
+# while 1,000 small files share one claim, one pack and one index lookup (measured at 10 k files
+# of mostly 0-16 KiB: 64 per batch made ~160 packs of ~0.5 MiB and as many round trips).
+BATCH_FIRST_ENTRIES = 64
+BATCH_MAX_ENTRIES = 1024
 BATCH_MAX_SECONDS = 1.0
 IDLE_SLEEP_SECONDS = 0.2
+# New chunks whose presence in the index is asked in one query: ~8 files of 1 MiB or ~1,000 of 8 KiB.
+LOOKUP_BATCH_BYTES = 8 * 1024 * 1024
 READ_ATTEMPTS = 3  # a file that keeps changing while read is stored as last read and marked
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 @dataclass
@@ -73,11 +81,12 @@ def copy_lane_run(*, backup_id: int, lane: str, generation: int) -> str:
     backup = Backup.objects.get(pk=backup_id)
     if backup.copy_started_at is None:
         Backup.objects.filter(pk=backup_id, copy_started_at=None).update(copy_started_at=timezone.now())
+    limit = min(BATCH_FIRST_ENTRIES, BATCH_MAX_ENTRIES)
     while time.monotonic() < deadline:
         state = Backup.objects.filter(pk=backup_id).values_list("state", flat=True).first()
         if state not in (Backup.State.QUEUED, Backup.State.SCANNING, Backup.State.COPYING):
             return "ended"
-        batch = entries_claim(backup_id=backup_id, token=token)
+        batch = entries_claim(backup_id=backup_id, token=token, limit=limit)
         if not batch:
             if backup_copy_complete(backup_id=backup_id):
                 return "complete"
@@ -85,6 +94,7 @@ def copy_lane_run(*, backup_id: int, lane: str, generation: int) -> str:
                 return "idle"  # the walk's next slice queues lanes for what it finds
             time.sleep(IDLE_SLEEP_SECONDS)  # other lanes hold the rest; a dead one's lease runs out
             continue
+        started = time.monotonic()
         try:
             batch_copy(backup=backup, batch=batch, token=token)
         except OSError as error:
@@ -92,9 +102,18 @@ def copy_lane_run(*, backup_id: int, lane: str, generation: int) -> str:
                 raise
             backup_fail(backup_id=backup_id, code="repository_full", message=f"The repository is full: {error}")
             return "failed"
+        limit = _batch_limit_next(limit, time.monotonic() - started)
     with transaction.atomic():
         copy_lane_enqueue(backup_id=backup_id, lane=lane, generation=generation + 1)
     return "handed_over"
+
+
+def _batch_limit_next(limit: int, seconds: float) -> int:
+    if seconds < BATCH_MAX_SECONDS / 4:
+        return min(limit * 2, BATCH_MAX_ENTRIES)
+    if seconds > BATCH_MAX_SECONDS:
+        return max(limit // 2, 1)
+    return limit
 
 
 def entries_claim(*, backup_id: int, token: str, limit: int | None = None) -> list[FileEntry]:
@@ -145,19 +164,39 @@ class FileProgress:
 
 
 class Packer:
-    """A batch's pack being filled: stores it when full (renewing the lease and saving the
-    progress of the file being copied, whose chunks so far are then all indexed), counts what was new."""
+    """A batch's pack being filled. New chunks wait in ``pending`` until ~``LOOKUP_BATCH_BYTES``
+    have come (or the pack would be full), then one query asks the index which of them are stored
+    (measured: a query per chunk was 25 % of a first backup of 10 k files); the rest go into the
+    pack. A full pack is stored (renewing the lease and saving the progress of the file being
+    copied, whose chunks so far are then all indexed), and what was new is counted."""
 
     def __init__(self, *, retailer_id: int, ids: list[int], token: str) -> None:
         self.retailer_id, self.ids, self.token = retailer_id, ids, token
         self.writer = PackWriter(retailer_id=retailer_id)
+        self.pending: dict[str, bytes] = {}
+        self.pending_bytes = 0
         self.new_chunks = self.new_bytes = 0
         self.progress: FileProgress | None = None
 
     def add(self, cid: str, data: bytes) -> None:
-        if cid in self.writer.chunks or Chunk.objects.filter(retailer_id=self.retailer_id, chunk_id=cid).exists():
-            return  # stored before (this retailer's index): the dedup
-        self.writer.add(cid, data)
+        if cid in self.pending or cid in self.writer.chunks:
+            return
+        self.pending[cid] = data
+        self.pending_bytes += len(data)
+        if self.pending_bytes >= min(LOOKUP_BATCH_BYTES, repository.PACK_TARGET_BYTES - len(self.writer.buffer)):
+            self.flush()
+
+    def flush(self) -> None:
+        """Pack the pending chunks the index does not hold (this retailer's: the dedup)."""
+        if not self.pending:
+            return
+        stored = Chunk.objects.filter(retailer_id=self.retailer_id, chunk_id__in=list(self.pending))
+        for cid in stored.values_list("chunk_id", flat=True):
+            del self.pending[cid]
+        for cid, data in self.pending.items():
+            self.writer.add(cid, data)
+        self.pending.clear()
+        self.pending_bytes = 0
         if self.writer.full:
             self.commit()
             lease_renew(entry_ids=self.ids, token=self.token)
@@ -187,6 +226,7 @@ def batch_copy(*, backup: Backup, batch: list[FileEntry], token: str) -> None:
                 renewed_at = time.monotonic()
     except _LeaseLostError:
         return  # another lane copies this batch; what we packed is garbage for prune
+    packer.flush()
     with transaction.atomic():
         packer.commit()
         _entries_finish(backup, results, token, packer.new_chunks, packer.new_bytes)
@@ -242,7 +282,10 @@ def _copy_file(backup: Backup, entry: FileEntry, packer: Packer) -> Copied:
             scanned = (entry.size, entry.mtime_ns, entry.inode)
             same = resume.offset and (first.st_size, first.st_mtime_ns, first.st_ino) == scanned
             start = resume if same and attempt == 0 else FileProgress(entry.pk, 0, [])
-            sha, chunks, size = _store(handle, packer, start)
+            if start.offset == 0 and first.st_size < MIN_CHUNK:
+                sha, chunks, size = _store_small(handle, first.st_size, packer)
+            else:
+                sha, chunks, size = _store(handle, packer, start)
             read_total -= start.offset  # the prefix stored before was only hashed again
             last = os.fstat(handle.fileno())
         read_total += size
@@ -263,6 +306,17 @@ def _open_without_noatime(path: bytes) -> int:
         return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return -1
+
+
+def _store_small(handle: BinaryIO, size: int, packer: Packer) -> tuple[str, list[str], int]:
+    """A file below the chunker's minimum is one chunk (FastCDC cuts none in it): read in one call
+    (one byte more than its size, so one that grew shows), hashed from the same buffer, no chunker."""
+    data = handle.read(size + 1)
+    if not data:
+        return _EMPTY_SHA256, [], 0
+    cid = chunk_id(data)
+    packer.add(cid, data)
+    return hashlib.sha256(data).hexdigest(), [cid], len(data)
 
 
 def _store(

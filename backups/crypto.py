@@ -25,7 +25,7 @@ def _cipher() -> AESGCM:
     return AESGCM(bytes.fromhex(settings.BACKUP_ENCRYPTION_KEY))
 
 
-def seal(plaintext: bytes, *, associated: bytes) -> bytes:
+def seal(plaintext: bytes | bytearray, *, associated: bytes) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
     return nonce + _cipher().encrypt(nonce, plaintext, associated)
 

@@ -26,7 +26,6 @@ import os
 import stat
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, BinaryIO
@@ -42,7 +41,7 @@ from backups.exporters import export_name_of, exporter_get
 from backups.models import Backup, FileEntry, ScanCursor
 from backups.packing import FileProgress, Packer
 from backups.paths import source_root
-from backups.reading import FileRead, ReadAhead, not_regular, small_read_from, source_open
+from backups.reading import FileRead, SmallFileReader, not_regular, small_read_from, source_open
 from backups.services import backup_copy_complete, backup_fail, copy_lane_enqueue
 
 # A lane's first batch is 64 entries; the next doubles while a batch takes under a quarter of
@@ -172,7 +171,7 @@ def batch_copy(*, backup: Backup, batch: list[FileEntry], token: str) -> None:
         and not entry.resume_offset
         and not _unchanged(entry, previous.get(bytes(entry.path)))
     ]
-    reader = ReadAhead(small)
+    reader = SmallFileReader(small)
     renewed_at = time.monotonic()
     results = []
     try:
@@ -208,7 +207,9 @@ def _unchanged(entry: FileEntry, before: FileEntry | None) -> bool:
     return all(getattr(entry, name) == getattr(before, name) for name in fields)
 
 
-def _copy_one(backup: Backup, entry: FileEntry, before: FileEntry | None, packer: Packer, reader: ReadAhead) -> Copied:
+def _copy_one(
+    backup: Backup, entry: FileEntry, before: FileEntry | None, packer: Packer, reader: SmallFileReader
+) -> Copied:
     if entry.kind == FileEntry.Kind.EXPORT:
         lines = exporter_get(export_name_of(bytes(entry.path)))(retailer_id=backup.retailer_id)
         copied = Copied(entry)
@@ -218,21 +219,16 @@ def _copy_one(backup: Backup, entry: FileEntry, before: FileEntry | None, packer
     if _unchanged(entry, before):
         assert before is not None
         return Copied(entry, sha256=before.sha256, chunks=list(before.chunks), reused=True)
-    return _copy_file(backup, entry, packer, reader)
+    return _copy_file(backup, entry, packer, reader.take(entry.pk))
 
 
-def _copy_file(backup: Backup, entry: FileEntry, packer: Packer, reader: ReadAhead) -> Copied:
+def _copy_file(backup: Backup, entry: FileEntry, packer: Packer, read_ahead: FileRead | str | None) -> Copied:
     """Copy a file (its first read may have been made ahead); re-read while it changes under us."""
-    read_ahead = reader.take(entry.pk)
     path = os.path.join(source_root(backup.retailer_id), bytes(entry.path))
     read_total = 0
     resume = FileProgress(entry.pk, entry.resume_offset, list(entry.resume_chunks))
     for attempt in range(READ_ATTEMPTS):
-        read = (
-            read_ahead
-            if attempt == 0 and read_ahead is not None
-            else _read(path, entry, resume, attempt, packer, reader)
-        )
+        read = read_ahead if attempt == 0 and read_ahead is not None else _read(path, entry, resume, attempt, packer)
         if isinstance(read, str):
             return Copied(entry, error=read)
         if read.data:
@@ -250,9 +246,7 @@ def _copy_file(backup: Backup, entry: FileEntry, packer: Packer, reader: ReadAhe
     raise AssertionError("unreachable")
 
 
-def _read(
-    path: bytes, entry: FileEntry, resume: FileProgress, attempt: int, packer: Packer, reader: ReadAhead
-) -> FileRead | str:
+def _read(path: bytes, entry: FileEntry, resume: FileProgress, attempt: int, packer: Packer) -> FileRead | str:
     """One read of the file in the lane: small in one call, otherwise chunked into the pack as it
     goes, resuming after the part stored before (first attempt, file unchanged since the scan)."""
     opened = source_open(path)
@@ -267,24 +261,14 @@ def _read(
         start = resume if same and attempt == 0 else FileProgress(entry.pk, 0, [])
         if start.offset == 0 and first.st_size < MIN_CHUNK:
             return small_read_from(opened, first)
-        sha, chunks, size = _store(handle, packer, start, reader)
+        sha, chunks, size = _store(handle, packer, start)
         return FileRead(first, os.fstat(opened), sha, chunks, size, skipped=start.offset)
 
 
-def _hashed_chunks(stream: BinaryIO, digest: Any) -> Iterator[tuple[str, bytes]]:
-    for data in stream_chunks(stream):
-        digest.update(data)
-        yield chunk_id(data), data
-
-
 def _store(
-    stream: BinaryIO | IterStream,
-    packer: Packer,
-    start: FileProgress | None = None,
-    reader: ReadAhead | None = None,
+    stream: BinaryIO | IterStream, packer: Packer, start: FileProgress | None = None
 ) -> tuple[str, list[str], int]:
-    """Chunk ``stream`` into the pack (a file's cut and hashed by ``reader``'s thread; an export's
-    here, since its lines come from the database); returns (SHA-256, chunk ids, bytes). A file (``start``)
+    """Chunk ``stream`` into the pack; returns (SHA-256, chunk ids, bytes). A file (``start``)
     resumes after ``start.offset`` bytes stored before: those are only hashed again (SHA-256 has
     no state to save; ~1.5 GB/s against ~20 MB/s for chunking, compressing and sealing), and
     chunking goes on from that chunk boundary, which gives the chunks an uninterrupted run
@@ -301,8 +285,10 @@ def _store(
             digest.update(block)
             remaining -= len(block)
     packer.progress = FileProgress(start.entry_id, size, chunks) if start else None
-    for cid, data in reader.chunks(stream, digest) if reader else _hashed_chunks(stream, digest):  # type: ignore[arg-type]
+    for data in stream_chunks(stream):  # type: ignore[arg-type]
+        digest.update(data)
         size += len(data)
+        cid = chunk_id(data)
         chunks.append(cid)
         if packer.progress is not None:
             packer.progress.offset = size  # with ``chunks``: saved if this chunk fills the pack

@@ -4,29 +4,23 @@ atime when we own them), stat'ed before and after the read so a change shows.
 A file below the chunker's minimum is one chunk (FastCDC cuts none in it): it is read in one call
 and hashed (SHA-256 and BLAKE3) from that buffer, no chunker. In a first backup of 10 k files the
 lane's thread waited for PostgreSQL ~a quarter of the time (claims, index lookups, finishes), so
-``ReadAhead`` reads a batch's small files ahead in a thread meanwhile (os calls, hashlib
-and blake3 release the GIL), at most ``PREFETCH_BYTES`` ahead; a larger file is cut and hashed in
-another thread, ``chunks_ahead``. Neither touches the database.
+``SmallFileReader`` reads a batch's small files ahead in a thread meanwhile (os calls, hashlib
+and blake3 release the GIL), at most ``PREFETCH_BYTES`` ahead. It touches no database.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import stat
-import threading
 from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
 
-from backups.chunking import MIN_CHUNK, chunk_id, stream_chunks
+from backups.chunking import MIN_CHUNK, chunk_id
 
 PREFETCH_BYTES = 4 * 1024 * 1024
 PREFETCH_FILES = 256
-CHUNKS_AHEAD = 2  # chunks cut ahead of the lane: ~2 MiB on average, 8 MiB at most
 
 
 @dataclass
@@ -84,9 +78,8 @@ def small_read(path: bytes) -> FileRead | str | None:
         os.close(opened)
 
 
-class ReadAhead:
-    """A batch's reading threads: one reads the given small files, in order, ahead of the lane;
-    one cuts and hashes the larger file the lane is copying (:meth:`chunks`)."""
+class SmallFileReader:
+    """Reads the given small files, in order, in one thread ahead of the lane."""
 
     def __init__(self, files: list[tuple[int, bytes, int]]) -> None:
         """``files``: (entry id, path, scanned size) in the order the lane takes them."""
@@ -94,13 +87,7 @@ class ReadAhead:
         self._ahead: dict[int, tuple[Future[FileRead | str | None], int]] = {}
         self._ahead_bytes = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="small-reader") if files else None
-        self._chunker: ThreadPoolExecutor | None = None
         self._fill()
-
-    def chunks(self, stream: BinaryIO, digest: Any) -> Iterator[tuple[str, bytes]]:
-        if self._chunker is None:
-            self._chunker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunker")
-        return chunks_ahead(self._chunker, stream, digest)
 
     def take(self, entry_id: int) -> FileRead | str | None:
         """The read of ``entry_id`` (``None`` if it was not read ahead, or is no longer small)."""
@@ -112,9 +99,8 @@ class ReadAhead:
         return ahead[0].result()
 
     def close(self) -> None:
-        for pool in (self._pool, self._chunker):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _fill(self) -> None:
         while self._todo and self._ahead_bytes < PREFETCH_BYTES and len(self._ahead) < PREFETCH_FILES:
@@ -122,41 +108,3 @@ class ReadAhead:
             assert self._pool is not None
             self._ahead[entry_id] = (self._pool.submit(small_read, path), size)
             self._ahead_bytes += size
-
-
-_END = object()
-
-
-def chunks_ahead(pool: ThreadPoolExecutor, stream: BinaryIO, digest: Any) -> Iterator[tuple[str, bytes]]:
-    """The chunks of a file and their ids, read, cut and hashed (into ``digest`` too: its SHA-256)
-    in ``pool``'s thread, at most ``CHUNKS_AHEAD`` ahead of the lane (FastCDC, hashlib and blake3
-    release the GIL; packing and sealing in the lane's threads do not). Touches no database."""
-    handoff: queue.Queue[Any] = queue.Queue(maxsize=CHUNKS_AHEAD)
-    stopped = threading.Event()
-
-    def give(item: object) -> bool:
-        while not stopped.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for data in stream_chunks(stream):
-                digest.update(data)
-                if not give((chunk_id(data), data)):
-                    return
-        finally:
-            give(_END)  # also after an error, which ``running.result()`` raises in the lane
-
-    running = pool.submit(produce)
-    try:
-        while (item := handoff.get()) is not _END:
-            yield item
-    finally:
-        stopped.set()  # the lane stopped early (an error): the producer ends, then the file may close
-        wait([running])
-    running.result()

@@ -234,7 +234,11 @@ def main() -> int:
         cleanup.callback(shutil.rmtree, work, ignore_errors=True)
         sampler.start()
         cleanup.callback(sampler.stop)
-        report = measure(options, work, sampler, cleanup)
+        try:
+            report = measure(options, work, sampler, cleanup)
+        except KeyboardInterrupt:  # a long run stopped by hand still says what memory it saw
+            print(json.dumps({"interrupted": True, "peak_rss_mb": sampler.peaks()}, indent=2))
+            raise
     report["peak_rss_mb"] = sampler.peaks()
     report["worker_peak_rss_mb"] = worker_peaks(report["peak_rss_mb"])
     if options.rss_baseline:

@@ -154,9 +154,8 @@ def backup_on_workers(retailer_id: int) -> None:
     backup, created = backup_start(retailer_id=retailer_id)
     if not created:
         raise RuntimeError(f"backup {backup.pk} was still running")
-    ended = ("done", "failed", "cancelled")
     state = Backup.objects.filter(pk=backup.pk).values_list("state", flat=True)
-    wait_until(lambda: state.get() in ended, timeout=6 * 3600, interval=0.05)
+    wait_until(lambda: state.get() not in Backup.RUNNING, timeout=6 * 3600, interval=0.05)
 
 
 @contextmanager
@@ -265,6 +264,9 @@ def measure(options: argparse.Namespace, work: Path, sampler: RssSampler, cleanu
     from backups.repository import storage_reset
     from backups.services import backup_start
 
+    running = list(Backup.objects.filter(state__in=Backup.RUNNING).values_list("pk", flat=True))
+    if running:  # their queued work would run on this run's workers (a stopped run leaves its rows)
+        raise SystemExit(f"backups {running} are still running in this database: the bench needs one of its own")
     load_at_start = os.getloadavg()
     retailer, _, _ = retailer_create(name=f"bench-{os.getpid()}", origins=[], actor="bench")
     dirs = {name: work / name.lower() for name in BACKUP_DIRS}

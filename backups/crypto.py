@@ -26,7 +26,7 @@ def _cipher() -> AESGCM:
     return AESGCM(bytes.fromhex(settings.BACKUP_ENCRYPTION_KEY))
 
 
-def seal(plaintext: bytes | bytearray, *, associated: bytes) -> bytearray:
+def seal(plaintext: bytes | bytearray | memoryview, *, associated: bytes) -> bytearray:
     """Encrypted straight behind its nonce (``encrypt_into``: 2.5-3.8 ms per 16 MiB against 6-10 ms
     for ``nonce + encrypt()``, which allocates and copies the ciphertext twice)."""
     nonce = os.urandom(NONCE_BYTES)

@@ -27,7 +27,9 @@ from django.core.files import File
 from backups.crypto import CorruptObjectError, seal, unseal
 from backups.repository import object_read, object_save
 
-FRAME_BYTES = 4 * 1024 * 1024
+# 1 MiB: a frame is held as plaintext and sealed at once (4 MiB frames, copied twice on the way,
+# made a step of ~16 MB in a pool process's peak RSS once a manifest passed one frame).
+FRAME_BYTES = 1024 * 1024
 # Lines are hashed and compressed 1,000 at a time (~200 KB): one call per line cost ~20 us of call
 # overhead each, ~17 % of an unchanged re-run's finalize.
 BATCH_LINES = 1000
@@ -74,18 +76,24 @@ class _FrameSink:
 
     def feed(self, data: bytes) -> None:
         self.pending += data
-        while len(self.pending) >= FRAME_BYTES:
-            self._emit(bytes(self.pending[:FRAME_BYTES]))
-            del self.pending[:FRAME_BYTES]
+        if len(self.pending) < FRAME_BYTES:
+            return
+        cut = 0
+        with memoryview(self.pending) as view:  # frames sealed from the buffer itself, not from copies of it
+            while len(self.pending) - cut >= FRAME_BYTES:
+                self._emit(view[cut : cut + FRAME_BYTES])
+                cut += FRAME_BYTES
+        del self.pending[:cut]
 
     def close(self) -> None:
         if self.pending:
-            self._emit(bytes(self.pending))
-        self._emit(b"")  # the end mark
+            self._emit(memoryview(self.pending))
+        self._emit(memoryview(b""))  # the end mark
 
-    def _emit(self, frame: bytes) -> None:
+    def _emit(self, frame: memoryview) -> None:
         sealed = seal(frame, associated=f"{self.name}:{self.index}".encode())
-        self.out.write(struct.pack(">I", len(sealed)) + sealed)
+        self.out.write(struct.pack(">I", len(sealed)))
+        self.out.write(sealed)
         self.index += 1
 
 

@@ -232,6 +232,8 @@ class Session:
             try:
                 return self._exchange(parts, body, headers, started, deadline)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                if time.monotonic() >= deadline:
+                    raise  # the watchdog shut it at the deadline: a timeout, not an idle close
                 self.close()  # closed by the server while idle: sent again on a new connection
         self._open(parts.scheme, host, port, deadline)
         return self._exchange(parts, body, headers, started, deadline)

@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from app import outbound_http
 from app.outbound_http import BODY_LIMIT
 from notifications.models import Delivery
 from notifications.services.delivery import endpoint_drain
@@ -70,3 +71,16 @@ def test_an_answer_longer_than_what_we_read_ends_its_connection(alice, endpoint_
 
     assert _each_received_once(server, deliveries)
     assert server.connections() == 2
+
+
+def test_an_answer_late_on_a_kept_alive_connection_is_a_timeout_and_is_not_sent_again(endpoint_server) -> None:
+    server = endpoint_server()
+    server.replies = [Reply(), Reply(delay=1.5)]
+    with outbound_http.Session() as session:
+        session.post(server.url(), body=b"{}", headers={}, total_timeout=0.5)
+
+        with pytest.raises(outbound_http.OutboundError) as late:
+            session.post(server.url(), body=b"{}", headers={}, total_timeout=0.5)
+
+    assert late.value.kind == "timeout"
+    assert len(server.received) == 2  # the late one was not sent once more on a new connection

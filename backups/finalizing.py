@@ -82,7 +82,7 @@ SELECT path, {_LINE_TAIL_SQL} FROM (
 ) AS e ORDER BY path
 """  # noqa: S608 - constant SQL fragments
 _ENTRY_LINES_SQL = f"""
-SELECT path, {_LINE_TAIL_SQL} FROM backups_fileentry WHERE backup_id = %s AND kind > 'dir' ORDER BY kind, path
+SELECT path, {_LINE_TAIL_SQL} FROM backups_fileentry WHERE backup_id = %s AND kind <> 'dir' ORDER BY kind, path
 """  # noqa: S608 - constant SQL fragments
 
 

@@ -65,6 +65,8 @@ log = structlog.get_logger(__name__)
 RETRY_AFTER_SECONDS = 5
 POOL_LIMIT = 64
 KWARGS_REPR_LIMIT = 200  # characters of each argument shown in the message's kwargsrepr (logs, flower)
+# What a publish raises when the broker is away (refused, dropped, timed out, answering errors).
+PUBLISH_ERRORS = (BrokerOperationalError, KombuError, redis.RedisError, OSError)
 _pool: Any = None
 _redis: redis.Redis | None = None
 _origin: tuple[int, str] | None = None
@@ -89,7 +91,7 @@ def publish_or_unavailable(task: ReliableTask, *, idempotency_key: str, **kwargs
         if broker_is_redis():
             return _publish_redis(task, kwargs)
         return _publish_kombu(task, kwargs)
-    except (BrokerOperationalError, KombuError, redis.RedisError, OSError) as error:
+    except PUBLISH_ERRORS as error:
         web_publish_reset()  # drop connections that saw the outage; the next call reconnects
         log.warning("broker_publish_failed", task=task.name, error=f"{type(error).__name__}: {error}")
         raise BrokerUnavailableError(f"{type(error).__name__}: {error}") from error

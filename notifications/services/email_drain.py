@@ -32,14 +32,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import redis
 import structlog
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from app.unflushed_commits import commits_unflushed
 from notifications.mail_connection import mail_send
@@ -245,11 +243,7 @@ def emails_drain() -> int:
 
 
 def _next_drain_publish() -> None:
-    """Hand the rest to the next drain; a broker that is away leaves it to the sweep (the rows
-    stay due, and their ``dispatched_at`` stamps expire)."""
-    if not EmailNotification.objects.filter(_claimable(timezone.now())).exists():
-        return
-    try:
+    """Hand the rest to the next drain; a broker that is away leaves it to the sweep
+    (:func:`drains_publish` clears the stamps of the rows still due)."""
+    if EmailNotification.objects.filter(_claimable(timezone.now())).exists():
         drains_publish(count=1, reason="more")
-    except (BrokerOperationalError, redis.RedisError, OSError) as error:
-        log.warning("email_drain_handover_failed", error=repr(error)[:300])

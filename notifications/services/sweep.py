@@ -5,9 +5,10 @@ the sweep claims up to 500 due rows with ``SELECT … FOR UPDATE SKIP LOCKED`` (
 beat-triggered sweeps skip each other's rows), stamps ``dispatched_at`` and, after the
 commit, publishes one drain per endpoint they belong to (``delivery.endpoint_drain``
 claims the endpoint's due deliveries, these among them). A publish lost with its process
-leaves the stamp, which expires after ``WEBHOOK_REDISPATCH_SECONDS``; a ``sending``
-delivery whose lease ran out (its worker was killed) is published again too, and its
-claim re-sends the same event.
+leaves the stamp, which expires after ``WEBHOOK_REDISPATCH_SECONDS``; a publish the broker
+refused (it is away) clears the stamps of the endpoint's due rows at once, so the first sweep
+after the broker's return publishes them. A ``sending`` delivery whose lease ran out (its
+worker was killed) is published again too, and its claim re-sends the same event.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
+import structlog
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from notifications.models import Delivery
+from workers.publish import PUBLISH_ERRORS
+
+log = structlog.get_logger(__name__)
 
 SWEEP_BATCH = 500
 
@@ -47,20 +52,38 @@ def deliveries_due_claim(*, limit: int = SWEEP_BATCH) -> list[int]:
     return sorted({endpoint_id for _, endpoint_id in rows})
 
 
-def drains_publish(*, endpoint_ids: Iterable[int], reason: str) -> None:
-    """Publish one drain per endpoint. Not durable by itself: the endpoint's due rows were
-    stamped ``dispatched_at`` in the transaction that made them due, and a publish that never
-    reaches the broker leaves that stamp to expire, after which the sweep publishes again."""
+def drains_publish(*, endpoint_ids: Iterable[int], reason: str) -> bool:
+    """Publish one drain per endpoint; ``False`` if the broker refused some.
+
+    Not durable by itself: the endpoints' due rows were stamped ``dispatched_at`` when they
+    became due, and a publish lost without a word (its process died first) leaves that stamp to
+    expire, after which the sweep publishes again. A publish the broker refused clears the
+    stamps of the due rows of every endpoint not yet published, so the sweep's first run once
+    the broker is back publishes them (a drain too many finds nothing to claim)."""
     from notifications.tasks import endpoint_drain
 
     stamp = uuid.uuid4().hex[:12]
-    for endpoint_id in sorted(set(endpoint_ids)):
-        endpoint_drain.enqueue(endpoint_id=endpoint_id, idempotency_key=f"webhook-drain:{endpoint_id}:{reason}:{stamp}")
+    ordered = sorted(set(endpoint_ids))
+    for number, endpoint_id in enumerate(ordered):
+        try:
+            endpoint_drain.enqueue(
+                endpoint_id=endpoint_id, idempotency_key=f"webhook-drain:{endpoint_id}:{reason}:{stamp}"
+            )
+        except PUBLISH_ERRORS as error:
+            unpublished = ordered[number:]
+            Delivery.objects.filter(
+                endpoint_id__in=unpublished, state=Delivery.State.PENDING, dispatched_at__isnull=False
+            ).update(dispatched_at=None)
+            log.warning(
+                "webhook_drains_unpublished", reason=reason, endpoints=len(unpublished), error=repr(error)[:300]
+            )
+            return False
+    return True
 
 
 def drains_publish_after_commit(*, endpoint_ids: list[int], reason: str) -> None:
-    """:func:`drains_publish` once the current transaction commits; a broker error is
-    logged there (``robust``) and left to the sweep, never raised into the committed caller."""
+    """:func:`drains_publish` once the current transaction commits; an error there is logged
+    (``robust``) and left to the sweep, never raised into the committed caller."""
     if endpoint_ids:
         transaction.on_commit(lambda: drains_publish(endpoint_ids=endpoint_ids, reason=reason), robust=True)
 

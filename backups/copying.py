@@ -26,12 +26,13 @@ import os
 import stat
 import time
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, BinaryIO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -98,8 +99,9 @@ def copy_lane_run(*, backup_id: int, lane: str, generation: int) -> str:
         started = time.monotonic()
         try:
             batch_copy(backup=backup, batch=batch, token=token)
-        except OSError as error:
-            if error.errno != errno.ENOSPC:
+        except Exception as error:
+            claim_release(entry_ids=[entry.pk for entry in batch], token=token)
+            if not (isinstance(error, OSError) and error.errno == errno.ENOSPC):
                 raise
             backup_fail(backup_id=backup_id, code="repository_full", message=f"The repository is full: {error}")
             return "failed"
@@ -153,6 +155,16 @@ def lease_renew(*, entry_ids: list[int], token: str) -> None:
     )
     if renewed < len(entry_ids):
         raise _LeaseLostError
+
+
+def claim_release(*, entry_ids: list[int], token: str) -> None:
+    """Give a batch back, ``pending``, where ``token`` still holds it: a lane that failed (rather
+    than died) lets its retry or another lane take the batch at once, not after the lease. With
+    the database away the lease does it."""
+    with suppress(DatabaseError):
+        FileEntry.objects.filter(id__in=entry_ids, claim_token=token, state=FileEntry.State.CLAIMED).update(
+            state=FileEntry.State.PENDING, claim_token="", lease_until=None
+        )
 
 
 def batch_copy(*, backup: Backup, batch: list[FileEntry], token: str) -> None:

@@ -57,21 +57,18 @@ def sweep_on_the_worker(number: int) -> None:
     )
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_a_backup_whose_dead_letter_hook_failed_is_failed_by_the_sweep_once_its_period_passed(
     alice, backup_dirs, celery_worker, outbox_relay
 ) -> None:
     write(source_of(backup_dirs, alice.retailer.id), "a.bin", os.urandom(10_000))
-    # A 3 s lease: the lanes waiting on the failed lane's batch take it over (and fail) sooner.
-    broken = backup_env(
-        backup_dirs, BACKUP_STORAGE="backups.tests.full_storage.BrokenDiskStorage", BACKUP_LEASE_SECONDS="3"
-    )
+    broken = backup_env(backup_dirs, BACKUP_STORAGE="backups.tests.full_storage.BrokenDiskStorage")
     worker = celery_worker(["backups"], concurrency=1, extra_env=broken, include=["backups.tests.hook_unavailable"])
     outbox_relay()
     backup_id = alice.client().post("/v1/backups").json()["id"]
     wait_until(
         lambda: DeadLetter.objects.filter(task_name="backups.copy_lane").exists() and not open_rows(backup_id),
-        timeout=60,
+        timeout=3 * settings.BACKUP_LEASE_SECONDS + 60,  # the other lane takes the failed one's batch after its lease
         interval=0.1,
         message="every copy lane became a dead letter",
     )

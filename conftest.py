@@ -16,11 +16,13 @@ from app.redis_client import reset_for_tests
 from app.tenancy.authentication import key_cache_clear
 from app.tenancy.models import Retailer
 from app.tenancy.services import retailer_create
+from workers.routing import Queue
 from workers.testing import (
     ManagedProcess,
     ProcessGroup,
     WebServer,
     broker_client,
+    start_celery_beat,
     start_celery_worker,
     start_outbox_relay,
 )
@@ -111,6 +113,17 @@ def outbox_relay(transactional_db: None, broker_redis: redis.Redis) -> Iterator[
 
     yield start
     group.stop_all()
+
+
+@pytest.fixture
+def journal_sweeps(celery_worker: Callable[..., ManagedProcess]) -> Iterator[Callable[[], int]]:
+    """Production's publish-journal sweep (``workers.journal``): beat's schedule, run by a
+    maintenance worker, for tests where a worker killed between its ``BRPOP`` and kombu's
+    record of the message loses one. Yields a reader of how many messages it pushed back."""
+    maintenance = celery_worker([Queue.MAINTENANCE.value])
+    beat = start_celery_beat()
+    yield lambda: sum(event["republished"] for event in maintenance.events("journal_swept"))
+    beat.stop()
 
 
 @pytest.fixture

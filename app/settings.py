@@ -252,10 +252,13 @@ OUTBOX_REPUBLISH_AFTER_SECONDS = env.float("OUTBOX_REPUBLISH_AFTER_SECONDS", def
 JOURNAL_SWEEP_MIN_AGE_SECONDS = env.float("JOURNAL_SWEEP_MIN_AGE_SECONDS", default=10.0)
 OUTBOX_REPUBLISH_MAX_SECONDS = env.float("OUTBOX_REPUBLISH_MAX_SECONDS", default=6 * 3600.0)
 # Dead-consumer recovery (workers/recovery.py): a worker's liveness key lives this long
-# unless refreshed (every third of it); every worker sweeps this often for messages whose
-# holder's key expired. A dead worker's messages come back within TTL + interval (45 s).
-RECOVERY_LIVENESS_TTL_SECONDS = env.int("RECOVERY_LIVENESS_TTL_SECONDS", default=30)
-RECOVERY_SWEEP_INTERVAL_SECONDS = env.float("RECOVERY_SWEEP_INTERVAL_SECONDS", default=15.0)
+# unless refreshed (every third of it, by a thread of the worker's main process: a worker is
+# taken for dead only when that thread has not reached the broker for the whole TTL); every
+# worker sweeps this often for messages whose holder's key expired. A dead worker's messages
+# come back within TTL + interval (20 s); a live one taken for dead runs its message twice,
+# behind the task's barrier. The fault tests run with these values.
+RECOVERY_LIVENESS_TTL_SECONDS = env.int("RECOVERY_LIVENESS_TTL_SECONDS", default=15)
+RECOVERY_SWEEP_INTERVAL_SECONDS = env.float("RECOVERY_SWEEP_INTERVAL_SECONDS", default=5.0)
 OUTBOX_RETENTION_SECONDS = env.int("OUTBOX_RETENTION_SECONDS", default=7 * 24 * 3600)
 # Extra task modules to import beyond each app's tasks.py (comma-separated dotted paths).
 CELERY_IMPORTS = env.list("CELERY_IMPORTS", default=[])
@@ -285,9 +288,12 @@ if len(BACKUP_ENCRYPTION_KEY) != 64 or not all(c in "0123456789abcdefABCDEF" for
 BACKUP_EXPORTERS = {
     "catalog": "pricing.exporters.catalog_export_lines",
 }
-# A copy task's claim on a batch of file entries lasts this long unless its heartbeat renews it;
-# a worker that died loses its claim after it, and another copy task takes the batch over.
-BACKUP_LEASE_SECONDS = env.int("BACKUP_LEASE_SECONDS", default=60)
+# A copy task's claim on a batch of file entries lasts this long unless its heartbeat renews it
+# (after each stored pack, at most once a second, and after each file past a third of it); a
+# worker that died loses its claim after it, and another copy task takes the batch over. A live
+# lane whose renewal came too late finds its claim gone and stops: rework, never a double write.
+# The kill tests run with this value.
+BACKUP_LEASE_SECONDS = env.int("BACKUP_LEASE_SECONDS", default=20)
 BACKUP_COPY_LANES = env.int("BACKUP_COPY_LANES", default=2)  # copy tasks running in parallel per backup
 BACKUP_SCAN_SLICE_SECONDS = env.float("BACKUP_SCAN_SLICE_SECONDS", default=2.0)
 BACKUP_COPY_SLICE_SECONDS = env.float("BACKUP_COPY_SLICE_SECONDS", default=20.0)

@@ -46,13 +46,6 @@ READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 20.0
 RELAY_READY_LINE = "outbox_relay_started"
 
-# Dead-consumer recovery (workers.recovery) in fault tests: a dead worker's liveness key
-# expires after 6 s and every worker sweeps every 2 s, so its messages come back within
-# ~8 s instead of the production 30 + 15 s (the same code; only the clock is faster). The
-# visibility timeout stays the production hour: only the recovery can bring them back.
-RECOVERY_ENV = {"RECOVERY_LIVENESS_TTL_SECONDS": "6", "RECOVERY_SWEEP_INTERVAL_SECONDS": "2"}
-RECOVERY_BOUND_SECONDS = 8.0
-
 
 class ProcessTimeoutError(AssertionError):
     """A process did not become ready, or a condition did not hold, in time."""

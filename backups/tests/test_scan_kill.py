@@ -14,7 +14,7 @@ from workers.testing import wait_until
 DIRECTORIES, FILES_EACH = 1000, 3
 # A slice reads at least one directory; 1 ms slices read ~30 of these (the walk writes COPY text
 # as it goes), so ~30 slices, each queued through the outbox: the kill lands mid-walk.
-SLICE_ENV = {"BACKUP_SCAN_SLICE_SECONDS": "0.001", "BACKUP_LEASE_SECONDS": "3"}
+SLICE_ENV = {"BACKUP_SCAN_SLICE_SECONDS": "0.001"}
 
 
 @pytest.mark.faults

@@ -19,8 +19,6 @@ from backups.tests.test_round_trip import tricky_tree
 from workers.models import DeadLetter, OutboxMessage
 from workers.testing import wait_until
 
-LEASE_ENV = {"BACKUP_LEASE_SECONDS": "3"}  # a dead worker's claim is taken over after 3 s, not 60
-
 
 def poll(tenant, url: str, timeout: float = 60) -> dict:
     def finished() -> dict | None:
@@ -69,7 +67,7 @@ def test_kill_9_of_a_pool_process_mid_copy_resumes_with_the_same_manifest(
     root = source_of(backup_dirs, alice.retailer.id)
     for n in range(160):
         write(root, f"d{n % 8}/f{n:03d}.bin", os.urandom(1024 * 1024))
-    worker = celery_worker(["backups"], concurrency=1, extra_env=backup_env(backup_dirs, **LEASE_ENV))
+    worker = celery_worker(["backups"], concurrency=1, extra_env=backup_env(backup_dirs))
     outbox_relay()
 
     accepted = alice.client().post("/v1/backups")
@@ -192,7 +190,7 @@ def test_a_copy_task_that_becomes_a_dead_letter_fails_its_backup(
 def test_kill_9_mid_large_file_resumes_inside_it(alice, backup_dirs, celery_worker, outbox_relay) -> None:
     content = os.urandom(48 * 1024 * 1024)  # incompressible: a pack (and a saved offset) every ~16 MiB
     write(source_of(backup_dirs, alice.retailer.id), "large.bin", content)
-    worker = celery_worker(["backups"], concurrency=1, extra_env=backup_env(backup_dirs, **LEASE_ENV))
+    worker = celery_worker(["backups"], concurrency=1, extra_env=backup_env(backup_dirs))
     outbox_relay()
 
     accepted = alice.client().post("/v1/backups")

@@ -10,19 +10,19 @@ message, the worker died before committing ``sent``. Those are counted at each k
 both sides (Message-IDs the server accepted, rows still ``sending`` once the killed process
 is gone), and the test prints both counts.
 
-Leases are 3 s and dead-consumer recovery runs on its test clock (``RECOVERY_ENV``), so a
-killed worker's rows and messages come back within seconds; the SMTP sends themselves take
-milliseconds here, far inside the lease. Rows a dead drain held are published again by the
-emails sweep, and a drain message a worker took and lost (killed between its ``BRPOP`` and
-kombu's record of it) by the journal sweep (``workers.journal``); both run from beat with
-production's schedule, on the email and a maintenance worker.
+Everything runs with production's timeouts: the rows a killed drain held come back when their
+lease runs out (``EMAIL_LEASE_SECONDS``, 60 s), published again by the emails sweep; its
+messages through dead-consumer recovery (15 s liveness, a sweep every 5 s), and a drain message
+a worker took and lost (killed between its ``BRPOP`` and kombu's record of it) through the
+journal sweep (``workers.journal``); the sweeps run from beat on production's schedule, on the
+email and a maintenance worker. So the kill run waits out a lease once.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -32,7 +32,7 @@ from notifications.tests.factories import notifications_make
 from workers.kombu_redis import UNACKED_KEY
 from workers.models import DeadLetter
 from workers.routing import Queue
-from workers.testing import RECOVERY_ENV, ManagedProcess, start_celery_beat, wait_until
+from workers.testing import ManagedProcess, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("faults"), pytest.mark.timeout(300)]
 
@@ -52,23 +52,8 @@ def _more_drains(run: str) -> None:
 
 
 def _email_worker(celery_worker, smtp_server) -> Callable[[], ManagedProcess]:
-    env = {
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(smtp_server.port),
-        "EMAIL_LEASE_SECONDS": "3",
-        **RECOVERY_ENV,
-    }
+    env = {"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_server.port)}
     return lambda: celery_worker([Queue.EMAIL.value], concurrency=EMAIL_WORKER_PROCESSES, extra_env=env)
-
-
-@pytest.fixture
-def journal_sweeps(celery_worker) -> Iterator[Callable[[], int]]:
-    """Production's journal sweep: beat's schedule, a maintenance worker. Yields a reader of
-    how many messages it pushed back."""
-    maintenance = celery_worker([Queue.MAINTENANCE.value])
-    beat = start_celery_beat()
-    yield lambda: sum(event["republished"] for event in maintenance.events("journal_swept"))
-    beat.stop()
 
 
 def _sent() -> int:

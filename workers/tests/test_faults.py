@@ -10,10 +10,10 @@ Counts as the issue sets them: 2,000 tasks (kill -9, two relays), 4,000 queued m
 (broker loss; each one a real events insert) and 999 good messages around a poison one; 500
 for the third kill -9 case (the whole worker). The kill -9 tests run with the production
 visibility timeout (an hour), outbox republish (900 s) and dead-consumer recovery's
-production settings; test 10, about a live holder, on recovery's faster test clock
-(``workers.testing.RECOVERY_ENV``). Each test settles on a drained broker (nothing queued or
-unacknowledged), so no redelivery path has anything left to bring. The whole file takes a few
-minutes on a quiet 2-core machine, in its own xdist group beside the rest of the suite.
+production settings (liveness TTL 15 s, sweep every 5 s), test 10 about a live holder too.
+Each test settles on a drained broker (nothing queued or unacknowledged), so no redelivery
+path has anything left to bring. The whole file takes a few minutes on a quiet 2-core
+machine, in its own xdist group beside the rest of the suite.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from collections.abc import Callable
 import orjson
 import pytest
 import redis
+from django.conf import settings
 from django.db import connection, transaction
 
 from workers.kombu_redis import UNACKED_KEY
@@ -33,8 +34,6 @@ from workers.models import DeadLetter, OutboxMessage
 from workers.outbox import outbox_announce, outbox_enqueue_task
 from workers.relay import BROKER_MARKER_KEY
 from workers.testing import (
-    RECOVERY_BOUND_SECONDS,
-    RECOVERY_ENV,
     broker_client,
     current_database_url,
     private_redis_server,
@@ -102,8 +101,8 @@ def _outbox_increments_with_two_long(keys: list[str]) -> set[str]:
 RECOVERED_WITHIN_SECONDS = 90.0
 """The issue's bound on giving a dead consumer's work back. A pool child's message is rejected
 to the back of its queue at once (kombu's ``reject(requeue=True)`` pushes it there) and runs
-in its turn; a dead worker's come back at the front after about ``RECOVERY_BOUND_SECONDS``
-and run next."""
+in its turn; a dead worker's come back at the front within the liveness TTL and a sweep
+interval (20 s) and run next."""
 
 
 def _held_keys(broker: redis.Redis) -> set[str]:
@@ -119,7 +118,7 @@ def test_1_kill_9_of_a_worker_mid_stream_loses_and_doubles_nothing(
 ):
     """Tasks come through the outbox, as business work does, with the production visibility
     timeout (an hour) and outbox republish (900 s): neither brings anything back within the
-    test, and recovery's own production settings (30 s liveness TTL, a sweep every 15 s).
+    test, and recovery's own production settings (15 s liveness TTL, a sweep every 5 s).
 
     A pool child is killed while it runs a long task: the worker rejects the message back
     to the queue at once (``reject_on_worker_lost``), marked redelivered.
@@ -210,11 +209,12 @@ def test_5_sigterm_mid_work_finishes_short_tasks_and_requeues_long_ones(celery_w
     """A deploy sends SIGTERM. The Procfile's workers remap it to Celery's soft shutdown
     (``REMAP_SIGTERM=SIGQUIT``): running tasks get ``CELERY_SOFT_SHUTDOWN_TIMEOUT`` to
     finish, what is still running then is cancelled and goes back to the queue, so the
-    worker is gone before the orchestrator's SIGKILL."""
-    shutdown_env = {"REMAP_SIGTERM": "SIGQUIT", "CELERY_SOFT_SHUTDOWN_TIMEOUT": "2"}
-    start = _worker_factory(celery_worker, extra_env=shutdown_env, extra_args=["--prefetch-multiplier=4"])
+    worker is gone before the orchestrator's SIGKILL (30 s after the SIGTERM by default, as
+    Kubernetes' grace period). Production's timeout (10 s): the long task outlasts it."""
+    procfile_env = {"REMAP_SIGTERM": "SIGQUIT"}
+    start = _worker_factory(celery_worker, extra_env=procfile_env, extra_args=["--prefetch-multiplier=4"])
     worker = start()
-    keys = _publish_increments(1, "long", sleep_ms=8000)
+    keys = _publish_increments(1, "long", sleep_ms=int(settings.CELERY_SOFT_SHUTDOWN_TIMEOUT * 1000) + 6000)
     keys += _publish_increments(200, "short", sleep_ms=30)
 
     def both_kinds_running() -> dict[int, str]:
@@ -240,7 +240,7 @@ def test_5_sigterm_mid_work_finishes_short_tasks_and_requeues_long_ones(celery_w
     assert not any(applied_at_stop.get(key) for key in long_in_flight)  # cancelled, not lost:
     assert counts["lost"] == counts["duplicated"] == 0  # ... run again by the next worker
     assert effects.redelivered() >= 1
-    assert stop_seconds < 10
+    assert stop_seconds < settings.CELERY_SOFT_SHUTDOWN_TIMEOUT + 10  # well before the grace period's SIGKILL
 
 
 RELAY_NAMES = ("sf-relay-a", "sf-relay-b")
@@ -382,26 +382,27 @@ def test_8_broker_without_persistence_killed_with_messages_queued_loses_nothing(
     assert republished >= count - done_at_kill - 4 * settings.OUTBOX_DISPATCH_BATCH
 
 
-LIVE_TASK_MS = 9000
-"""Longer than the fault tests' liveness TTL (6 s) and four sweep intervals (2 s), shorter
-than the test task's soft time limit (10 s)."""
+LIVE_TASK_MS = (settings.RECOVERY_LIVENESS_TTL_SECONDS + 2 * settings.RECOVERY_SWEEP_INTERVAL_SECONDS) * 1000
+"""Longer than the liveness TTL and two sweep intervals after it (25 s), shorter than the test
+task's soft time limit (30 s)."""
 
 
 def test_10_a_live_worker_running_past_the_liveness_ttl_keeps_its_message(celery_worker, effects, broker_redis):
-    """Two workers sweep for dead holders every 2 s while one of them runs a task for 9 s: the
-    running worker's liveness is refreshed, so the message is never handed to the other."""
+    """Two workers sweep for dead holders while one of them runs a task for longer than the
+    liveness TTL: the running worker's liveness is refreshed, so the message is never handed to
+    the other (which, idle, would run a restored copy at once)."""
     for _ in range(2):
-        _worker_factory(celery_worker, extra_env=RECOVERY_ENV)()
-    [key] = _publish_increments(1, "live", sleep_ms=LIVE_TASK_MS)
+        _worker_factory(celery_worker)()
+    [key] = _publish_increments(1, "live", sleep_ms=int(LIVE_TASK_MS))
 
     wait_until(lambda: key in effects.running().values(), timeout=30, interval=0.05)
     held_since = time.monotonic()
-    wait_until(lambda: effects.applied().get(key), timeout=30, interval=0.1)
+    wait_until(lambda: effects.applied().get(key), timeout=60, interval=0.1)
     held_seconds = time.monotonic() - held_since
-    time.sleep(RECOVERY_BOUND_SECONDS)  # a restore of the message would run now
+    time.sleep(2)  # a copy restored during the run would be running on the idle worker by now
 
     counts = fault_report("10: live worker past its liveness TTL", effects.report([key]))
-    assert held_seconds > float(RECOVERY_ENV["RECOVERY_LIVENESS_TTL_SECONDS"])
+    assert held_seconds > settings.RECOVERY_LIVENESS_TTL_SECONDS + settings.RECOVERY_SWEEP_INTERVAL_SECONDS
     assert effects.executions() == {key: 1}
     assert effects.redelivered() == 0
     assert counts == {"lost": 0, "duplicated": 0, "redeliveries": 0}

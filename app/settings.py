@@ -255,10 +255,11 @@ OUTBOX_REPUBLISH_MAX_SECONDS = env.float("OUTBOX_REPUBLISH_MAX_SECONDS", default
 # unless refreshed (every third of it, by a thread of the worker's main process: a worker is
 # taken for dead only when that thread has not reached the broker for the whole TTL); every
 # worker sweeps this often for messages whose holder's key expired. A dead worker's messages
-# come back within TTL + interval (20 s); a live one taken for dead runs its message twice,
-# behind the task's barrier. The fault tests run with these values.
-RECOVERY_LIVENESS_TTL_SECONDS = env.int("RECOVERY_LIVENESS_TTL_SECONDS", default=15)
-RECOVERY_SWEEP_INTERVAL_SECONDS = env.float("RECOVERY_SWEEP_INTERVAL_SECONDS", default=5.0)
+# come back within TTL + interval (45 s). The fault tests run with these values. (15 + 5 s
+# was tried: five broker stops under load then let live holders' keys lapse, and a batch was
+# lost; see the issue note.)
+RECOVERY_LIVENESS_TTL_SECONDS = env.int("RECOVERY_LIVENESS_TTL_SECONDS", default=30)
+RECOVERY_SWEEP_INTERVAL_SECONDS = env.float("RECOVERY_SWEEP_INTERVAL_SECONDS", default=15.0)
 OUTBOX_RETENTION_SECONDS = env.int("OUTBOX_RETENTION_SECONDS", default=7 * 24 * 3600)
 # Extra task modules to import beyond each app's tasks.py (comma-separated dotted paths).
 CELERY_IMPORTS = env.list("CELERY_IMPORTS", default=[])

@@ -24,7 +24,7 @@ This module makes the difference visible:
   two sweepers, or a sweeper and a worker's ack, never restore one message twice, and a
   message restored and taken again (same delivery tag, new holder) is left alone.
 
-So a dead worker's messages come back within TTL + sweep interval (20 s by default) of its
+So a dead worker's messages come back within TTL + sweep interval (45 s by default) of its
 death, wherever a worker still runs; with no worker left, when the first one starts. A
 redelivered message runs behind its task's idempotency barrier and counts toward
 ``CELERY_TASK_MAX_DELIVERIES`` (a message whose run kills its whole worker becomes a dead

@@ -17,7 +17,7 @@ from analytics.tests.browser_support import (
     shopper_watch,
     storefront_start,
 )
-from analytics.tests.probes import CHROME_UA, ingest_drained
+from analytics.tests.probes import CHROME_UA, held_messages, ingest_drained
 from app.tests.browser import CHROMIUM, CHROMIUM_ARGS
 from workers.testing import wait_until
 
@@ -37,7 +37,10 @@ def wait_drained(broker_redis: redis.Redis) -> Callable[..., None]:
             quiet_since.append(time.monotonic())
             return quiet_since[-1] - quiet_since[0] >= 1.0
 
-        wait_until(settled, timeout=timeout, interval=0.05, message="ingest not drained")
+        try:
+            wait_until(settled, timeout=timeout, interval=0.05)
+        except AssertionError as timeout_error:
+            raise AssertionError(f"ingest not drained: {held_messages(broker_redis)}") from timeout_error
 
     return wait
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import redis
 from django.db.models import Sum
 
@@ -27,6 +28,17 @@ def counted_by_sku(retailer_id: int, column: str = "product_view") -> dict[str, 
 def ingest_drained(broker: redis.Redis) -> bool:
     """No batch waiting in the ingest queue and none delivered but unacknowledged."""
     return broker.llen("ingest") == 0 and broker.hlen("unacked") == 0
+
+
+def held_messages(broker: redis.Redis) -> dict[str, object]:
+    """What keeps the ingest queue from draining: its length, and the task and ETA of each
+    unacknowledged message (kombu's envelope: the Celery headers)."""
+    held = []
+    for raw in broker.hvals("unacked"):
+        envelope = orjson.loads(raw)[0]
+        headers = envelope.get("headers", {})
+        held.append((headers.get("task"), headers.get("eta"), envelope.get("properties", {}).get("delivery_info")))
+    return {"ingest": broker.llen("ingest"), "unacked": held}
 
 
 def wait_ingested(worker: ManagedProcess, batches: int, timeout: float = 60.0) -> None:

@@ -12,7 +12,7 @@ is gone), and the test prints both counts.
 
 Everything runs with production's timeouts: the rows a killed drain held come back when their
 lease runs out (``EMAIL_LEASE_SECONDS``, 60 s), published again by the emails sweep; its
-messages through dead-consumer recovery (15 s liveness, a sweep every 5 s), and a drain message
+messages through dead-consumer recovery (30 s liveness, a sweep every 15 s), and a drain message
 a worker took and lost (killed between its ``BRPOP`` and kombu's record of it) through the
 journal sweep (``workers.journal``); the sweeps run from beat on production's schedule, on the
 email and a maintenance worker. So the kill run waits out a lease once.

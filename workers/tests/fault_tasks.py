@@ -110,7 +110,7 @@ def record(*, idempotency_key: str) -> None:
     _count(EXECUTIONS, idempotency_key)
 
 
-@reliable_task(name="workers_tests.increment", queue=Queue.DEFAULT, soft_time_limit=30, time_limit=35)
+@reliable_task(name="workers_tests.increment", queue=Queue.DEFAULT, soft_time_limit=70, time_limit=75)
 def increment(*, idempotency_key: str, sleep_ms: int = 0, retailer_id: int | None = None) -> None:
     """The effect of the fault tests: one increment per key, behind the database barrier.
 

@@ -73,8 +73,12 @@ class Delivery(models.Model):
         FAILED = "failed"
         HELD = "held"
 
-    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # No index of their own: ``notifications_delivery_once`` leads with the event, the
+    # (endpoint, state) index with the endpoint. Every claim and record writes a new version
+    # of the row into each index (a state change is never a HOT update): two fewer indexes
+    # are a third fewer index entries per delivery.
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
@@ -89,7 +93,12 @@ class Delivery(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["event", "endpoint"], name="notifications_delivery_once")]
         indexes = [
-            models.Index(fields=["state", "next_attempt_at"]),
+            # The sweep's due rows; only the open states, so a finished delivery leaves it.
+            models.Index(
+                fields=["state", "next_attempt_at"],
+                name="notifications_delivery_open",
+                condition=models.Q(state__in=["pending", "sending"]),
+            ),
             models.Index(fields=["endpoint", "state"]),
         ]
 

@@ -75,8 +75,9 @@ class Delivery(models.Model):
 
     # No index of their own: ``notifications_delivery_once`` leads with the event, the
     # (endpoint, state) index with the endpoint. Every claim and record writes a new version
-    # of the row into each index (a state change is never a HOT update): two fewer indexes
-    # are a third fewer index entries per delivery.
+    # of the row into each index (a state change is never a HOT update): with these two gone
+    # and the due index partial, a delivery's insert, claim and success write 11 index
+    # entries instead of 18.
     event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)

@@ -7,7 +7,7 @@ import orjson
 from backups.finalizing import manifest_line, snapshot_entries, snapshot_lines
 from backups.manifest import manifest_lines
 from backups.models import Backup, FileEntry
-from backups.tests.conftest import source_of
+from backups.tests.conftest import source_of, write
 from backups.tests.test_round_trip import backup_run, tricky_tree
 
 
@@ -26,3 +26,16 @@ def test_sql_built_lines_equal_the_entries_lines_for_every_kind(alice, backup_di
     assert {line["kind"] for line in built} == {"dir", "export", "file", "symlink"}
     assert [line for line in built if line.get("error")] == [manifest_line(FileEntry.objects.get(state="unreadable"))]
     assert stored == [line for line in built if not line.get("error")]  # written before the row was added
+
+
+def test_sql_built_lines_keep_each_path_whatever_its_text_needs(alice, backup_dirs) -> None:
+    root = source_of(backup_dirs, alice.retailer.id)
+    names = [b"plain name.txt", b"back\\slash", "caf\u00e9".encode(), b'quo"te', b"tab\tnew\nline", b"ctl\x01\x7f"]
+    for name in names:
+        write(root, b"d/" + name, name)
+    backup = backup_run(alice.retailer.id)
+
+    built = [orjson.loads(line) for line in snapshot_lines(backup.pk)]
+
+    assert built == [manifest_line(entry) for entry in snapshot_entries(backup.pk)]
+    assert sorted(line["path"] for line in built if line["kind"] == "file") == sorted(f"d/{n.decode()}" for n in names)

@@ -160,7 +160,14 @@ def test_purging_a_queue_forgets_its_journal_entries(broker_redis):
 
 
 def _waiting_in_brpop(broker_redis) -> int:
-    return sum(1 for client in broker_redis.client_list() if client["cmd"] == "brpop" and "b" in client["flags"])
+    """Clients blocked in ``BRPOP`` on this test's broker database (the server is shared with the
+    other xdist workers' brokers)."""
+    db = str(broker_redis.connection_pool.connection_kwargs.get("db", 0))
+    return sum(
+        1
+        for client in broker_redis.client_list()
+        if client["cmd"] == "brpop" and "b" in client["flags"] and str(client["db"]) == db
+    )
 
 
 def _stopped_in_brpop(workers, broker_redis) -> bool:
@@ -186,9 +193,9 @@ def test_relay_and_enqueue_messages_taken_by_workers_killed_before_recording_the
     keys: list[str] = []
     for attempt in range(3):
         relayed, enqueued = f"j-kill-relay-{attempt}", f"j-kill-enqueue-{attempt}"
-        keys += [relayed, enqueued]
         if not _stopped_in_brpop(workers, broker_redis):
-            continue
+            continue  # nothing published this attempt: its keys are not expected
+        keys += [relayed, enqueued]
         _relay(relayed)
         _enqueue(enqueued)
         if broker_redis.llen("default") == 0 and broker_redis.hlen(journal.UNACKED_KEY) == 0:

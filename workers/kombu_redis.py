@@ -17,9 +17,10 @@ https://github.com/celery/kombu/blob/main/kombu/transport/redis.py):
 
 What this module adds (:class:`Transport`, configured as Celery's ``broker_transport``
 for ``redis://`` brokers in ``workers.celery_config``): each channel is a *holder* with
-an id of its own (host, pid, random part: a new one for every connection, so a worker
-that reconnects after a broker loss does not vouch for the messages of its old
-connection, which Celery dropped). The same MULTI that records a message as
+an id of its own (host, pid, random part: a new one for every connection; after a broker
+loss the old connection's holder is vouched for only while a task running then still holds
+a message of it, :func:`live_holders`, and the messages Celery dropped go back through
+``workers.kombu_redis_reconnect``). The same MULTI that records a message as
 unacknowledged records its holder (``sf:recovery:holders``, tag -> holder) and sets the
 holder's liveness key (``sf:recovery:alive:<holder>``, a short TTL), so there is no
 instant at which a message is unacknowledged without a live holder on record. Removing
@@ -147,10 +148,33 @@ class Transport(kombu_redis.Transport):  # type: ignore[misc]
 
 
 def live_holders() -> list[str]:
-    """The holders of this process's open channels that took messages (kombu sets ``closed``
-    first thing in ``Channel.close``, so a connection given up stops vouching at once)."""
+    """The holders this process vouches for: its open channels that took messages, and its
+    closed ones that still hold a message (kombu sets ``closed`` first thing in
+    ``Channel.close``, and a close that restored everything leaves nothing held).
+
+    A channel closed by a lost broker connection, whose restore failed because the broker was
+    away, still holds what it took: the tasks running then go on, and acknowledge or requeue
+    through it after the reconnect (``workers.kombu_redis_reconnect``), which puts back the rest.
+    Not vouching for it let its liveness key lapse under those live tasks — 30 s after the loss,
+    or at once after an outage longer than the TTL — and the sweep ran them a second time."""
     with _open_lock:
-        return [channel.holder for channel in list(_open_channels) if not channel.closed]
+        channels = list(_open_channels)
+    return [channel.holder for channel in channels if not channel.closed or _still_holds(channel)]
+
+
+def _still_holds(channel: HolderChannel) -> bool:
+    """Whether a closed channel has deliveries not yet acknowledged, rejected or restored
+    (kombu's ``virtual.QoS``: ``_delivered`` by tag; an ack adds its tag to ``_dirty`` and the
+    next ``append`` drops it). Read from the recovery thread while the event loop may change
+    them: a moment's inconsistency can only keep a holder alive one refresh longer."""
+    qos = getattr(channel, "_qos", None)
+    if qos is None:
+        return False
+    try:
+        settled = set(qos._dirty)
+        return any(tag not in settled for tag in tuple(qos._delivered))
+    except RuntimeError:  # changed size while copied
+        return True
 
 
 def refused_requeues_retry() -> int:

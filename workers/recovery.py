@@ -16,7 +16,9 @@ This module makes the difference visible:
   unacknowledged, and that MULTI sets the holder's liveness key, TTL
   ``RECOVERY_LIVENESS_TTL_SECONDS`` (the kombu side is fenced in ``workers.kombu_redis``);
 * every worker's main process runs :class:`Recovery`, a thread that refreshes the
-  liveness keys of its open channels every third of the TTL and, every
+  liveness keys of its channels that hold messages — its open ones, and the ones closed by
+  a lost broker connection under tasks that still run (``workers.kombu_redis.live_holders``) —
+  every third of the TTL and, every
   ``RECOVERY_SWEEP_INTERVAL_SECONDS`` (and once at start), runs :func:`recovery_sweep`;
 * the sweep puts back at the front of its queue, marked redelivered as kombu's own restore
   does, each unacknowledged message whose holder's liveness key is gone. The check and the
@@ -25,7 +27,9 @@ This module makes the difference visible:
   message restored and taken again (same delivery tag, new holder) is left alone.
 
 So a dead worker's messages come back within TTL + sweep interval (45 s by default) of its
-death, wherever a worker still runs; with no worker left, when the first one starts. A
+death, wherever a worker still runs; with no worker left, when the first one starts; after
+a broker restart, no sooner than one TTL after it (keys lapse on the broker's clock while
+it is away, when no holder can refresh them). A
 redelivered message runs behind its task's idempotency barrier and counts toward
 ``CELERY_TASK_MAX_DELIVERIES`` (a message whose run kills its whole worker becomes a dead
 letter). A message with no holder on record (taken by a worker without this transport)
@@ -94,9 +98,12 @@ class SweepResult:
 def recovery_sweep(client: redis.Redis | None = None) -> SweepResult:
     """Give back every unacknowledged message whose holder is no longer alive; returns counts.
 
-    Safe to run in any number of processes at once (see the module docstring).
+    Safe to run in any number of processes at once (see the module docstring). Gives back
+    nothing while the broker has run for less than the liveness TTL (:func:`_broker_uptime`).
     """
     client = client or broker_redis()
+    if _broker_uptime(client) < settings.RECOVERY_LIVENESS_TTL_SECONDS:
+        return SweepResult(examined=0, held=0, unknown_holder=0, restored=0)
     prefix = key_prefix()
     keys = (f"{prefix}{UNACKED_KEY}", f"{prefix}{UNACKED_INDEX_KEY}", f"{prefix}{HOLDERS_KEY}")
     restore = client.register_script(_RESTORE)
@@ -122,6 +129,14 @@ def recovery_sweep(client: redis.Redis | None = None) -> SweepResult:
     if restored:
         log.warning("dead_consumer_messages_restored", **result.__dict__)
     return result
+
+
+def _broker_uptime(client: redis.Redis) -> float:
+    """Seconds the broker has run. A liveness key lapses on the broker's clock, also while the
+    broker is away (it comes back from its append-only file with the deadlines it had), when
+    no holder can refresh it: right after a restart, a missing key says nothing of its holder.
+    After one TTL of uptime it does, since every live worker refreshes every third of a TTL."""
+    return float(client.info("server")["uptime_in_seconds"])
 
 
 def _alive(client: redis.Redis, holders: set[bytes], prefix: str) -> dict[bytes, bool]:

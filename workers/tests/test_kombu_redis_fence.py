@@ -108,3 +108,18 @@ def test_a_closed_channel_vouches_for_nothing(broker_redis):
         _take(channel)
         assert channel.holder in fence.live_holders()
     assert channel.holder not in fence.live_holders()
+
+
+def test_a_channel_closed_while_holding_a_message_vouches_until_the_message_is_settled(broker_redis):
+    """A close whose restore failed (the broker away) leaves kombu's ``_delivered`` as it was:
+    the channel vouches for what a running task still holds, until its ack marks it dirty."""
+    with Connection(settings.CELERY_BROKER_URL, transport=fence.Transport) as connection:
+        channel = connection.default_channel
+        message = _take(channel)
+        channel.closed = True  # what Channel.close sets first
+        try:
+            assert channel.holder in fence.live_holders()
+            channel.qos.ack(message.delivery_tag)
+            assert channel.holder not in fence.live_holders()
+        finally:
+            channel.closed = False

@@ -18,11 +18,17 @@ from kombu import Connection, Consumer, Queue
 from app.celery import celery_app
 from workers import kombu_redis as fence
 from workers.recovery import liveness_refresh, recovery_sweep
+from workers.testing import wait_until
 
 
 @pytest.fixture
 def holder(broker_redis) -> Iterator[fence.HolderChannel]:
-    """A channel of this process that takes messages and never acknowledges them."""
+    """A channel of this process that takes messages and never acknowledges them, on a broker
+    that has run for a liveness TTL (before that, a sweep gives back nothing)."""
+    wait_until(
+        lambda: _uptime(broker_redis) >= settings.RECOVERY_LIVENESS_TTL_SECONDS,
+        timeout=settings.RECOVERY_LIVENESS_TTL_SECONDS + 5,
+    )
     with Connection(settings.CELERY_BROKER_URL, transport=fence.Transport) as connection:
         yield connection.default_channel
 
@@ -39,6 +45,10 @@ def _take(channel: fence.HolderChannel, count: int = 1) -> list[str]:
         while len(tags) < count:
             channel.connection.client.drain_events(timeout=5)
     return tags
+
+
+def _uptime(client) -> int:
+    return int(client.info("server")["uptime_in_seconds"])
 
 
 def _die(channel: fence.HolderChannel, broker_redis) -> None:
@@ -69,6 +79,20 @@ def test_messages_of_a_dead_holder_go_back_to_the_front_of_their_queue_marked_re
     assert [message["headers"]["redelivered"] for message in queued[1:]] == [True, True]  # at the tail: next
     assert {message["properties"]["delivery_tag"] for message in queued[1:]} == set(tags)
     assert "redelivered" not in queued[0]["headers"]
+
+
+def test_a_broker_up_for_less_than_the_liveness_ttl_gives_back_nothing(holder, broker_redis, settings):
+    """Keys lapse on the broker's clock while it is away: just after its restart a missing key
+    does not mean a dead holder, who has had no chance to refresh it yet."""
+    _take(holder)
+    _die(holder, broker_redis)
+    settings.RECOVERY_LIVENESS_TTL_SECONDS = _uptime(broker_redis) + 60
+
+    assert recovery_sweep().restored == 0
+    assert broker_redis.hlen(fence.UNACKED_KEY) == 1
+
+    settings.RECOVERY_LIVENESS_TTL_SECONDS = 3
+    assert recovery_sweep().restored == 1
 
 
 def test_liveness_refresh_keeps_a_holder_alive(holder, broker_redis):

@@ -24,7 +24,7 @@ from workers.tests.conftest import Effects, fault_report
 # The shortest liveness the recovery accepts, swept every second: the lost connection's key
 # lapses ~3 s after the stop, well inside the task's run.
 RECOVERY_ENV = {"RECOVERY_LIVENESS_TTL_SECONDS": "3", "RECOVERY_SWEEP_INTERVAL_SECONDS": "1"}
-TASK_MS = 9000  # under the test task's soft time limit (10 s); three TTLs past the stop
+TASK_MS = 9000  # three TTLs past the stop; under the test task's soft time limit
 OUTAGE_SECONDS = 2.0  # the broker is still away when Celery closes the lost channel
 
 

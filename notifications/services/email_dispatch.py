@@ -38,9 +38,9 @@ def drains_wanted(count: int) -> int:
     return max(1, min(int(settings.EMAIL_DRAINS_MAX), math.ceil(count / CLAIM_BATCH)))
 
 
-def drains_publish(*, count: int, reason: str) -> bool:
-    """Publish the drains for ``count`` due rows (a duplicate finds nothing to claim);
-    ``False`` if the broker refused one: then the due rows' stamps are cleared, so the sweep's
+def drains_publish(*, count: int, reason: str) -> None:
+    """Publish the drains for ``count`` due rows (a duplicate finds nothing to claim). If
+    the broker refuses one, the due rows' stamps are cleared, so the sweep's
     first run once the broker is back publishes their drains."""
     from notifications.tasks import email_drain
 
@@ -53,8 +53,7 @@ def drains_publish(*, count: int, reason: str) -> bool:
                 state=EmailNotification.State.PENDING, next_attempt_at__lte=timezone.now(), dispatched_at__isnull=False
             ).update(dispatched_at=None)
             log.warning("email_drains_unpublished", reason=reason, error=repr(error)[:300])
-            return False
-    return True
+            return
 
 
 def drains_publish_after_commit(*, count: int) -> None:

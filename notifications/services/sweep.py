@@ -52,8 +52,8 @@ def deliveries_due_claim(*, limit: int = SWEEP_BATCH) -> list[int]:
     return sorted({endpoint_id for _, endpoint_id in rows})
 
 
-def drains_publish(*, endpoint_ids: Iterable[int], reason: str) -> bool:
-    """Publish one drain per endpoint; ``False`` if the broker refused some.
+def drains_publish(*, endpoint_ids: Iterable[int], reason: str) -> None:
+    """Publish one drain per endpoint.
 
     Not durable by itself: the endpoints' due rows were stamped ``dispatched_at`` when they
     became due, and a publish lost without a word (its process died first) leaves that stamp to
@@ -77,8 +77,7 @@ def drains_publish(*, endpoint_ids: Iterable[int], reason: str) -> bool:
             log.warning(
                 "webhook_drains_unpublished", reason=reason, endpoints=len(unpublished), error=repr(error)[:300]
             )
-            return False
-    return True
+            return
 
 
 def drains_publish_after_commit(*, endpoint_ids: list[int], reason: str) -> None:
